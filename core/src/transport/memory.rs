@@ -1,0 +1,1 @@
+//! An in-process table with DynamoDB's semantics (stub; being written).

@@ -1,0 +1,82 @@
+//! How requests reach a table.
+//!
+//! The engines only ever call [`Transport::execute`]. Implementations: [`native`] (the AWS SDK),
+//! [`memory`] (an in-process table for tests and embedding); the Node binding adds one that calls
+//! the user's DocumentClient.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::request::{Request, Response};
+
+pub mod memory;
+pub mod native;
+
+/// Executes DynamoDB requests.
+///
+/// Contract for implementations:
+/// - map failures into [`crate::Error`]: a failed condition is `ConditionalCheckFailed` (with
+///   the old item when the request asked for it), a missing table `TableNotFound`;
+/// - when a write may have been applied but its response was lost (timeout, reset after
+///   sending, 5xx), return `Ambiguous` rather than retrying it: the engines resolve it by reading;
+/// - the response variant matches the request variant.
+#[async_trait]
+pub trait Transport: Send + Sync + std::fmt::Debug {
+    async fn execute(&self, request: Request) -> Result<Response>;
+}
+
+/// Typed calls over [`Transport::execute`], so engines never match on [`Response`].
+#[async_trait]
+pub trait TransportExt: Transport {
+    async fn get_item(&self, request: crate::request::GetItem) -> Result<Option<crate::value::Item>> {
+        match self.execute(Request::GetItem(request)).await? {
+            Response::GetItem(item) => Ok(item),
+            other => Err(unexpected("GetItem", &other)),
+        }
+    }
+
+    async fn put_item(&self, request: crate::request::PutItem) -> Result<Option<crate::value::Item>> {
+        self.write(Request::PutItem(request)).await
+    }
+
+    async fn update_item(&self, request: crate::request::UpdateItem) -> Result<Option<crate::value::Item>> {
+        self.write(Request::UpdateItem(request)).await
+    }
+
+    async fn delete_item(&self, request: crate::request::DeleteItem) -> Result<Option<crate::value::Item>> {
+        self.write(Request::DeleteItem(request)).await
+    }
+
+    async fn query(&self, request: crate::request::Query) -> Result<crate::request::QueryPage> {
+        match self.execute(Request::Query(request)).await? {
+            Response::Query(page) => Ok(page),
+            other => Err(unexpected("Query", &other)),
+        }
+    }
+
+    async fn transact_write(&self, request: crate::request::TransactWrite) -> Result<()> {
+        match self.execute(Request::TransactWrite(request)).await? {
+            Response::TransactWrite => Ok(()),
+            other => Err(unexpected("TransactWriteItems", &other)),
+        }
+    }
+
+    #[doc(hidden)]
+    async fn write(&self, request: Request) -> Result<Option<crate::value::Item>> {
+        let operation = request.operation();
+        match self.execute(request).await? {
+            Response::Written(item) => Ok(item),
+            other => Err(unexpected(operation, &other)),
+        }
+    }
+}
+
+impl<T: Transport + ?Sized> TransportExt for T {}
+
+fn unexpected(operation: &'static str, response: &Response) -> crate::Error {
+    crate::Error::Service {
+        operation,
+        code: "UnexpectedResponse".into(),
+        message: format!("the transport answered {operation} with {response:?}"),
+    }
+}

@@ -1,0 +1,1 @@
+//! The AWS SDK transport (stub; being written).

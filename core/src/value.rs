@@ -1,0 +1,434 @@
+//! Values as DynamoDB stores them, independent of any SDK.
+//!
+//! [`AttributeValue`] is the wire-level type every transport converts to and from. [`Value`] is
+//! what the KV store and lock data accept from users: JSON plus bytes, with numbers kept as exact
+//! decimal strings so that integers of any size DynamoDB accepts round-trip unchanged.
+
+use std::collections::BTreeMap;
+
+use crate::error::Error;
+
+/// An item: attribute name to value.
+pub type Item = BTreeMap<String, AttributeValue>;
+
+/// One DynamoDB attribute value (the `S`, `N`, `B`, `BOOL`, `NULL`, `L`, `M` and set types).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttributeValue {
+    S(String),
+    /// A number as DynamoDB's decimal string.
+    N(String),
+    B(Vec<u8>),
+    Bool(bool),
+    Null,
+    L(Vec<AttributeValue>),
+    M(Item),
+    Ss(Vec<String>),
+    Ns(Vec<String>),
+    Bs(Vec<Vec<u8>>),
+}
+
+impl AttributeValue {
+    /// An `N` from an integer.
+    pub fn int(n: impl Into<i128>) -> Self {
+        AttributeValue::N(n.into().to_string())
+    }
+
+    pub fn as_s(&self) -> Option<&str> {
+        match self {
+            AttributeValue::S(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_b(&self) -> Option<&[u8]> {
+        match self {
+            AttributeValue::B(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The value of an `N` that holds an integer (also `1E+3`-style integers DynamoDB may return).
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            AttributeValue::N(n) => parse_integer(n),
+            _ => None,
+        }
+    }
+
+    /// The DynamoDB type descriptor: `S`, `N`, `B`, `BOOL`, `NULL`, `L`, `M`, `SS`, `NS`, `BS`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            AttributeValue::S(_) => "S",
+            AttributeValue::N(_) => "N",
+            AttributeValue::B(_) => "B",
+            AttributeValue::Bool(_) => "BOOL",
+            AttributeValue::Null => "NULL",
+            AttributeValue::L(_) => "L",
+            AttributeValue::M(_) => "M",
+            AttributeValue::Ss(_) => "SS",
+            AttributeValue::Ns(_) => "NS",
+            AttributeValue::Bs(_) => "BS",
+        }
+    }
+
+    /// DynamoDB's size accounting for a value (used to reject items over 400 KB before sending).
+    pub fn size(&self) -> usize {
+        match self {
+            AttributeValue::S(s) => s.len(),
+            AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+            AttributeValue::B(b) => b.len(),
+            AttributeValue::Bool(_) | AttributeValue::Null => 1,
+            AttributeValue::L(l) => 3 + l.iter().map(|v| v.size() + 1).sum::<usize>(),
+            AttributeValue::M(m) => 3 + item_size(m) + m.len(),
+            AttributeValue::Ss(v) => v.iter().map(String::len).sum(),
+            AttributeValue::Ns(v) => v.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
+            AttributeValue::Bs(v) => v.iter().map(Vec::len).sum(),
+        }
+    }
+}
+
+/// The size DynamoDB counts for an item: names plus values.
+pub fn item_size(item: &Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + v.size()).sum()
+}
+
+/// DynamoDB's limit on one item.
+pub const MAX_ITEM_SIZE: usize = 400 * 1024;
+
+fn parse_integer(n: &str) -> Option<i64> {
+    if let Ok(v) = n.parse::<i64>() {
+        return Some(v);
+    }
+    let f: f64 = n.parse().ok()?;
+    (f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15).then_some(f as i64)
+}
+
+/// A key attribute's value: DynamoDB keys are strings, numbers or bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyValue {
+    S(String),
+    N(String),
+    B(Vec<u8>),
+}
+
+impl KeyValue {
+    pub fn key_type(&self) -> KeyType {
+        match self {
+            KeyValue::S(_) => KeyType::S,
+            KeyValue::N(_) => KeyType::N,
+            KeyValue::B(_) => KeyType::B,
+        }
+    }
+
+    /// Checks what DynamoDB would reject: empty strings and bytes, malformed numbers.
+    pub fn validate(&self, what: &str) -> Result<(), Error> {
+        match self {
+            KeyValue::S(s) if s.is_empty() => {
+                Err(Error::config(format!("{what} is an empty string; DynamoDB keys must not be empty")))
+            }
+            KeyValue::B(b) if b.is_empty() => {
+                Err(Error::config(format!("{what} is empty bytes; DynamoDB keys must not be empty")))
+            }
+            KeyValue::N(n) => Number::parse(n).map(|_| ()).map_err(|e| Error::config(format!("{what}: {e}"))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads a key attribute back from an item.
+    pub fn from_attribute(value: &AttributeValue) -> Option<KeyValue> {
+        match value {
+            AttributeValue::S(s) => Some(KeyValue::S(s.clone())),
+            AttributeValue::N(n) => Some(KeyValue::N(n.clone())),
+            AttributeValue::B(b) => Some(KeyValue::B(b.clone())),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for KeyValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyValue::S(s) => write!(f, "{s:?}"),
+            KeyValue::N(n) => f.write_str(n),
+            KeyValue::B(b) => write!(f, "<{} bytes>", b.len()),
+        }
+    }
+}
+
+impl From<KeyValue> for AttributeValue {
+    fn from(k: KeyValue) -> Self {
+        match k {
+            KeyValue::S(s) => AttributeValue::S(s),
+            KeyValue::N(n) => AttributeValue::N(n),
+            KeyValue::B(b) => AttributeValue::B(b),
+        }
+    }
+}
+
+impl From<&str> for KeyValue {
+    fn from(s: &str) -> Self {
+        KeyValue::S(s.to_owned())
+    }
+}
+
+impl From<String> for KeyValue {
+    fn from(s: String) -> Self {
+        KeyValue::S(s)
+    }
+}
+
+impl From<i64> for KeyValue {
+    fn from(n: i64) -> Self {
+        KeyValue::N(n.to_string())
+    }
+}
+
+impl From<Vec<u8>> for KeyValue {
+    fn from(b: Vec<u8>) -> Self {
+        KeyValue::B(b)
+    }
+}
+
+/// The scalar type of a key attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyType {
+    S,
+    N,
+    B,
+}
+
+impl std::fmt::Display for KeyType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeyType::S => "S (string)",
+            KeyType::N => "N (number)",
+            KeyType::B => "B (binary)",
+        })
+    }
+}
+
+/// An exact decimal number in DynamoDB's range (38 significant digits, 1E-130 to 9.99E+125).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Number(String);
+
+impl Number {
+    /// Validates a decimal string (`-12`, `3.25`, `1e10`).
+    pub fn parse(text: &str) -> Result<Number, String> {
+        let bad = || format!("{text:?} is not a number DynamoDB can store");
+        let unsigned = text.strip_prefix('-').unwrap_or(text);
+        let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+            Some(i) => (&unsigned[..i], unsigned[i + 1..].parse::<i32>().map_err(|_| bad())?),
+            None => (unsigned, 0),
+        };
+        let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        if (int_part.is_empty() && frac_part.is_empty())
+            || !int_part.bytes().all(|b| b.is_ascii_digit())
+            || !frac_part.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(bad());
+        }
+        let digits: String = format!("{int_part}{frac_part}");
+        let significant = digits.trim_start_matches('0');
+        if significant.is_empty() {
+            return Ok(Number(text.to_owned()));
+        }
+        let significant_trimmed = significant.trim_end_matches('0');
+        if significant_trimmed.len() > 38 {
+            return Err(format!("{text:?} has more than the 38 significant digits DynamoDB keeps"));
+        }
+        // Decimal exponent of the leading digit.
+        let leading = int_part.trim_start_matches('0').len() as i32 - 1;
+        let magnitude = if leading >= 0 {
+            leading + exponent
+        } else {
+            exponent - (frac_part.len() - frac_part.trim_start_matches('0').len()) as i32 - 1
+        };
+        if !(-130..=125).contains(&magnitude) {
+            return Err(format!("{text:?} is outside DynamoDB's number range (1E-130 to 9.99E+125)"));
+        }
+        Ok(Number(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The value as an integer, when it is one that fits.
+    pub fn as_i64(&self) -> Option<i64> {
+        parse_integer(&self.0)
+    }
+
+    /// True when the text has no fraction or exponent: such numbers read back as integers.
+    pub fn is_integer_literal(&self) -> bool {
+        !self.0.contains(['.', 'e', 'E'])
+    }
+}
+
+impl std::fmt::Display for Number {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<i64> for Number {
+    fn from(n: i64) -> Self {
+        Number(n.to_string())
+    }
+}
+
+/// A value the KV store and lock data hold: JSON's types plus bytes.
+///
+/// Each maps to DynamoDB's native type (`S`, `N`, `B`, `BOOL`, `NULL`, `L`, `M`), so every
+/// language, the console and other tools read it directly.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Number(Number),
+    String(String),
+    Bytes(Vec<u8>),
+    List(Vec<Value>),
+    Map(BTreeMap<String, Value>),
+}
+
+impl Value {
+    /// A float, rejected if DynamoDB cannot store it (NaN, infinities).
+    pub fn float(f: f64) -> Result<Value, Error> {
+        if !f.is_finite() {
+            return Err(Error::invalid_value(format!("{f} cannot be stored: DynamoDB numbers are finite")));
+        }
+        // Rust's shortest round-trip form, which DynamoDB parses exactly.
+        let text = format!("{f:?}");
+        Number::parse(&text).map(Value::Number).map_err(Error::invalid_value)
+    }
+
+    pub fn to_attribute(&self) -> AttributeValue {
+        match self {
+            Value::Null => AttributeValue::Null,
+            Value::Bool(b) => AttributeValue::Bool(*b),
+            Value::Number(n) => AttributeValue::N(n.0.clone()),
+            Value::String(s) => AttributeValue::S(s.clone()),
+            Value::Bytes(b) => AttributeValue::B(b.clone()),
+            Value::List(l) => AttributeValue::L(l.iter().map(Value::to_attribute).collect()),
+            Value::Map(m) => AttributeValue::M(m.iter().map(|(k, v)| (k.clone(), v.to_attribute())).collect()),
+        }
+    }
+
+    /// Reads any attribute value; sets become lists.
+    pub fn from_attribute(value: &AttributeValue) -> Value {
+        match value {
+            AttributeValue::S(s) => Value::String(s.clone()),
+            AttributeValue::N(n) => Value::Number(Number(n.clone())),
+            AttributeValue::B(b) => Value::Bytes(b.clone()),
+            AttributeValue::Bool(b) => Value::Bool(*b),
+            AttributeValue::Null => Value::Null,
+            AttributeValue::L(l) => Value::List(l.iter().map(Value::from_attribute).collect()),
+            AttributeValue::M(m) => Value::Map(m.iter().map(|(k, v)| (k.clone(), Value::from_attribute(v))).collect()),
+            AttributeValue::Ss(v) => Value::List(v.iter().cloned().map(Value::String).collect()),
+            AttributeValue::Ns(v) => Value::List(v.iter().map(|n| Value::Number(Number(n.clone()))).collect()),
+            AttributeValue::Bs(v) => Value::List(v.iter().cloned().map(Value::Bytes).collect()),
+        }
+    }
+
+    /// Converts to JSON; bytes become an array of numbers is not faithful, so they are refused.
+    pub fn to_json(&self) -> Result<serde_json::Value, Error> {
+        Ok(match self {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+            Value::Number(n) => serde_json::from_str(n.as_str())
+                .map_err(|_| Error::invalid_value(format!("number {n} has no exact JSON form")))?,
+            Value::String(s) => serde_json::Value::String(s.clone()),
+            Value::Bytes(_) => return Err(Error::invalid_value("bytes have no JSON form; read the Value directly")),
+            Value::List(l) => serde_json::Value::Array(l.iter().map(Value::to_json).collect::<Result<_, _>>()?),
+            Value::Map(m) => serde_json::Value::Object(
+                m.iter().map(|(k, v)| Ok((k.clone(), v.to_json()?))).collect::<Result<_, Error>>()?,
+            ),
+        })
+    }
+}
+
+impl TryFrom<serde_json::Value> for Value {
+    type Error = Error;
+
+    fn try_from(json: serde_json::Value) -> Result<Self, Error> {
+        Ok(match json {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(b),
+            serde_json::Value::Number(n) => Value::Number(Number::parse(&n.to_string()).map_err(Error::invalid_value)?),
+            serde_json::Value::String(s) => Value::String(s),
+            serde_json::Value::Array(a) => Value::List(a.into_iter().map(Value::try_from).collect::<Result<_, _>>()?),
+            serde_json::Value::Object(o) => {
+                Value::Map(o.into_iter().map(|(k, v)| Ok((k, Value::try_from(v)?))).collect::<Result<_, Error>>()?)
+            }
+        })
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::String(s.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::String(s)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(n: i64) -> Self {
+        Value::Number(n.into())
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}
+
+impl From<Vec<u8>> for Value {
+    fn from(b: Vec<u8>) -> Self {
+        Value::Bytes(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_within_dynamodb_limits_parse() {
+        for ok in ["0", "-12", "3.25", "1e10", "1E-130", "9.99E+125", "12345678901234567890123456789012345678", "0.000"] {
+            assert!(Number::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-", "abc", "1.2.3", "1e", "NaN", "1e126", "1e-131", "123456789012345678901234567890123456789"] {
+            assert!(Number::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn non_finite_floats_are_refused() {
+        assert!(Value::float(f64::NAN).is_err());
+        assert!(Value::float(f64::INFINITY).is_err());
+        assert_eq!(Value::float(0.1).unwrap(), Value::Number(Number("0.1".into())));
+    }
+
+    #[test]
+    fn values_round_trip_through_attributes() {
+        let json = serde_json::json!({"a": [1, "x", true, null, {"b": 2.5}], "big": 12345678901234567890u64});
+        let value = Value::try_from(json.clone()).unwrap();
+        let back = Value::from_attribute(&value.to_attribute());
+        assert_eq!(back, value);
+        assert_eq!(back.to_json().unwrap(), json);
+    }
+
+    #[test]
+    fn empty_keys_are_refused() {
+        assert!(KeyValue::S(String::new()).validate("lock id").is_err());
+        assert!(KeyValue::B(vec![]).validate("lock id").is_err());
+        assert!(KeyValue::N("x".into()).validate("lock id").is_err());
+        assert!(KeyValue::S("a".into()).validate("lock id").is_ok());
+    }
+}
