@@ -3,7 +3,10 @@
 pub mod clock;
 pub mod error;
 pub mod expr;
+pub mod kv;
+pub mod lock;
 pub mod request;
+pub mod table;
 pub mod transport;
 pub mod value;
 

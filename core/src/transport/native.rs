@@ -1,1 +1,943 @@
-//! The AWS SDK transport (stub; being written).
+//! The AWS SDK transport: executes [`Request`]s with `aws-sdk-dynamodb`.
+//!
+//! # Retries and ambiguity
+//!
+//! The SDK's own retries are disabled: the SDK retries any transient failure, including the
+//! timeout or reset of a conditional write. If that write had been applied and only its response
+//! was lost, the retry fails its own condition and the engine would report "lock held by someone
+//! else" for a lock it holds. So every failed attempt is classified here, once:
+//!
+//! - **not applied, repeat**: throttling (`ProvisionedThroughputExceededException`,
+//!   `ThrottlingException`, `RequestLimitExceeded`, transaction cancellation reasons
+//!   `ThrottlingError`/`ProvisionedThroughputExceeded`), transaction conflicts, and failures to
+//!   connect (refused, DNS, TLS handshake, connect timeout): DynamoDB never saw or never applied
+//!   the request. Retried with full-jitter exponential backoff; when the attempts run out the
+//!   result is [`Error::Throttled`], [`Error::Network`] or the last error.
+//! - **outcome unknown**: a server error (HTTP 5xx), a timeout, a connection reset or an
+//!   unreadable response after the request was sent. For requests that are safe to repeat (reads,
+//!   descriptions, and transactions with a `ClientRequestToken`, which DynamoDB deduplicates) this
+//!   is retried; for any other write it is [`Error::Ambiguous`] at once, and the engine resolves it
+//!   by reading the item back.
+//! - **final**: everything else, mapped by [`map_service_error`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::error::Error as StdError;
+use std::future::Future;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::config::{Credentials, ProvideCredentials};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder;
+use aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder;
+use aws_sdk_dynamodb::operation::delete_table::builders::DeleteTableFluentBuilder;
+use aws_sdk_dynamodb::operation::describe_table::builders::DescribeTableFluentBuilder;
+use aws_sdk_dynamodb::operation::describe_time_to_live::builders::DescribeTimeToLiveFluentBuilder;
+use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_time_to_live::builders::UpdateTimeToLiveFluentBuilder;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types as sdk;
+use aws_sdk_dynamodb::Client;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use tracing::{debug, warn};
+
+use crate::error::{Error, Result};
+use crate::request::{
+    CreateTable, DeleteItem, GetItem, KeyAttribute, PutItem, Query, QueryPage, RenderedExpressions, Request, Response,
+    ReturnValues, TableDescription, TableStatus, TimeToLive, TransactItem, TransactWrite, UpdateItem,
+};
+use crate::transport::Transport;
+use crate::value::{AttributeValue, Item, KeyType};
+
+/// How [`NativeTransport`] reaches DynamoDB and how hard it retries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NativeConfig {
+    /// Overrides the region of the standard chain (`AWS_REGION`, profile, IMDS).
+    pub region: Option<String>,
+    /// Sends requests here instead of the regional endpoint (DynamoDB Local, a proxy).
+    pub endpoint_url: Option<String>,
+    /// The deadline of one attempt: connecting, sending and reading the response.
+    pub call_timeout: Duration,
+    /// Attempts per request, counting the first, for failures that are safe to repeat.
+    pub max_attempts: u32,
+    /// The backoff cap after the first failure; it doubles with every further failure.
+    pub base_backoff: Duration,
+    /// The largest backoff cap.
+    pub max_backoff: Duration,
+}
+
+impl Default for NativeConfig {
+    fn default() -> Self {
+        NativeConfig {
+            region: None,
+            endpoint_url: None,
+            call_timeout: Duration::from_secs(5),
+            max_attempts: 8,
+            base_backoff: Duration::from_millis(25),
+            max_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A [`Transport`] over the AWS SDK for Rust.
+#[derive(Clone, Debug)]
+pub struct NativeTransport {
+    client: Client,
+    config: NativeConfig,
+}
+
+/// The region used with an explicit endpoint when none is configured: DynamoDB Local and most
+/// proxies ignore it, but SigV4 signing needs one.
+const FALLBACK_REGION: &str = "us-east-1";
+
+/// The SDK's default connect timeout; lowered when `call_timeout` is short (see `with_policy`).
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+
+/// How long `new` waits for the standard credentials chain before deciding, for a loopback
+/// endpoint, that it has no credentials. Off EC2 the IMDS probe alone can take seconds.
+const CREDENTIALS_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl NativeTransport {
+    /// Builds a client from the standard AWS configuration chain (environment, profile, SSO, web
+    /// identity, IMDS), with `config`'s region and endpoint taking precedence.
+    pub async fn new(config: NativeConfig) -> Result<NativeTransport> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = &config.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        // The endpoint is set on the DynamoDB client only: on the loader it would also redirect
+        // the STS and SSO calls that credential providers make.
+        let sdk_config = loader.load().await;
+        let mut builder = aws_sdk_dynamodb::config::Builder::from(&sdk_config);
+
+        if sdk_config.region().is_none() {
+            if config.endpoint_url.is_none() {
+                return Err(Error::config(
+                    "no AWS region is configured; set `region`, AWS_REGION or a profile's region",
+                ));
+            }
+            builder = builder.region(Region::new(FALLBACK_REGION));
+        }
+        if let Some(endpoint) = &config.endpoint_url {
+            builder = builder.endpoint_url(endpoint.clone());
+            // DynamoDB Local accepts any credentials, but requests must still be signed. Prefer
+            // the chain's credentials (DynamoDB Local without -sharedDb keeps one database per
+            // access key, which other tools on the machine would share), and fall back to fixed
+            // dummy ones so that local development works with no AWS setup at all.
+            if is_loopback_endpoint(endpoint) && !chain_has_credentials(&sdk_config).await {
+                debug!(endpoint = %endpoint, "no AWS credentials found; using dummy credentials for DynamoDB Local");
+                builder = builder.credentials_provider(Credentials::new(
+                    "dynalease",
+                    "dynalease",
+                    None,
+                    None,
+                    "dynalease-dynamodb-local",
+                ));
+            }
+        }
+        let connect_timeout = sdk_config.timeout_config().and_then(TimeoutConfig::connect_timeout);
+        Ok(NativeTransport { client: with_policy(builder, connect_timeout, &config), config })
+    }
+
+    /// Wraps a client the caller configured. Its retries are replaced by this transport's (see
+    /// the module documentation); everything else (credentials, endpoint, HTTP client) is kept.
+    /// `config.region` and `config.endpoint_url` are ignored: the client's own apply.
+    pub fn from_client(client: Client, config: NativeConfig) -> Result<NativeTransport> {
+        if client.config().region().is_none() {
+            return Err(Error::config("the DynamoDB client has no region; SigV4 signing needs one"));
+        }
+        let sdk_config = client.config();
+        let connect_timeout = sdk_config.timeout_config().and_then(TimeoutConfig::connect_timeout);
+        Ok(NativeTransport { client: with_policy(sdk_config.to_builder(), connect_timeout, &config), config })
+    }
+
+    /// The SDK client requests go through (retries disabled).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn config(&self) -> &NativeConfig {
+        &self.config
+    }
+
+    /// Sends prepared `call` until it succeeds, fails for good, or runs out of attempts.
+    async fn send_with_retries(&self, call: Call, context: &Context) -> Result<Response> {
+        let max_attempts = self.config.max_attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            let verdict = match tokio::time::timeout(self.config.call_timeout, call.clone().send(context)).await {
+                Ok(Ok(response)) => return Ok(response),
+                Ok(Err(verdict)) => verdict,
+                // Dropping the attempt aborts it wherever it was, possibly after DynamoDB
+                // received it.
+                Err(_) => context.lost_in_transit(format!("no response within {:?}", self.config.call_timeout)),
+            };
+            let reason = match verdict {
+                Verdict::Final(error) => return Err(error),
+                Verdict::Throttled(message) if attempt >= max_attempts => {
+                    return Err(Error::Throttled { operation: context.operation, attempts: attempt, message });
+                }
+                Verdict::Retry(error) if attempt >= max_attempts => return Err(error),
+                Verdict::Throttled(message) => message,
+                Verdict::Retry(error) => error.to_string(),
+            };
+            let delay = backoff_delay(&self.config, attempt);
+            warn!(
+                operation = context.operation,
+                table = %context.tables,
+                attempt,
+                ?delay,
+                error = %reason,
+                "DynamoDB request failed; retrying"
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+}
+
+#[async_trait]
+impl Transport for NativeTransport {
+    async fn execute(&self, request: Request) -> Result<Response> {
+        let context = Context::of(&request);
+        debug!(operation = context.operation, table = %context.tables, "DynamoDB request");
+        let call = prepare(&self.client, request)?;
+        self.send_with_retries(call, &context).await
+    }
+}
+
+/// Applies this transport's policy to an SDK configuration whose connect timeout is `existing`.
+fn with_policy(builder: aws_sdk_dynamodb::config::Builder, existing: Option<Duration>, config: &NativeConfig) -> Client {
+    // A connect that hangs should fail as a connect error (certainly not sent, so retried) before
+    // the attempt's deadline turns it into an ambiguous outcome.
+    let connect_timeout = existing.unwrap_or(DEFAULT_CONNECT_TIMEOUT).min(config.call_timeout / 2);
+    let sdk_config = builder
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(TimeoutConfig::builder().connect_timeout(connect_timeout).build())
+        .build();
+    Client::from_conf(sdk_config)
+}
+
+/// True when the standard chain yields credentials (within [`CREDENTIALS_PROBE_TIMEOUT`]).
+async fn chain_has_credentials(sdk_config: &SdkConfig) -> bool {
+    let Some(provider) = sdk_config.credentials_provider() else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(CREDENTIALS_PROBE_TIMEOUT, provider.provide_credentials()).await,
+        Ok(Ok(_))
+    )
+}
+
+/// True for `localhost`, `127.x.x.x` and `[::1]` endpoints: DynamoDB Local, not AWS.
+fn is_loopback_endpoint(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The backoff after the `failures`-th failure: full jitter, uniform in `[0, cap]` where the cap
+/// doubles from `base_backoff` up to `max_backoff`, so that contending clients spread out.
+fn backoff_delay(config: &NativeConfig, failures: u32) -> Duration {
+    use rand::Rng;
+    let doublings = failures.saturating_sub(1).min(31);
+    let cap = config.base_backoff.saturating_mul(1 << doublings).min(config.max_backoff);
+    let cap_nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(rand::rng().random_range(0..=cap_nanos))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Classification of failed attempts
+// ---------------------------------------------------------------------------------------------
+
+/// What one failed attempt means for the retry loop.
+#[derive(Debug)]
+enum Verdict {
+    /// Report this error now.
+    Final(Error),
+    /// DynamoDB throttled the request and did not apply it: back off and repeat; when the
+    /// attempts run out, report [`Error::Throttled`].
+    Throttled(String),
+    /// The request was not applied, or is safe to repeat: back off and repeat; when the attempts
+    /// run out, report this error.
+    Retry(Error),
+}
+
+/// What classification needs to know about the request.
+#[derive(Clone, Debug)]
+struct Context {
+    operation: &'static str,
+    /// The table(s) the request names, for logs and [`Error::TableNotFound`].
+    tables: String,
+    /// Sending the request twice has the effect of sending it once.
+    safe_to_repeat: bool,
+}
+
+impl Context {
+    fn of(request: &Request) -> Context {
+        // DynamoDB applies a transaction at most once per ClientRequestToken (for ten minutes),
+        // so a repeat after an unknown outcome either applies it or reports the first success.
+        let deduplicated = matches!(request, Request::TransactWrite(t) if t.client_request_token.is_some());
+        Context {
+            operation: request.operation(),
+            tables: tables_of(request),
+            safe_to_repeat: request.is_idempotent() || deduplicated,
+        }
+    }
+
+    /// The request may have reached DynamoDB, but no answer came back.
+    fn lost_in_transit(&self, message: String) -> Verdict {
+        if self.safe_to_repeat {
+            Verdict::Retry(Error::Network { operation: self.operation, message })
+        } else {
+            Verdict::Final(Error::Ambiguous { operation: self.operation, message })
+        }
+    }
+
+    /// DynamoDB answered with a server error: it may or may not have applied the request.
+    fn server_error(&self, error: Error, message: String) -> Verdict {
+        if self.safe_to_repeat {
+            Verdict::Retry(error)
+        } else {
+            Verdict::Final(Error::Ambiguous { operation: self.operation, message })
+        }
+    }
+}
+
+fn tables_of(request: &Request) -> String {
+    match request {
+        Request::GetItem(r) => r.table.clone(),
+        Request::PutItem(r) => r.table.clone(),
+        Request::UpdateItem(r) => r.table.clone(),
+        Request::DeleteItem(r) => r.table.clone(),
+        Request::Query(r) => r.table.clone(),
+        Request::CreateTable(r) => r.table.clone(),
+        Request::DescribeTable { table }
+        | Request::DeleteTable { table }
+        | Request::UpdateTimeToLive { table, .. }
+        | Request::DescribeTimeToLive { table } => table.clone(),
+        Request::TransactWrite(t) => {
+            let mut tables: Vec<&str> = t
+                .items
+                .iter()
+                .map(|item| match item {
+                    TransactItem::ConditionCheck { table, .. } => table.as_str(),
+                    TransactItem::Put(p) => &p.table,
+                    TransactItem::Update(u) => &u.table,
+                    TransactItem::Delete(d) => &d.table,
+                })
+                .collect();
+            tables.sort_unstable();
+            tables.dedup();
+            tables.join(", ")
+        }
+    }
+}
+
+/// Error codes with which DynamoDB refuses a request for the request rate. Nothing was applied.
+const THROTTLING_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    // Too many concurrent table operations (CreateTable, UpdateTimeToLive, ...).
+    "LimitExceededException",
+];
+
+/// Error codes that reject a request because it conflicts with another one in flight; nothing
+/// was applied and the same request can succeed later.
+const CONFLICT_CODES: &[&str] = &["TransactionConflictException", "ReplicatedWriteConflictException"];
+
+/// Error codes of server-side failures after which a request may or may not have been applied.
+const SERVER_ERROR_CODES: &[&str] = &["InternalServerError", "ServiceUnavailable", "InternalFailure"];
+
+/// Error codes that mean the credentials are missing, wrong or expired.
+const CREDENTIAL_CODES: &[&str] = &[
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "IncompleteSignatureException",
+    "MissingAuthenticationToken",
+    "MissingAuthenticationTokenException",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "ExpiredTokenException",
+];
+
+/// Transaction cancellation reasons that mean the transaction was refused, not evaluated, and
+/// may succeed when repeated.
+const THROTTLING_REASONS: &[&str] = &["ThrottlingError", "ProvisionedThroughputExceeded"];
+const CONFLICT_REASON: &str = "TransactionConflict";
+
+/// Classifies the failure of one SDK call.
+fn classify<E>(context: &Context, error: SdkError<E, HttpResponse>) -> Verdict
+where
+    E: StdError + ProvideErrorMetadata + Send + Sync + 'static,
+    aws_sdk_dynamodb::Error: From<E>,
+{
+    match error {
+        SdkError::ServiceError(failure) => {
+            let status = failure.raw().status().as_u16();
+            classify_service_error(context, status, failure.into_err().into())
+        }
+        other => classify_transport_error(context, &other),
+    }
+}
+
+/// Classifies an error response from DynamoDB.
+fn classify_service_error(context: &Context, status: u16, error: aws_sdk_dynamodb::Error) -> Verdict {
+    let code = error.code().unwrap_or("Unknown");
+    let summary = format!("{code}: {}", error.message().unwrap_or("no message"));
+    if THROTTLING_CODES.contains(&code) {
+        return Verdict::Throttled(summary);
+    }
+    if CONFLICT_CODES.contains(&code) {
+        return Verdict::Retry(map_service_error(context, error));
+    }
+    if code == "TransactionInProgressException" {
+        // An earlier attempt with the same ClientRequestToken is still running: it may yet be
+        // applied, so this request's outcome is unknown until that one finishes.
+        return Verdict::Retry(Error::Ambiguous { operation: context.operation, message: summary });
+    }
+    if let aws_sdk_dynamodb::Error::TransactionCanceledException(canceled) = &error {
+        let reasons = cancellation_codes(canceled);
+        let refused = |r: &String| r == "None" || r == CONFLICT_REASON || THROTTLING_REASONS.contains(&r.as_str());
+        if reasons.iter().all(refused) && reasons.iter().any(|r| r != "None") {
+            return if reasons.iter().any(|r| THROTTLING_REASONS.contains(&r.as_str())) {
+                Verdict::Throttled(format!("TransactionCanceledException with reasons {}", reasons.join(", ")))
+            } else {
+                Verdict::Retry(Error::TransactionCanceled { reasons })
+            };
+        }
+    }
+    if status >= 500 || SERVER_ERROR_CODES.contains(&code) {
+        let message = format!("DynamoDB answered HTTP {status} {summary}; the request may have been applied");
+        return context.server_error(map_service_error(context, error), message);
+    }
+    Verdict::Final(map_service_error(context, error))
+}
+
+/// Maps a DynamoDB error response to the crate's error: the one place that does.
+fn map_service_error(context: &Context, error: aws_sdk_dynamodb::Error) -> Error {
+    let operation = context.operation;
+    let code = error.code().unwrap_or("Unknown").to_owned();
+    let message = error.message().unwrap_or_default().to_owned();
+    match error {
+        aws_sdk_dynamodb::Error::ConditionalCheckFailedException(failed) => match failed.item.map(from_sdk_item) {
+            None => Error::ConditionalCheckFailed { item: None },
+            Some(Ok(item)) => Error::ConditionalCheckFailed { item: Some(Box::new(item)) },
+            Some(Err(unknown)) => unknown.into_error(operation),
+        },
+        aws_sdk_dynamodb::Error::TransactionCanceledException(canceled) => {
+            Error::TransactionCanceled { reasons: cancellation_codes(&canceled) }
+        }
+        aws_sdk_dynamodb::Error::ResourceNotFoundException(_) => Error::TableNotFound { table: context.tables.clone() },
+        _ if code == "ValidationException" => Error::Validation { operation, message },
+        _ if CREDENTIAL_CODES.contains(&code.as_str()) => Error::Credentials(format!("{code}: {message}")),
+        _ => Error::Service { operation, code, message },
+    }
+}
+
+/// One reason code per action of a cancelled transaction, `None` where DynamoDB gave none.
+fn cancellation_codes(canceled: &sdk::error::TransactionCanceledException) -> Vec<String> {
+    canceled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect()
+}
+
+/// Classifies a failure without an error response: the request was not built, not sent, not
+/// answered, or answered unreadably.
+fn classify_transport_error<E>(context: &Context, error: &SdkError<E, HttpResponse>) -> Verdict
+where
+    E: StdError + 'static,
+{
+    let operation = context.operation;
+    let detail = DisplayErrorContext(error).to_string();
+    // Credentials are resolved before sending; their errors surface as dispatch failures.
+    if error_chain(error).any(is_credentials_error) {
+        return Verdict::Final(Error::Credentials(detail));
+    }
+    match error {
+        SdkError::ConstructionFailure(_) => {
+            Verdict::Final(Error::config(format!("could not build the {operation} request: {detail}")))
+        }
+        // Connecting failed: no byte of the request left this machine.
+        SdkError::DispatchFailure(_) if error_chain(error).any(is_connect_failure) => {
+            Verdict::Retry(Error::Network { operation, message: detail })
+        }
+        SdkError::DispatchFailure(failure) if failure.is_user() => {
+            Verdict::Final(Error::config(format!("could not send the {operation} request: {detail}")))
+        }
+        // Timeouts, resets and I/O errors on an established connection, and responses that could
+        // not be read: DynamoDB may have received and applied the request.
+        _ => context.lost_in_transit(detail),
+    }
+}
+
+/// Iterates over `error` and its sources. An `io::Error`'s `source()` skips the error it wraps,
+/// so the wrapped error is visited explicitly.
+fn error_chain<'a>(error: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(error), |&error| match error.downcast_ref::<std::io::Error>() {
+        Some(io) => io.get_ref().map(|inner| inner as &(dyn StdError + 'static)),
+        None => error.source(),
+    })
+}
+
+/// True for one link of a failure to establish a connection (before anything was sent).
+fn is_connect_failure(error: &(dyn StdError + 'static)) -> bool {
+    use std::io::ErrorKind;
+    if let Some(io) = error.downcast_ref::<std::io::Error>() {
+        return matches!(
+            io.kind(),
+            ErrorKind::ConnectionRefused
+                | ErrorKind::AddrNotAvailable
+                | ErrorKind::HostUnreachable
+                | ErrorKind::NetworkUnreachable
+        );
+    }
+    if error.is::<aws_smithy_runtime_api::client::dns::ResolveDnsError>() {
+        return true;
+    }
+    // hyper-util's client reports every failure of its connector (TCP connect, DNS, TLS
+    // handshake, connect timeout) as `client error (Connect)`. Its error type is not reachable
+    // from this crate's dependencies (only `is_connect()` tells), so its message is matched.
+    error.to_string() == "client error (Connect)"
+}
+
+/// True for the error type of AWS credential providers.
+fn is_credentials_error(error: &(dyn StdError + 'static)) -> bool {
+    // That type lives in aws-credential-types, which is not a direct dependency; it is named
+    // here as the error of the future that the SDK's re-exported `ProvideCredentials` returns.
+    fn is_error_of<F, T, E>(error: &(dyn StdError + 'static), _provide: fn(&'static Credentials) -> F) -> bool
+    where
+        F: Future<Output = std::result::Result<T, E>>,
+        E: StdError + 'static,
+    {
+        error.is::<E>()
+    }
+    is_error_of(error, |credentials| credentials.provide_credentials())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests to SDK calls and outputs to responses
+// ---------------------------------------------------------------------------------------------
+
+/// A request translated into an SDK call, ready to send (and to clone for another attempt).
+#[derive(Clone, Debug)]
+enum Call {
+    GetItem(GetItemFluentBuilder),
+    PutItem(PutItemFluentBuilder),
+    UpdateItem(UpdateItemFluentBuilder),
+    DeleteItem(DeleteItemFluentBuilder),
+    Query(QueryFluentBuilder),
+    TransactWrite(TransactWriteItemsFluentBuilder),
+    CreateTable(CreateTableFluentBuilder, String),
+    DescribeTable(DescribeTableFluentBuilder, String),
+    DeleteTable(DeleteTableFluentBuilder),
+    UpdateTimeToLive(UpdateTimeToLiveFluentBuilder, String, bool),
+    DescribeTimeToLive(DescribeTimeToLiveFluentBuilder),
+}
+
+/// Translates `request` into an SDK call, rendering its expressions once.
+fn prepare(client: &Client, request: Request) -> Result<Call> {
+    Ok(match request {
+        Request::GetItem(GetItem { table, key, consistent_read }) => Call::GetItem(
+            client.get_item().table_name(table).set_key(Some(to_sdk_item(&key))).consistent_read(consistent_read),
+        ),
+        Request::PutItem(put) => Call::PutItem(prepare_put(client, put)),
+        Request::UpdateItem(update) => Call::UpdateItem(prepare_update(client, update)),
+        Request::DeleteItem(delete) => Call::DeleteItem(prepare_delete(client, delete)),
+        Request::Query(query) => Call::Query(prepare_query(client, query)),
+        Request::TransactWrite(transaction) => Call::TransactWrite(prepare_transaction(client, transaction)?),
+        Request::CreateTable(create) => {
+            let table = create.table.clone();
+            Call::CreateTable(prepare_create_table(client, create)?, table)
+        }
+        Request::DescribeTable { table } => Call::DescribeTable(client.describe_table().table_name(&table), table),
+        Request::DeleteTable { table } => Call::DeleteTable(client.delete_table().table_name(table)),
+        Request::UpdateTimeToLive { table, attribute, enabled } => {
+            let specification = sdk::TimeToLiveSpecification::builder()
+                .attribute_name(&attribute)
+                .enabled(enabled)
+                .build()
+                .map_err(build_error)?;
+            Call::UpdateTimeToLive(
+                client.update_time_to_live().table_name(table).time_to_live_specification(specification),
+                attribute,
+                enabled,
+            )
+        }
+        Request::DescribeTimeToLive { table } => Call::DescribeTimeToLive(client.describe_time_to_live().table_name(table)),
+    })
+}
+
+fn build_error(error: aws_smithy_types::error::operation::BuildError) -> Error {
+    Error::config(format!("invalid DynamoDB request: {error}"))
+}
+
+/// The expression attribute maps, or `None` when empty: DynamoDB rejects empty maps.
+fn expression_maps(
+    rendered: &RenderedExpressions,
+) -> (Option<HashMap<String, String>>, Option<HashMap<String, sdk::AttributeValue>>) {
+    let names = &rendered.attributes.names;
+    let values = &rendered.attributes.values;
+    let names = (!names.is_empty()).then(|| names.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+    let values = (!values.is_empty()).then(|| values.iter().map(|(k, v)| (k.clone(), to_sdk_value(v))).collect());
+    (names, values)
+}
+
+fn return_value(values: ReturnValues) -> sdk::ReturnValue {
+    match values {
+        ReturnValues::None => sdk::ReturnValue::None,
+        ReturnValues::AllOld => sdk::ReturnValue::AllOld,
+        ReturnValues::AllNew => sdk::ReturnValue::AllNew,
+    }
+}
+
+fn return_on_failure(all_old: bool) -> Option<sdk::ReturnValuesOnConditionCheckFailure> {
+    all_old.then_some(sdk::ReturnValuesOnConditionCheckFailure::AllOld)
+}
+
+fn prepare_put(client: &Client, put: PutItem) -> PutItemFluentBuilder {
+    let rendered = RenderedExpressions::new(put.condition.as_ref(), None, None, None);
+    let (names, values) = expression_maps(&rendered);
+    client
+        .put_item()
+        .table_name(put.table)
+        .set_item(Some(to_sdk_item(&put.item)))
+        .set_condition_expression(rendered.condition)
+        .set_expression_attribute_names(names)
+        .set_expression_attribute_values(values)
+        .return_values(return_value(put.return_values))
+        .set_return_values_on_condition_check_failure(return_on_failure(put.return_old_on_condition_failure))
+}
+
+fn prepare_update(client: &Client, update: UpdateItem) -> UpdateItemFluentBuilder {
+    let rendered = RenderedExpressions::new(update.condition.as_ref(), Some(&update.update), None, None);
+    let (names, values) = expression_maps(&rendered);
+    client
+        .update_item()
+        .table_name(update.table)
+        .set_key(Some(to_sdk_item(&update.key)))
+        .set_update_expression(rendered.update)
+        .set_condition_expression(rendered.condition)
+        .set_expression_attribute_names(names)
+        .set_expression_attribute_values(values)
+        .return_values(return_value(update.return_values))
+        .set_return_values_on_condition_check_failure(return_on_failure(update.return_old_on_condition_failure))
+}
+
+fn prepare_delete(client: &Client, delete: DeleteItem) -> DeleteItemFluentBuilder {
+    let rendered = RenderedExpressions::new(delete.condition.as_ref(), None, None, None);
+    let (names, values) = expression_maps(&rendered);
+    client
+        .delete_item()
+        .table_name(delete.table)
+        .set_key(Some(to_sdk_item(&delete.key)))
+        .set_condition_expression(rendered.condition)
+        .set_expression_attribute_names(names)
+        .set_expression_attribute_values(values)
+        .return_values(return_value(delete.return_values))
+        .set_return_values_on_condition_check_failure(return_on_failure(delete.return_old_on_condition_failure))
+}
+
+fn prepare_query(client: &Client, query: Query) -> QueryFluentBuilder {
+    let key_condition = query.key_condition();
+    let rendered = RenderedExpressions::new(None, None, Some(&key_condition), query.filter.as_ref());
+    let (names, values) = expression_maps(&rendered);
+    client
+        .query()
+        .table_name(query.table)
+        .set_key_condition_expression(rendered.key_condition)
+        .set_filter_expression(rendered.filter)
+        .set_expression_attribute_names(names)
+        .set_expression_attribute_values(values)
+        .consistent_read(query.consistent_read)
+        .set_limit(query.limit.map(|limit| i32::try_from(limit).unwrap_or(i32::MAX)))
+        .set_exclusive_start_key(query.exclusive_start_key.as_ref().map(to_sdk_item))
+}
+
+fn prepare_transaction(client: &Client, transaction: TransactWrite) -> Result<TransactWriteItemsFluentBuilder> {
+    let items = transaction.items.into_iter().map(transact_item).collect::<Result<Vec<_>>>()?;
+    Ok(client
+        .transact_write_items()
+        .set_transact_items(Some(items))
+        .set_client_request_token(transaction.client_request_token))
+}
+
+/// One action of a transaction. Actions cannot return values in a transaction, so asking for
+/// them is refused rather than silently ignored.
+fn transact_item(item: TransactItem) -> Result<sdk::TransactWriteItem> {
+    let no_return_values = |values: ReturnValues| match values {
+        ReturnValues::None => Ok(()),
+        other => Err(Error::config(format!(
+            "TransactWriteItems actions cannot return values (asked for {other:?})"
+        ))),
+    };
+    let builder = sdk::TransactWriteItem::builder();
+    let item = match item {
+        TransactItem::ConditionCheck { table, key, condition } => {
+            let rendered = RenderedExpressions::new(Some(&condition), None, None, None);
+            let (names, values) = expression_maps(&rendered);
+            let check = sdk::ConditionCheck::builder()
+                .table_name(table)
+                .set_key(Some(to_sdk_item(&key)))
+                .set_condition_expression(rendered.condition)
+                .set_expression_attribute_names(names)
+                .set_expression_attribute_values(values)
+                .build()
+                .map_err(build_error)?;
+            builder.condition_check(check)
+        }
+        TransactItem::Put(put) => {
+            no_return_values(put.return_values)?;
+            let rendered = RenderedExpressions::new(put.condition.as_ref(), None, None, None);
+            let (names, values) = expression_maps(&rendered);
+            let put = sdk::Put::builder()
+                .table_name(put.table)
+                .set_item(Some(to_sdk_item(&put.item)))
+                .set_condition_expression(rendered.condition)
+                .set_expression_attribute_names(names)
+                .set_expression_attribute_values(values)
+                .set_return_values_on_condition_check_failure(return_on_failure(put.return_old_on_condition_failure))
+                .build()
+                .map_err(build_error)?;
+            builder.put(put)
+        }
+        TransactItem::Update(update) => {
+            no_return_values(update.return_values)?;
+            let rendered = RenderedExpressions::new(update.condition.as_ref(), Some(&update.update), None, None);
+            let (names, values) = expression_maps(&rendered);
+            let action = sdk::Update::builder()
+                .table_name(update.table)
+                .set_key(Some(to_sdk_item(&update.key)))
+                .set_update_expression(rendered.update)
+                .set_condition_expression(rendered.condition)
+                .set_expression_attribute_names(names)
+                .set_expression_attribute_values(values)
+                .set_return_values_on_condition_check_failure(return_on_failure(update.return_old_on_condition_failure))
+                .build()
+                .map_err(build_error)?;
+            builder.update(action)
+        }
+        TransactItem::Delete(delete) => {
+            no_return_values(delete.return_values)?;
+            let rendered = RenderedExpressions::new(delete.condition.as_ref(), None, None, None);
+            let (names, values) = expression_maps(&rendered);
+            let action = sdk::Delete::builder()
+                .table_name(delete.table)
+                .set_key(Some(to_sdk_item(&delete.key)))
+                .set_condition_expression(rendered.condition)
+                .set_expression_attribute_names(names)
+                .set_expression_attribute_values(values)
+                .set_return_values_on_condition_check_failure(return_on_failure(delete.return_old_on_condition_failure))
+                .build()
+                .map_err(build_error)?;
+            builder.delete(action)
+        }
+    };
+    Ok(item.build())
+}
+
+/// A table with on-demand capacity and the given key.
+fn prepare_create_table(client: &Client, create: CreateTable) -> Result<CreateTableFluentBuilder> {
+    let keys = std::iter::once((&create.partition_key, sdk::KeyType::Hash))
+        .chain(create.sort_key.as_ref().map(|sort| (sort, sdk::KeyType::Range)));
+    let mut builder = client.create_table().table_name(create.table.clone()).billing_mode(sdk::BillingMode::PayPerRequest);
+    for (attribute, role) in keys {
+        let definition = sdk::AttributeDefinition::builder()
+            .attribute_name(&attribute.name)
+            .attribute_type(scalar_type(attribute.key_type))
+            .build()
+            .map_err(build_error)?;
+        let element =
+            sdk::KeySchemaElement::builder().attribute_name(&attribute.name).key_type(role).build().map_err(build_error)?;
+        builder = builder.attribute_definitions(definition).key_schema(element);
+    }
+    Ok(builder)
+}
+
+impl Call {
+    /// Sends the call once and converts its output.
+    async fn send(self, context: &Context) -> std::result::Result<Response, Verdict> {
+        let operation = context.operation;
+        let failed = |error| classify(context, error);
+        let item = |item: Option<HashMap<String, sdk::AttributeValue>>| {
+            item.map(from_sdk_item).transpose().map_err(|unknown| Verdict::Final(unknown.into_error(operation)))
+        };
+        match self {
+            Call::GetItem(call) => Ok(Response::GetItem(item(call.send().await.map_err(failed)?.item)?)),
+            Call::PutItem(call) => Ok(Response::Written(item(call.send().await.map_err(failed)?.attributes)?)),
+            Call::UpdateItem(call) => Ok(Response::Written(item(call.send().await.map_err(failed)?.attributes)?)),
+            Call::DeleteItem(call) => Ok(Response::Written(item(call.send().await.map_err(failed)?.attributes)?)),
+            Call::Query(call) => {
+                let output = call.send().await.map_err(failed)?;
+                let items = output.items.unwrap_or_default().into_iter().map(|i| item(Some(i)).map(Option::unwrap_or_default));
+                Ok(Response::Query(QueryPage {
+                    items: items.collect::<std::result::Result<_, _>>()?,
+                    last_evaluated_key: item(output.last_evaluated_key)?,
+                }))
+            }
+            Call::TransactWrite(call) => call.send().await.map(|_| Response::TransactWrite).map_err(failed),
+            Call::CreateTable(call, table) => {
+                let output = call.send().await.map_err(failed)?;
+                table_description(operation, &table, output.table_description).map(Response::Table).map_err(Verdict::Final)
+            }
+            Call::DescribeTable(call, table) => {
+                let output = call.send().await.map_err(failed)?;
+                table_description(operation, &table, output.table).map(Response::Table).map_err(Verdict::Final)
+            }
+            Call::DeleteTable(call) => call.send().await.map(|_| Response::TableDeleted).map_err(failed),
+            Call::UpdateTimeToLive(call, attribute, enabled) => {
+                call.send().await.map_err(failed)?;
+                // DynamoDB echoes the specification; the change itself takes a while (up to an
+                // hour on AWS), during which DescribeTimeToLive reports ENABLING/DISABLING.
+                Ok(Response::TimeToLive(if enabled { TimeToLive::Enabling { attribute } } else { TimeToLive::Disabling }))
+            }
+            Call::DescribeTimeToLive(call) => {
+                let output = call.send().await.map_err(failed)?;
+                time_to_live(operation, output.time_to_live_description).map(Response::TimeToLive).map_err(Verdict::Final)
+            }
+        }
+    }
+}
+
+fn unexpected_response(operation: &'static str, message: String) -> Error {
+    Error::Service { operation, code: "UnexpectedResponse".into(), message }
+}
+
+fn scalar_type(key_type: KeyType) -> sdk::ScalarAttributeType {
+    match key_type {
+        KeyType::S => sdk::ScalarAttributeType::S,
+        KeyType::N => sdk::ScalarAttributeType::N,
+        KeyType::B => sdk::ScalarAttributeType::B,
+    }
+}
+
+fn table_description(
+    operation: &'static str,
+    table: &str,
+    description: Option<sdk::TableDescription>,
+) -> Result<TableDescription> {
+    let description =
+        description.ok_or_else(|| unexpected_response(operation, format!("no description of table {table:?}")))?;
+    let key_types: HashMap<&str, &sdk::ScalarAttributeType> =
+        description.attribute_definitions().iter().map(|d| (d.attribute_name(), d.attribute_type())).collect();
+    let key_attribute = |element: &sdk::KeySchemaElement| {
+        let name = element.attribute_name();
+        let key_type = match key_types.get(name) {
+            Some(sdk::ScalarAttributeType::S) => KeyType::S,
+            Some(sdk::ScalarAttributeType::N) => KeyType::N,
+            Some(sdk::ScalarAttributeType::B) => KeyType::B,
+            other => {
+                return Err(unexpected_response(operation, format!("key attribute {name:?} has type {other:?}")));
+            }
+        };
+        Ok(KeyAttribute { name: name.to_owned(), key_type })
+    };
+    let mut partition_key = None;
+    let mut sort_key = None;
+    for element in description.key_schema() {
+        match element.key_type() {
+            sdk::KeyType::Hash => partition_key = Some(key_attribute(element)?),
+            sdk::KeyType::Range => sort_key = Some(key_attribute(element)?),
+            other => return Err(unexpected_response(operation, format!("unknown key type {other:?}"))),
+        }
+    }
+    let partition_key =
+        partition_key.ok_or_else(|| unexpected_response(operation, format!("table {table:?} has no partition key")))?;
+    let status = match description.table_status {
+        Some(sdk::TableStatus::Creating) => TableStatus::Creating,
+        Some(sdk::TableStatus::Active) => TableStatus::Active,
+        Some(sdk::TableStatus::Updating) => TableStatus::Updating,
+        Some(sdk::TableStatus::Deleting) => TableStatus::Deleting,
+        Some(other) => TableStatus::Other(other.as_str().to_owned()),
+        None => TableStatus::Other("UNKNOWN".to_owned()),
+    };
+    Ok(TableDescription {
+        table: description.table_name.unwrap_or_else(|| table.to_owned()),
+        status,
+        partition_key,
+        sort_key,
+    })
+}
+
+fn time_to_live(operation: &'static str, description: Option<sdk::TimeToLiveDescription>) -> Result<TimeToLive> {
+    let description = description.unwrap_or_else(|| sdk::TimeToLiveDescription::builder().build());
+    let attribute = || description.attribute_name().unwrap_or_default().to_owned();
+    Ok(match description.time_to_live_status() {
+        Some(sdk::TimeToLiveStatus::Enabled) => TimeToLive::Enabled { attribute: attribute() },
+        Some(sdk::TimeToLiveStatus::Enabling) => TimeToLive::Enabling { attribute: attribute() },
+        Some(sdk::TimeToLiveStatus::Disabling) => TimeToLive::Disabling,
+        Some(sdk::TimeToLiveStatus::Disabled) | None => TimeToLive::Disabled,
+        Some(other) => return Err(unexpected_response(operation, format!("unknown time to live status {other}"))),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attribute values
+// ---------------------------------------------------------------------------------------------
+
+/// An attribute value of a type this SDK version does not know (a type DynamoDB added later).
+#[derive(Debug, PartialEq)]
+struct UnknownAttributeType;
+
+impl UnknownAttributeType {
+    fn into_error(self, operation: &'static str) -> Error {
+        Error::Service {
+            operation,
+            code: "UnknownAttributeType".into(),
+            message: "DynamoDB returned an attribute value of a type this SDK version does not know".into(),
+        }
+    }
+}
+
+fn to_sdk_value(value: &AttributeValue) -> sdk::AttributeValue {
+    match value {
+        AttributeValue::S(s) => sdk::AttributeValue::S(s.clone()),
+        AttributeValue::N(n) => sdk::AttributeValue::N(n.clone()),
+        AttributeValue::B(b) => sdk::AttributeValue::B(Blob::new(b.clone())),
+        AttributeValue::Bool(b) => sdk::AttributeValue::Bool(*b),
+        AttributeValue::Null => sdk::AttributeValue::Null(true),
+        AttributeValue::L(list) => sdk::AttributeValue::L(list.iter().map(to_sdk_value).collect()),
+        AttributeValue::M(map) => sdk::AttributeValue::M(to_sdk_item(map)),
+        AttributeValue::Ss(set) => sdk::AttributeValue::Ss(set.clone()),
+        AttributeValue::Ns(set) => sdk::AttributeValue::Ns(set.clone()),
+        AttributeValue::Bs(set) => sdk::AttributeValue::Bs(set.iter().cloned().map(Blob::new).collect()),
+    }
+}
+
+fn from_sdk_value(value: sdk::AttributeValue) -> std::result::Result<AttributeValue, UnknownAttributeType> {
+    Ok(match value {
+        sdk::AttributeValue::S(s) => AttributeValue::S(s),
+        sdk::AttributeValue::N(n) => AttributeValue::N(n),
+        sdk::AttributeValue::B(b) => AttributeValue::B(b.into_inner()),
+        sdk::AttributeValue::Bool(b) => AttributeValue::Bool(b),
+        sdk::AttributeValue::Null(_) => AttributeValue::Null,
+        sdk::AttributeValue::L(list) => {
+            AttributeValue::L(list.into_iter().map(from_sdk_value).collect::<std::result::Result<_, _>>()?)
+        }
+        sdk::AttributeValue::M(map) => AttributeValue::M(from_sdk_item(map)?),
+        sdk::AttributeValue::Ss(set) => AttributeValue::Ss(set),
+        sdk::AttributeValue::Ns(set) => AttributeValue::Ns(set),
+        sdk::AttributeValue::Bs(set) => AttributeValue::Bs(set.into_iter().map(Blob::into_inner).collect()),
+        _ => return Err(UnknownAttributeType),
+    })
+}
+
+fn to_sdk_item(item: &Item) -> HashMap<String, sdk::AttributeValue> {
+    item.iter().map(|(name, value)| (name.clone(), to_sdk_value(value))).collect()
+}
+
+fn from_sdk_item(item: HashMap<String, sdk::AttributeValue>) -> std::result::Result<Item, UnknownAttributeType> {
+    item.into_iter().map(|(name, value)| Ok((name, from_sdk_value(value)?))).collect::<std::result::Result<BTreeMap<_, _>, _>>()
+}

@@ -1,0 +1,438 @@
+//! A key/value store with compare-and-swap, in one partition of a table.
+//!
+//! A store is one partition key value (its namespace); keys are sort key values. Items:
+//! `{<partition_key>: namespace, <sort_key>: key, value, version, expires?}`. `value` holds a
+//! native DynamoDB value; `version` is a random number that changes on every write, so a
+//! compare-and-swap can never be fooled by a value that changed and changed back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::clock::{self, SharedClock};
+use crate::error::{Error, Result};
+use crate::expr::{val, CompareOp, Condition, Name, Placeholder};
+use crate::lock::held::{FenceCheck, FencedOutcome};
+use crate::lock::Lock;
+use crate::request::{DeleteItem, GetItem, PutItem, Query, ReturnValues, TransactItem, TransactWrite};
+use crate::table::TTL_ATTRIBUTE;
+use crate::transport::{Transport, TransportExt};
+use crate::value::{item_size, AttributeValue, Item, Value, MAX_ITEM_SIZE};
+
+const VALUE: &str = "value";
+const VERSION: &str = "version";
+
+/// Attribute names a KV table's keys may not use.
+pub const RESERVED_KV_ATTRIBUTES: [&str; 3] = [VALUE, VERSION, TTL_ATTRIBUTE];
+
+/// DynamoDB's limit on a sort key value.
+const MAX_KEY_BYTES: usize = 1024;
+
+/// Sends of a write whose outcome stays unknown before reporting it.
+const AMBIGUOUS_RESENDS: u32 = 3;
+
+/// Configuration of a [`KvStore`].
+#[derive(Clone, Debug)]
+pub struct KvConfig {
+    pub table: String,
+    /// The partition key value all keys of this store live under.
+    pub partition: String,
+    pub partition_key: String,
+    pub sort_key: String,
+}
+
+impl KvConfig {
+    /// A store in `table` under `partition`, with key attributes `pk` and `sk`.
+    pub fn new(table: impl Into<String>, partition: impl Into<String>) -> KvConfig {
+        KvConfig { table: table.into(), partition: partition.into(), partition_key: "pk".into(), sort_key: "sk".into() }
+    }
+
+    pub fn partition_key(mut self, name: impl Into<String>) -> KvConfig {
+        self.partition_key = name.into();
+        self
+    }
+
+    pub fn sort_key(mut self, name: impl Into<String>) -> KvConfig {
+        self.sort_key = name.into();
+        self
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.table.is_empty() {
+            return Err(Error::config("table name is empty; pass the name of the KV table"));
+        }
+        if self.partition.is_empty() {
+            return Err(Error::config("partition is empty; pass the namespace this store's keys live under"));
+        }
+        for (option, name) in [("partition_key", &self.partition_key), ("sort_key", &self.sort_key)] {
+            if name.is_empty() {
+                return Err(Error::config(format!("{option} is empty; pass the table's key attribute name")));
+            }
+            if RESERVED_KV_ATTRIBUTES.contains(&name.as_str()) {
+                return Err(Error::config(format!(
+                    "{option} {name:?} is reserved for KV attributes; reserved names are {}",
+                    RESERVED_KV_ATTRIBUTES.join(", ")
+                )));
+            }
+        }
+        if self.partition_key == self.sort_key {
+            return Err(Error::config("partition_key and sort_key must name different attributes"));
+        }
+        Ok(())
+    }
+}
+
+/// A stored key, its value and the version a compare-and-swap checks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KvPair {
+    pub key: String,
+    pub value: Value,
+    pub version: i64,
+    /// When DynamoDB TTL may delete it (epoch seconds); reads hide it from then on.
+    pub expires: Option<i64>,
+}
+
+/// Options of a write.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    /// Expire the key after this long (DynamoDB TTL on `expires`); `None`: never.
+    pub ttl: Option<Duration>,
+    /// Apply the write only while this lock is held (checked in the same transaction).
+    pub fence: Option<Lock>,
+}
+
+impl WriteOptions {
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    pub fn fence(mut self, lock: &Lock) -> Self {
+        self.fence = Some(lock.clone());
+        self
+    }
+}
+
+/// The KV store. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct KvStore {
+    config: Arc<KvConfig>,
+    transport: Arc<dyn Transport>,
+    clock: SharedClock,
+}
+
+/// What a conditional write's failure means for the caller.
+enum Expectation<'a> {
+    Absent,
+    Version(&'a KvPair),
+}
+
+impl KvStore {
+    pub fn new(config: KvConfig, transport: Arc<dyn Transport>) -> Result<KvStore> {
+        config.validate()?;
+        Ok(KvStore { config: Arc::new(config), transport, clock: clock::system() })
+    }
+
+    /// Uses `clock` to stamp and check expiry times.
+    pub fn with_clock(mut self, clock: SharedClock) -> KvStore {
+        self.clock = clock;
+        self
+    }
+
+    pub fn config(&self) -> &KvConfig {
+        &self.config
+    }
+
+    /// Writes `value` at `key` unconditionally.
+    pub async fn put(&self, key: &str, value: &Value, options: &WriteOptions) -> Result<KvPair> {
+        let (item, pair) = self.new_item(key, value, options)?;
+        let put = PutItem { table: self.config.table.clone(), item, condition: None, return_values: ReturnValues::None, return_old_on_condition_failure: false };
+        self.write(key, TransactItem::Put(put), None, options).await?;
+        Ok(pair)
+    }
+
+    /// Creates `key` if it does not exist (`previous: None`, else [`Error::KeyExists`]), or
+    /// replaces it if it is still at `previous`'s version (else [`Error::KeyModified`], or
+    /// [`Error::KeyNotFound`] if it is gone).
+    pub async fn atomic_put(&self, key: &str, value: &Value, previous: Option<&KvPair>, options: &WriteOptions) -> Result<KvPair> {
+        let (item, pair) = self.new_item(key, value, options)?;
+        let expectation = match previous {
+            Some(previous) => Expectation::Version(self.same_key(key, previous)?),
+            None => Expectation::Absent,
+        };
+        let put = PutItem {
+            table: self.config.table.clone(),
+            item,
+            condition: Some(self.condition(&expectation)),
+            return_values: ReturnValues::None,
+            return_old_on_condition_failure: true,
+        };
+        self.write(key, TransactItem::Put(put), Some((&expectation, pair.version)), options).await?;
+        Ok(pair)
+    }
+
+    /// Deletes `key`; returns whether it existed (and had not expired).
+    pub async fn delete(&self, key: &str, options: &WriteOptions) -> Result<bool> {
+        self.check_key(key)?;
+        let delete = DeleteItem {
+            table: self.config.table.clone(),
+            key: self.key(key),
+            condition: None,
+            return_values: ReturnValues::AllOld,
+            return_old_on_condition_failure: false,
+        };
+        if options.fence.is_none() {
+            // Deleting is idempotent, so unknown outcomes are simply resent.
+            let mut resends = 0;
+            loop {
+                match self.transport.delete_item(delete.clone()).await {
+                    Ok(old) => return Ok(old.is_some_and(|item| self.live_pair(&item).is_some())),
+                    Err(e) if e.is_ambiguous() && resends < AMBIGUOUS_RESENDS => resends += 1,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        // A transaction returns no old values: read first.
+        let existed = self.get(key).await?.is_some();
+        let delete = DeleteItem { return_values: ReturnValues::None, ..delete };
+        self.write(key, TransactItem::Delete(delete), None, options).await?;
+        Ok(existed)
+    }
+
+    /// Deletes `key` if it is still at `previous`'s version.
+    pub async fn atomic_delete(&self, key: &str, previous: &KvPair, options: &WriteOptions) -> Result<()> {
+        self.check_key(key)?;
+        let expectation = Expectation::Version(self.same_key(key, previous)?);
+        let delete = DeleteItem {
+            table: self.config.table.clone(),
+            key: self.key(key),
+            condition: Some(self.condition(&expectation)),
+            return_values: ReturnValues::None,
+            return_old_on_condition_failure: true,
+        };
+        self.write(key, TransactItem::Delete(delete), Some((&expectation, 0)), options).await
+    }
+
+    /// Reads `key` with a strongly consistent read.
+    pub async fn get(&self, key: &str) -> Result<Option<KvPair>> {
+        self.get_with(key, true).await
+    }
+
+    /// Reads `key`; `consistent: false` reads eventually consistent (half the cost).
+    pub async fn get_with(&self, key: &str, consistent: bool) -> Result<Option<KvPair>> {
+        self.check_key(key)?;
+        let request = GetItem { table: self.config.table.clone(), key: self.key(key), consistent_read: consistent };
+        let item = self.transport.get_item(request).await?;
+        Ok(item.and_then(|item| self.live_pair(&item)))
+    }
+
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        Ok(self.get(key).await?.is_some())
+    }
+
+    /// Every live key that starts with `prefix`, in key order (a Query, never a Scan).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<KvPair>> {
+        self.list_with(prefix, true).await
+    }
+
+    pub async fn list_with(&self, prefix: &str, consistent: bool) -> Result<Vec<KvPair>> {
+        let mut pairs = Vec::new();
+        let mut start = None;
+        loop {
+            let query = Query {
+                table: self.config.table.clone(),
+                partition: (self.partition_name(), val(":partition", AttributeValue::S(self.config.partition.clone()))),
+                // begins_with on "" is rejected by DynamoDB; no prefix means the whole partition.
+                sort_key_prefix: (!prefix.is_empty()).then(|| (self.sort_name(), val(":prefix", AttributeValue::S(prefix.to_owned())))),
+                filter: Some(self.live_condition()),
+                consistent_read: consistent,
+                limit: None,
+                exclusive_start_key: start.take(),
+            };
+            let page = self.transport.query(query).await?;
+            pairs.extend(page.items.iter().filter_map(|item| self.live_pair(item)));
+            match page.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(pairs),
+            }
+        }
+    }
+
+    /// Sends one write, alone or (fenced) in a transaction with a check on the lock item, and
+    /// settles unknown outcomes by resending: a resend that fails its condition against our
+    /// own new version proves an earlier send landed.
+    async fn write(&self, key: &str, action: TransactItem, expectation: Option<(&Expectation<'_>, i64)>, options: &WriteOptions) -> Result<()> {
+        match &options.fence {
+            None => {
+                let mut resends = 0;
+                loop {
+                    let result = match &action {
+                        TransactItem::Put(put) => self.transport.put_item(put.clone()).await.map(drop),
+                        TransactItem::Delete(delete) => self.transport.delete_item(delete.clone()).await.map(drop),
+                        _ => unreachable!("the KV store writes with Put and Delete only"),
+                    };
+                    match result {
+                        Ok(()) => return Ok(()),
+                        Err(Error::ConditionalCheckFailed { item }) => {
+                            return self.settle_condition_failure(key, item.as_deref(), expectation, resends > 0);
+                        }
+                        Err(e) if e.is_ambiguous() && resends < AMBIGUOUS_RESENDS => resends += 1,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Some(lock) => {
+                // DynamoDB makes resends with the same token idempotent for ten minutes.
+                let token = format!("dynalease-{:032x}", rand::rng().random::<u128>());
+                lock.fenced(|check: FenceCheck| {
+                    let action = action.clone();
+                    let token = token.clone();
+                    async move {
+                        let transaction = TransactWrite {
+                            items: vec![TransactItem::ConditionCheck { table: check.table, key: check.key, condition: check.condition }, action],
+                            client_request_token: Some(token),
+                        };
+                        let mut resends = 0;
+                        loop {
+                            match self.transport.transact_write(transaction.clone()).await {
+                                Ok(()) => return Ok(FencedOutcome::Done(())),
+                                Err(Error::TransactionCanceled { reasons }) => {
+                                    if reasons.first().is_some_and(|r| r == "ConditionalCheckFailed") {
+                                        return Ok(FencedOutcome::LockCheckFailed);
+                                    }
+                                    if reasons.get(1).is_some_and(|r| r == "ConditionalCheckFailed") {
+                                        let current = self.transport.get_item(self.read_request(key)).await?;
+                                        return self.settle_condition_failure(key, current.as_ref(), expectation, resends > 0).map(FencedOutcome::Done);
+                                    }
+                                    return Err(Error::TransactionCanceled { reasons });
+                                }
+                                Err(e) if e.is_ambiguous() && resends < AMBIGUOUS_RESENDS => resends += 1,
+                                Err(e) => return Err(e),
+                            }
+                        }
+                    }
+                })
+                .await
+            }
+        }
+    }
+
+    /// A failed condition: either an earlier send of this very write landed, or the key is not
+    /// where the caller expected it.
+    fn settle_condition_failure(&self, key: &str, current: Option<&Item>, expectation: Option<(&Expectation<'_>, i64)>, resent: bool) -> Result<()> {
+        let current = current.and_then(|item| self.live_pair(item));
+        let Some((expectation, new_version)) = expectation else {
+            return Err(Error::Service { operation: "PutItem", code: "ConditionalCheckFailedException".into(), message: "unexpected condition failure on an unconditional write".into() });
+        };
+        match (expectation, current) {
+            (_, Some(pair)) if new_version != 0 && pair.version == new_version => Ok(()),
+            // A resent conditional delete finding nothing: the first send deleted it.
+            (Expectation::Version(_), None) if new_version == 0 && resent => Ok(()),
+            (Expectation::Absent, _) => Err(Error::KeyExists { key: key.to_owned() }),
+            (Expectation::Version(_), None) => Err(Error::KeyNotFound { key: key.to_owned() }),
+            (Expectation::Version(_), Some(_)) => Err(Error::KeyModified { key: key.to_owned() }),
+        }
+    }
+
+    fn condition(&self, expectation: &Expectation<'_>) -> Condition {
+        match expectation {
+            // Absent, or present only as an expired leftover that TTL has not deleted yet.
+            Expectation::Absent => Condition::NotExists(self.partition_name()).or(Condition::Compare(
+                self.expires_name(),
+                CompareOp::Le,
+                self.now_seconds(),
+            )),
+            Expectation::Version(previous) => {
+                Condition::eq(Name::aliased("#version", VERSION), val(":previousVersion", AttributeValue::int(previous.version))).and(self.live_condition())
+            }
+        }
+    }
+
+    /// Not expired: no expiry time, or one still in the future.
+    fn live_condition(&self) -> Condition {
+        Condition::NotExists(self.expires_name()).or(Condition::Compare(self.expires_name(), CompareOp::Gt, self.now_seconds()))
+    }
+
+    fn now_seconds(&self) -> Placeholder {
+        val(":now", AttributeValue::int((self.clock.now_unix_ms() / 1000) as i64))
+    }
+
+    fn new_item(&self, key: &str, value: &Value, options: &WriteOptions) -> Result<(Item, KvPair)> {
+        self.check_key(key)?;
+        // Versions stay below 2^53 so JavaScript numbers hold them exactly.
+        let version = rand::rng().random_range(1..(1i64 << 53));
+        let expires = match options.ttl {
+            Some(ttl) if ttl.is_zero() => return Err(Error::config("ttl must be greater than zero, or None for no expiry")),
+            Some(ttl) => Some(((self.clock.now_unix_ms() + ttl.as_millis() as u64).div_ceil(1000)) as i64),
+            None => None,
+        };
+        let mut item = self.key(key);
+        item.insert(VALUE.into(), value.to_attribute());
+        item.insert(VERSION.into(), AttributeValue::int(version));
+        if let Some(expires) = expires {
+            item.insert(TTL_ATTRIBUTE.into(), AttributeValue::int(expires));
+        }
+        let size = item_size(&item);
+        if size > MAX_ITEM_SIZE {
+            return Err(Error::invalid_value(format!(
+                "the value for key {key:?} is too large: the item would be {size} bytes, over DynamoDB's 400 KB item limit; store large values elsewhere (S3) and keep a reference here"
+            )));
+        }
+        Ok((item, KvPair { key: key.to_owned(), value: value.clone(), version, expires }))
+    }
+
+    /// Turns an item into a pair, unless it has expired (DynamoDB TTL deletes lazily).
+    fn live_pair(&self, item: &Item) -> Option<KvPair> {
+        let expires = item.get(TTL_ATTRIBUTE).and_then(AttributeValue::as_i64);
+        if expires.is_some_and(|at| at <= (self.clock.now_unix_ms() / 1000) as i64) {
+            return None;
+        }
+        Some(KvPair {
+            key: item.get(&self.config.sort_key).and_then(AttributeValue::as_s)?.to_owned(),
+            value: item.get(VALUE).map(Value::from_attribute).unwrap_or(Value::Null),
+            version: item.get(VERSION).and_then(AttributeValue::as_i64).unwrap_or(0),
+            expires,
+        })
+    }
+
+    fn check_key(&self, key: &str) -> Result<()> {
+        if key.is_empty() {
+            return Err(Error::config("key is empty; DynamoDB sort key values must not be empty"));
+        }
+        if key.len() > MAX_KEY_BYTES {
+            return Err(Error::config(format!("key is {} bytes; DynamoDB sort keys are limited to {MAX_KEY_BYTES} bytes", key.len())));
+        }
+        Ok(())
+    }
+
+    fn same_key<'p>(&self, key: &str, previous: &'p KvPair) -> Result<&'p KvPair> {
+        if previous.key != key {
+            return Err(Error::config(format!("previous is the pair of key {:?}, not of {key:?}", previous.key)));
+        }
+        Ok(previous)
+    }
+
+    fn key(&self, key: &str) -> Item {
+        let mut item = Item::new();
+        item.insert(self.config.partition_key.clone(), AttributeValue::S(self.config.partition.clone()));
+        item.insert(self.config.sort_key.clone(), AttributeValue::S(key.to_owned()));
+        item
+    }
+
+    fn read_request(&self, key: &str) -> GetItem {
+        GetItem { table: self.config.table.clone(), key: self.key(key), consistent_read: true }
+    }
+
+    fn partition_name(&self) -> Name {
+        Name::aliased("#partitionKey", self.config.partition_key.clone())
+    }
+
+    fn sort_name(&self) -> Name {
+        Name::aliased("#sortKey", self.config.sort_key.clone())
+    }
+
+    fn expires_name(&self) -> Name {
+        Name::aliased("#expires", TTL_ATTRIBUTE)
+    }
+}

@@ -1,0 +1,282 @@
+//! Acquiring locks: one conditional write when the lock is free, otherwise a bounded wait that
+//! never trusts another host's clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::time::Instant;
+
+use crate::clock::{self, SharedClock};
+use crate::error::{Error, Result};
+use crate::lock::config::{LockConfig, Mode};
+use crate::lock::held::{Acquired, Lock};
+use crate::lock::item::{new_guid, LockId, LockTable, Observed, GUID};
+use crate::lock::wake;
+use crate::transport::{Transport, TransportExt};
+use crate::value::{AttributeValue, Item};
+
+/// The first pause after finding a lock held; pauses double up to the poll interval.
+const FIRST_POLL: Duration = Duration::from_millis(5);
+
+/// Sends of one acquisition write whose outcome stays unknown before giving up.
+const AMBIGUOUS_RESENDS: u32 = 3;
+
+/// Acquires locks of one table and configuration. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct LockClient {
+    config: Arc<LockConfig>,
+    table: LockTable,
+    transport: Arc<dyn Transport>,
+    clock: SharedClock,
+}
+
+/// The outcome of one acquisition write.
+enum Attempt {
+    Acquired(Lock),
+    /// Held by someone else: what the failed write saw (`None`: the item vanished meanwhile).
+    Held(Option<Observed>),
+}
+
+/// A holder we are waiting out: its guid and token, and when we may take over if they stay.
+struct Watch {
+    seen: Observed,
+    /// `None`: a fail-closed lock, which is never taken over.
+    takeover_at: Option<Instant>,
+}
+
+impl LockClient {
+    /// Validates the configuration; makes no request.
+    pub fn new(config: LockConfig, transport: Arc<dyn Transport>) -> Result<LockClient> {
+        config.validate()?;
+        let table = LockTable {
+            table: config.table.clone(),
+            partition_key: config.partition_key.clone(),
+            sort_key: config.sort_key.clone(),
+        };
+        Ok(LockClient { config: Arc::new(config), table, transport, clock: clock::system() })
+    }
+
+    /// Uses `clock` for the wall-clock times written into lock items.
+    pub fn with_clock(mut self, clock: SharedClock) -> LockClient {
+        self.clock = clock;
+        self
+    }
+
+    pub fn config(&self) -> &LockConfig {
+        &self.config
+    }
+
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.transport
+    }
+
+    /// Takes the lock if it is free (absent or released) with one request; `None` if it is held.
+    pub async fn try_acquire(&self, id: impl Into<LockId>) -> Result<Option<Lock>> {
+        let id = self.check_id(id.into())?;
+        Ok(match self.attempt(&id, None).await? {
+            Attempt::Acquired(lock) => Some(lock),
+            Attempt::Held(_) => None,
+        })
+    }
+
+    /// Acquires the lock, waiting up to `timeout` (`None`: as long as it takes).
+    ///
+    /// A held lease is taken over only after this client has seen the same guid and token for
+    /// the item's whole `leaseDurationMs` on its own monotonic clock. A release is noticed
+    /// within about the poll interval (at once when it happens in this process).
+    ///
+    /// Cancel by dropping the future. If it is dropped while a write is in flight, that write
+    /// may still take the lock; nobody heartbeats it, so it frees itself after one lease.
+    pub async fn acquire(&self, id: impl Into<LockId>, timeout: Option<Duration>) -> Result<Lock> {
+        let id = self.check_id(id.into())?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let released_here = wake::subscribe(&self.table.table, &id);
+        let mut watch: Option<Watch> = None;
+        let mut try_write = true;
+        let mut pause = FIRST_POLL;
+        loop {
+            // Listen before looking, so a release between the look and the sleep still wakes us.
+            let notified = released_here.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+
+            let takeover_due = watch.as_ref().and_then(|w| w.takeover_at).is_some_and(|at| Instant::now() >= at);
+            let seen = if try_write || takeover_due {
+                let takeover = watch.as_ref().filter(|_| takeover_due).map(|w| &w.seen);
+                match self.attempt(&id, takeover).await? {
+                    Attempt::Acquired(lock) => return Ok(lock),
+                    Attempt::Held(seen) => seen,
+                }
+            } else {
+                self.transport.get_item(self.table.read(&id)).await?.as_ref().map(Observed::from_item)
+            };
+            let observed_at = Instant::now();
+
+            match seen {
+                None => try_write = true,
+                Some(seen) if seen.is_released() => try_write = true,
+                Some(seen) => {
+                    try_write = false;
+                    if !watch.as_ref().is_some_and(|w| w.seen.same_lease(&seen)) {
+                        // A new holder or a renewed lease: the wait starts over.
+                        pause = FIRST_POLL;
+                        let takeover_at = self.lease_remaining(&seen).map(|remaining| observed_at + remaining);
+                        watch = Some(Watch { seen, takeover_at });
+                    }
+                }
+            }
+
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(self.not_acquired(&id, timeout, watch.as_ref().map(|w| &w.seen)));
+            }
+            if try_write {
+                continue;
+            }
+            let mut wake_at = Instant::now() + jitter(pause);
+            pause = (pause * 2).min(self.config.poll_interval);
+            if let Some(at) = watch.as_ref().and_then(|w| w.takeover_at) {
+                wake_at = wake_at.min(at);
+            }
+            if let Some(d) = deadline {
+                wake_at = wake_at.min(d);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake_at) => {}
+                _ = notified => try_write = true,
+            }
+        }
+    }
+
+    /// How long after our read the watched lease may be taken over, if its holder does not
+    /// renew it. Without `trust_local_time` that is the whole lease; with it, what the item's
+    /// `lockAcquiredTimeUnixMs` says is left (the whole lease when the item lacks it).
+    fn lease_remaining(&self, seen: &Observed) -> Option<Duration> {
+        let lease_ms = seen.lease_duration_ms?.max(0);
+        let trust = matches!(self.config.mode, Mode::FailOpen { trust_local_time: true, .. });
+        let remaining_ms = match (trust, seen.acquired_unix_ms) {
+            (true, Some(acquired)) => {
+                let elapsed = self.clock.now_unix_ms() as i64 - acquired;
+                (lease_ms - elapsed.max(0)).clamp(0, lease_ms)
+            }
+            _ => lease_ms,
+        };
+        Some(Duration::from_millis(remaining_ms as u64))
+    }
+
+    /// One acquisition write, resent with the same guid while its outcome is unknown.
+    async fn attempt(&self, id: &LockId, takeover: Option<&Observed>) -> Result<Attempt> {
+        let guid = new_guid();
+        let lease_start = Instant::now();
+        let mut resends = 0;
+        loop {
+            let outcome = match &self.config.mode {
+                Mode::FailOpen { lease_duration, .. } => {
+                    let request = self.table.acquire(
+                        id,
+                        &guid,
+                        &self.config.owner,
+                        lease_duration.as_millis() as i64,
+                        self.clock.now_unix_ms() as i64,
+                        takeover,
+                    );
+                    self.transport.update_item(request).await
+                }
+                Mode::FailClosed => {
+                    let request = self.table.acquire_fail_closed(id, &guid, &self.config.owner);
+                    self.transport.put_item(request).await.map(|_| None)
+                }
+            };
+            let item = match outcome {
+                Ok(item) => item,
+                Err(Error::ConditionalCheckFailed { item: Some(item) }) if carries_guid(&item, &guid) => {
+                    // An earlier send of this write landed.
+                    Some(*item)
+                }
+                Err(Error::ConditionalCheckFailed { item }) => {
+                    return Ok(Attempt::Held(item.as_deref().map(Observed::from_item)));
+                }
+                Err(e) if e.is_ambiguous() && resends < AMBIGUOUS_RESENDS => {
+                    resends += 1;
+                    continue;
+                }
+                Err(e) if e.is_ambiguous() => return self.resolve_unknown_acquire(id, &guid, lease_start, e).await,
+                Err(e) => return Err(self.explain(e)),
+            };
+            return Ok(Attempt::Acquired(self.held(id, guid, item, lease_start)));
+        }
+    }
+
+    /// After repeated unknown outcomes: a consistent read says whether our guid is there.
+    async fn resolve_unknown_acquire(&self, id: &LockId, guid: &[u8], lease_start: Instant, error: Error) -> Result<Attempt> {
+        match self.transport.get_item(self.table.read(id)).await {
+            Ok(Some(item)) if carries_guid(&item, guid) => Ok(Attempt::Acquired(self.held(id, guid.to_vec(), Some(item), lease_start))),
+            // Not (yet) ours. The write may still land; nobody would heartbeat it, so the lock
+            // would free itself after one lease.
+            Ok(_) => Err(error),
+            Err(_) => Err(error),
+        }
+    }
+
+    fn held(&self, id: &LockId, guid: Vec<u8>, item: Option<Item>, lease_start: Instant) -> Lock {
+        Lock::start(Acquired {
+            id: id.clone(),
+            table: self.table.clone(),
+            config: self.config.clone(),
+            transport: self.transport.clone(),
+            clock: self.clock.clone(),
+            guid,
+            item,
+            lease_start,
+        })
+    }
+
+    fn check_id(&self, id: LockId) -> Result<LockId> {
+        id.partition.validate("lock id")?;
+        match (&self.config.sort_key, &id.sort) {
+            (Some(_), Some(sort)) => sort.validate("lock id's sort key part")?,
+            (Some(sort_key), None) => {
+                return Err(Error::config(format!(
+                    "lock id {id} has no sort key part, but the client uses sort key {sort_key:?}: pass (partition, sort)"
+                )))
+            }
+            (None, Some(_)) => {
+                return Err(Error::config(format!(
+                    "lock id {id} has a sort key part, but the client has no sort_key configured"
+                )))
+            }
+            (None, None) => {}
+        }
+        Ok(id)
+    }
+
+    fn not_acquired(&self, id: &LockId, timeout: Option<Duration>, seen: Option<&Observed>) -> Error {
+        let holder = seen.map(Observed::describe_holder).unwrap_or_else(|| "held by another client".into());
+        let waited = timeout.map(|t| format!(" after waiting {t:?}")).unwrap_or_default();
+        Error::LockNotAcquired { id: id.to_string(), reason: format!("{holder}{waited}; retry later or raise the timeout") }
+    }
+
+    /// Turns DynamoDB's terse key-schema complaints into something actionable.
+    fn explain(&self, error: Error) -> Error {
+        match error {
+            Error::Validation { message, .. } if message.contains("key element does not match the schema") => Error::TableSchema {
+                table: self.config.table.clone(),
+                message: format!(
+                    "its key schema does not match this client (partition_key {:?}, sort_key {:?}) or the lock id's type: {message}; check both with describe-table",
+                    self.config.partition_key, self.config.sort_key
+                ),
+            },
+            other => other,
+        }
+    }
+}
+
+fn carries_guid(item: &Item, guid: &[u8]) -> bool {
+    matches!(item.get(GUID), Some(AttributeValue::B(b)) if b == guid)
+}
+
+/// A pause between half and all of `pause`, so waiters in many processes do not read in step.
+fn jitter(pause: Duration) -> Duration {
+    let half = pause / 2;
+    half + rand::rng().random_range(Duration::ZERO..=half)
+}

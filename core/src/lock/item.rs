@@ -1,0 +1,317 @@
+//! The lock item on the wire: its attributes, and every request the lock engine sends.
+//!
+//! The format is dynamodb-lock-client 0.7.3's (docs/table-format.md). The requests differ from
+//! dlc's where dlc is slow or unsafe, but each one leaves an item that dlc reads correctly.
+
+use rand::RngCore;
+
+use crate::expr::{val, Condition, Name, Update};
+use crate::request::{DeleteItem, GetItem, PutItem, ReturnValues, UpdateItem};
+use crate::value::{AttributeValue, Item, KeyValue, Value};
+
+pub const OWNER: &str = "owner";
+pub const GUID: &str = "guid";
+pub const FENCING_TOKEN: &str = "fencingToken";
+pub const LEASE_DURATION_MS: &str = "leaseDurationMs";
+pub const LOCK_ACQUIRED_TIME_UNIX_MS: &str = "lockAcquiredTimeUnixMs";
+/// dynalease's lock data. A dlc client's next full PutItem of the item drops it.
+pub const LOCK_DATA: &str = "lockData";
+
+/// Attribute names a key may not use.
+pub const RESERVED_ATTRIBUTES: [&str; 6] =
+    [OWNER, GUID, FENCING_TOKEN, LEASE_DURATION_MS, LOCK_ACQUIRED_TIME_UNIX_MS, LOCK_DATA];
+
+/// `leaseDurationMs` of a released fail-open lock.
+pub const RELEASED_LEASE_MS: i64 = 1;
+
+const GUID_BYTES: usize = 64;
+
+/// A lock's identity: the partition key value, and the sort key value when the table has one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LockId {
+    pub partition: KeyValue,
+    pub sort: Option<KeyValue>,
+}
+
+impl LockId {
+    pub fn new(partition: impl Into<KeyValue>) -> LockId {
+        LockId { partition: partition.into(), sort: None }
+    }
+
+    pub fn with_sort(partition: impl Into<KeyValue>, sort: impl Into<KeyValue>) -> LockId {
+        LockId { partition: partition.into(), sort: Some(sort.into()) }
+    }
+}
+
+impl std::fmt::Display for LockId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.sort {
+            Some(sort) => write!(f, "({}, {})", self.partition, sort),
+            None => write!(f, "{}", self.partition),
+        }
+    }
+}
+
+impl<T: Into<KeyValue>> From<T> for LockId {
+    fn from(partition: T) -> Self {
+        LockId::new(partition)
+    }
+}
+
+/// A fresh random `guid`: it names one acquisition, heartbeat or release, so that a failed
+/// condition that shows our own guid proves an earlier attempt of the same write landed.
+pub fn new_guid() -> Vec<u8> {
+    let mut guid = vec![0u8; GUID_BYTES];
+    rand::rng().fill_bytes(&mut guid);
+    guid
+}
+
+/// What a reader learns from a lock item.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    pub guid: Option<Vec<u8>>,
+    pub fencing_token: Option<i64>,
+    /// `None`: a fail-closed lock, which never expires.
+    pub lease_duration_ms: Option<i64>,
+    pub acquired_unix_ms: Option<i64>,
+    pub owner: Option<String>,
+}
+
+impl Observed {
+    pub fn from_item(item: &Item) -> Observed {
+        Observed {
+            guid: item.get(GUID).and_then(AttributeValue::as_b).map(<[u8]>::to_vec),
+            fencing_token: item.get(FENCING_TOKEN).and_then(AttributeValue::as_i64),
+            lease_duration_ms: item.get(LEASE_DURATION_MS).and_then(AttributeValue::as_i64),
+            acquired_unix_ms: item.get(LOCK_ACQUIRED_TIME_UNIX_MS).and_then(AttributeValue::as_i64),
+            owner: item.get(OWNER).and_then(AttributeValue::as_s).map(str::to_owned),
+        }
+    }
+
+    pub fn is_released(&self) -> bool {
+        self.lease_duration_ms == Some(RELEASED_LEASE_MS)
+    }
+
+    /// Same holder and same acquisition as `other`: the lease has not been renewed or taken.
+    pub fn same_lease(&self, other: &Observed) -> bool {
+        self.guid == other.guid && self.fencing_token == other.fencing_token
+    }
+
+    pub fn describe_holder(&self) -> String {
+        match (&self.owner, self.lease_duration_ms) {
+            (Some(owner), None) => format!("held by {owner} (fail-closed: never expires until released)"),
+            (Some(owner), Some(_)) => format!("held by {owner}"),
+            (None, _) => "held by another client".into(),
+        }
+    }
+}
+
+/// Builds the requests for one lock table configuration.
+#[derive(Clone, Debug)]
+pub struct LockTable {
+    pub table: String,
+    pub partition_key: String,
+    pub sort_key: Option<String>,
+}
+
+impl LockTable {
+    pub fn key(&self, id: &LockId) -> Item {
+        let mut key = Item::new();
+        key.insert(self.partition_key.clone(), id.partition.clone().into());
+        if let (Some(name), Some(sort)) = (&self.sort_key, &id.sort) {
+            key.insert(name.clone(), sort.clone().into());
+        }
+        key
+    }
+
+    fn partition_name(&self) -> Name {
+        Name::aliased("#partitionKey", self.partition_key.clone())
+    }
+
+    /// No item for this id. With a sort key dlc tests both parts; an item always has both, so
+    /// the partition key alone is equivalent.
+    fn absent(&self) -> Condition {
+        Condition::NotExists(self.partition_name())
+    }
+
+    fn guid_is(&self, guid: &[u8]) -> Condition {
+        Condition::eq(Name::raw(GUID), val(":guid", AttributeValue::B(guid.to_vec())))
+    }
+
+    pub fn read(&self, id: &LockId) -> GetItem {
+        GetItem { table: self.table.clone(), key: self.key(id), consistent_read: true }
+    }
+
+    /// Fail-open acquisition in one round trip. Guards: the lock is free (no item, or released),
+    /// or, when `takeover` is given, it still carries the guid and token we watched for a whole
+    /// lease (nobody heartbeated or took it meanwhile). The token rises by one on every
+    /// acquisition; an item without one (written by a fail-closed client) counts from 0.
+    pub fn acquire(
+        &self,
+        id: &LockId,
+        guid: &[u8],
+        owner: &str,
+        lease_ms: i64,
+        now_unix_ms: i64,
+        takeover: Option<&Observed>,
+    ) -> UpdateItem {
+        let released = Condition::eq(Name::raw(LEASE_DURATION_MS), val(":released", AttributeValue::int(RELEASED_LEASE_MS)));
+        let mut condition = self.absent().or(released);
+        if let Some(seen) = takeover {
+            condition = condition.or(self.same_lease_condition(seen));
+        }
+        UpdateItem {
+            table: self.table.clone(),
+            key: self.key(id),
+            update: Update::default()
+                .set(Name::aliased("#owner", OWNER), val(":owner", AttributeValue::S(owner.to_owned())))
+                .set(Name::raw(GUID), val(":newGuid", AttributeValue::B(guid.to_vec())))
+                .set(Name::raw(LEASE_DURATION_MS), val(":lease", AttributeValue::int(lease_ms)))
+                .set(Name::raw(LOCK_ACQUIRED_TIME_UNIX_MS), val(":now", AttributeValue::int(now_unix_ms)))
+                .increment(Name::raw(FENCING_TOKEN), val(":zero", AttributeValue::int(0)), val(":one", AttributeValue::int(1))),
+            condition: Some(condition),
+            return_values: ReturnValues::AllNew,
+            return_old_on_condition_failure: true,
+        }
+    }
+
+    fn same_lease_condition(&self, seen: &Observed) -> Condition {
+        let guid = match &seen.guid {
+            Some(guid) => Condition::eq(Name::raw(GUID), val(":seenGuid", AttributeValue::B(guid.clone()))),
+            None => Condition::NotExists(Name::raw(GUID)),
+        };
+        let token = match seen.fencing_token {
+            Some(token) => Condition::eq(Name::raw(FENCING_TOKEN), val(":seenToken", AttributeValue::int(token))),
+            None => Condition::NotExists(Name::raw(FENCING_TOKEN)),
+        };
+        Condition::And(vec![guid, token])
+    }
+
+    /// Heartbeat: a new guid and a fresh lease. Guards: we still hold it (our current guid).
+    pub fn heartbeat(&self, id: &LockId, current: &[u8], next: &[u8], lease_ms: i64, now_unix_ms: i64) -> UpdateItem {
+        UpdateItem {
+            table: self.table.clone(),
+            key: self.key(id),
+            update: Update::default()
+                .set(Name::raw(GUID), val(":newGuid", AttributeValue::B(next.to_vec())))
+                .set(Name::raw(LEASE_DURATION_MS), val(":lease", AttributeValue::int(lease_ms)))
+                .set(Name::raw(LOCK_ACQUIRED_TIME_UNIX_MS), val(":now", AttributeValue::int(now_unix_ms))),
+            condition: Some(self.guid_is(current)),
+            return_values: ReturnValues::None,
+            return_old_on_condition_failure: true,
+        }
+    }
+
+    /// Fail-open release: lease 1 ms, item kept so the fencing token keeps rising, and a new
+    /// guid so that a lost response can be resolved. Guards: we still hold it.
+    pub fn release(&self, id: &LockId, current: &[u8], next: &[u8], now_unix_ms: i64, data: Option<&Value>) -> UpdateItem {
+        let mut update = Update::default()
+            .set(Name::raw(GUID), val(":newGuid", AttributeValue::B(next.to_vec())))
+            .set(Name::raw(LEASE_DURATION_MS), val(":released", AttributeValue::int(RELEASED_LEASE_MS)))
+            .set(Name::raw(LOCK_ACQUIRED_TIME_UNIX_MS), val(":now", AttributeValue::int(now_unix_ms)));
+        if let Some(data) = data {
+            update = update.set(Name::raw(LOCK_DATA), val(":data", data.to_attribute()));
+        }
+        UpdateItem {
+            table: self.table.clone(),
+            key: self.key(id),
+            update,
+            condition: Some(self.guid_is(current)),
+            return_values: ReturnValues::None,
+            return_old_on_condition_failure: true,
+        }
+    }
+
+    /// Replaces the lock data. Guards: we still hold it.
+    pub fn write_data(&self, id: &LockId, current: &[u8], data: &Value) -> UpdateItem {
+        UpdateItem {
+            table: self.table.clone(),
+            key: self.key(id),
+            update: Update::default().set(Name::raw(LOCK_DATA), val(":data", data.to_attribute())),
+            condition: Some(self.guid_is(current)),
+            return_values: ReturnValues::None,
+            return_old_on_condition_failure: true,
+        }
+    }
+
+    /// Fail-closed acquisition (dlc's item: key, owner, guid). Guards: no item for this id.
+    pub fn acquire_fail_closed(&self, id: &LockId, guid: &[u8], owner: &str) -> PutItem {
+        let mut item = self.key(id);
+        item.insert(OWNER.into(), AttributeValue::S(owner.to_owned()));
+        item.insert(GUID.into(), AttributeValue::B(guid.to_vec()));
+        PutItem {
+            table: self.table.clone(),
+            item,
+            condition: Some(self.absent()),
+            return_values: ReturnValues::None,
+            return_old_on_condition_failure: true,
+        }
+    }
+
+    /// Fail-closed release deletes the item. Guards: we still hold it.
+    pub fn release_fail_closed(&self, id: &LockId, current: &[u8]) -> DeleteItem {
+        DeleteItem {
+            table: self.table.clone(),
+            key: self.key(id),
+            condition: Some(self.guid_is(current)),
+            return_values: ReturnValues::None,
+            return_old_on_condition_failure: true,
+        }
+    }
+
+    /// The condition a fenced write checks on the lock item: the writer's guid is still there.
+    pub fn held_by(&self, guid: &[u8]) -> Condition {
+        self.guid_is(guid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::ExpressionAttributes;
+
+    fn table() -> LockTable {
+        LockTable { table: "locks".into(), partition_key: "id".into(), sort_key: None }
+    }
+
+    #[test]
+    fn acquire_sets_every_lock_attribute_and_counts_the_token() {
+        let request = table().acquire(&LockId::new("a"), &[7; 64], "me", 10_000, 5, None);
+        let mut attrs = ExpressionAttributes::default();
+        assert_eq!(
+            request.update.render(&mut attrs),
+            "SET #owner = :owner, guid = :newGuid, leaseDurationMs = :lease, lockAcquiredTimeUnixMs = :now, fencingToken = if_not_exists(fencingToken, :zero) + :one"
+        );
+        assert_eq!(
+            request.condition.unwrap().render(&mut attrs),
+            "attribute_not_exists(#partitionKey) or leaseDurationMs = :released"
+        );
+    }
+
+    #[test]
+    fn takeover_requires_the_watched_guid_and_token() {
+        let seen = Observed { guid: Some(vec![1]), fencing_token: Some(4), lease_duration_ms: Some(10), acquired_unix_ms: None, owner: None };
+        let request = table().acquire(&LockId::new("a"), &[7; 64], "me", 10_000, 5, Some(&seen));
+        let mut attrs = ExpressionAttributes::default();
+        assert_eq!(
+            request.condition.unwrap().render(&mut attrs),
+            "attribute_not_exists(#partitionKey) or leaseDurationMs = :released or (guid = :seenGuid and fencingToken = :seenToken)"
+        );
+        assert_eq!(attrs.values[":seenToken"], AttributeValue::int(4));
+    }
+
+    #[test]
+    fn sort_key_ids_fill_both_key_attributes() {
+        let t = LockTable { sort_key: Some("sk".into()), ..table() };
+        let key = t.key(&LockId::with_sort("tenant", 7));
+        assert_eq!(key["id"], AttributeValue::S("tenant".into()));
+        assert_eq!(key["sk"], AttributeValue::N("7".into()));
+    }
+
+    #[test]
+    fn guids_are_64_random_bytes() {
+        let (a, b) = (new_guid(), new_guid());
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+    }
+}
