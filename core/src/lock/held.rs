@@ -288,7 +288,9 @@ impl Inner {
             held.guid = held.pending_guid.take().unwrap_or_default();
             return Ok(());
         }
-        Err(self.lost_error(loss_reason(current)))
+        let reason = loss_reason(current);
+        self.mark_lost(reason.clone());
+        Err(self.lost_error(reason))
     }
 
     /// Sends a write conditioned on our guid, resending on unknown outcomes (the write is

@@ -1,0 +1,317 @@
+//! One suite, two backends: every public operation must behave the same on the memory
+//! transport and on DynamoDB Local (through the native AWS SDK transport).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dynalease::clock::{Clock, SharedClock, SystemClock};
+use dynalease::kv::{KvConfig, KvStore, WriteOptions};
+use dynalease::lock::{LockClient, LockConfig, LockId, LockStatus};
+use dynalease::table::{create_table, TableSpec};
+use dynalease::transport::memory::MemoryTransport;
+use dynalease::transport::native::{NativeConfig, NativeTransport};
+use dynalease::transport::Transport;
+use dynalease::{Error, KeyType, Value};
+
+async fn memory() -> Arc<dyn Transport> {
+    Arc::new(MemoryTransport::new())
+}
+
+async fn dynamodb_local() -> Arc<dyn Transport> {
+    let config = NativeConfig { endpoint_url: Some(common::endpoint()), ..Default::default() };
+    Arc::new(NativeTransport::new(config).await.expect("DynamoDB Local transport"))
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod on_memory {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::memory().await).await } )*
+        }
+        mod on_dynamodb_local {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::dynamodb_local().await).await } )*
+        }
+    };
+}
+
+conformance!(
+    kv_put_get_exists_delete,
+    kv_atomic_put_creates_then_compares_and_swaps,
+    kv_atomic_delete_checks_the_version,
+    kv_list_returns_a_prefix_in_key_order_across_pages,
+    kv_values_keep_their_native_types,
+    kv_expired_keys_are_hidden,
+    kv_rejects_bad_input_and_writes_nothing,
+    kv_fenced_writes_need_the_lock,
+    locks_cycle_with_rising_fencing_tokens,
+    locks_exclude_each_other,
+    an_unrenewed_lease_is_taken_over_after_it_ends,
+    heartbeats_keep_a_lease_alive,
+    fail_closed_locks_are_deleted_on_release,
+    sort_key_lock_ids,
+    lock_data_survives_release,
+    create_table_is_idempotent_and_checks_the_schema,
+    a_missing_table_is_named_in_the_error,
+    a_lock_id_of_the_wrong_type_is_explained,
+);
+
+async fn kv_store(transport: &Arc<dyn Transport>, partition: &str) -> KvStore {
+    let table = common::table_name("kv");
+    create_table(transport.as_ref(), &TableSpec::new(&table, "pk").sort_key("sk", KeyType::S)).await.unwrap();
+    KvStore::new(KvConfig::new(table, partition), transport.clone()).unwrap()
+}
+
+async fn lock_table(transport: &Arc<dyn Transport>) -> String {
+    let table = common::table_name("locks");
+    create_table(transport.as_ref(), &TableSpec::new(&table, "id")).await.unwrap();
+    table
+}
+
+fn json(value: serde_json::Value) -> Value {
+    Value::try_from(value).unwrap()
+}
+
+fn none() -> WriteOptions {
+    WriteOptions::default()
+}
+
+async fn kv_put_get_exists_delete(transport: Arc<dyn Transport>) {
+    let kv = kv_store(&transport, "agents").await;
+    assert_eq!(kv.get("agents/1").await.unwrap(), None);
+    assert!(!kv.exists("agents/1").await.unwrap());
+    let written = kv.put("agents/1", &json(serde_json::json!({"state": "idle"})), &none()).await.unwrap();
+    let read = kv.get("agents/1").await.unwrap().unwrap();
+    assert_eq!(read, written);
+    assert!(kv.exists("agents/1").await.unwrap());
+    let rewritten = kv.put("agents/1", &Value::from("busy"), &none()).await.unwrap();
+    assert_ne!(rewritten.version, written.version, "every write changes the version");
+    assert!(kv.delete("agents/1", &none()).await.unwrap());
+    assert!(!kv.delete("agents/1", &none()).await.unwrap());
+    assert_eq!(kv.get("agents/1").await.unwrap(), None);
+}
+
+async fn kv_atomic_put_creates_then_compares_and_swaps(transport: Arc<dyn Transport>) {
+    let kv = kv_store(&transport, "cas").await;
+    let created = kv.atomic_put("k", &Value::from(1), None, &none()).await.unwrap();
+    assert!(matches!(kv.atomic_put("k", &Value::from(9), None, &none()).await, Err(Error::KeyExists { .. })));
+    let swapped = kv.atomic_put("k", &Value::from(2), Some(&created), &none()).await.unwrap();
+    // The stale pair loses.
+    assert!(matches!(kv.atomic_put("k", &Value::from(3), Some(&created), &none()).await, Err(Error::KeyModified { .. })));
+    assert_eq!(kv.get("k").await.unwrap().unwrap(), swapped);
+    kv.delete("k", &none()).await.unwrap();
+    assert!(matches!(kv.atomic_put("k", &Value::from(4), Some(&swapped), &none()).await, Err(Error::KeyNotFound { .. })));
+    assert!(matches!(kv.atomic_put("other", &Value::from(4), Some(&swapped), &none()).await, Err(Error::Config(_))));
+}
+
+async fn kv_atomic_delete_checks_the_version(transport: Arc<dyn Transport>) {
+    let kv = kv_store(&transport, "cas").await;
+    let first = kv.put("k", &Value::from(1), &none()).await.unwrap();
+    let second = kv.put("k", &Value::from(2), &none()).await.unwrap();
+    assert!(matches!(kv.atomic_delete("k", &first, &none()).await, Err(Error::KeyModified { .. })));
+    kv.atomic_delete("k", &second, &none()).await.unwrap();
+    assert!(matches!(kv.atomic_delete("k", &second, &none()).await, Err(Error::KeyNotFound { .. })));
+}
+
+async fn kv_list_returns_a_prefix_in_key_order_across_pages(transport: Arc<dyn Transport>) {
+    let kv = kv_store(&transport, "list").await;
+    // 70 values of 20 KB: DynamoDB returns at most 1 MB a page, so this needs two pages.
+    let big = Value::String("x".repeat(20_000));
+    for i in (0..70).rev() {
+        kv.put(&format!("jobs/{i:03}"), &big, &none()).await.unwrap();
+    }
+    kv.put("other/1", &Value::from(1), &none()).await.unwrap();
+    let jobs = kv.list("jobs/").await.unwrap();
+    assert_eq!(jobs.len(), 70);
+    assert!(jobs.windows(2).all(|w| w[0].key < w[1].key));
+    assert_eq!(kv.list("").await.unwrap().len(), 71);
+    assert!(kv.list("none/").await.unwrap().is_empty());
+    // Another namespace in the same table sees none of it.
+    let other = KvStore::new(KvConfig::new(kv.config().table.clone(), "elsewhere"), transport.clone()).unwrap();
+    assert!(other.list("").await.unwrap().is_empty());
+}
+
+async fn kv_values_keep_their_native_types(transport: Arc<dyn Transport>) {
+    let kv = kv_store(&transport, "types").await;
+    let value = Value::Map(
+        [
+            ("bytes".to_owned(), Value::Bytes(vec![0, 255, 7])),
+            ("big".to_owned(), json(serde_json::json!(12345678901234567890u64))),
+            ("neg".to_owned(), Value::from(-42)),
+            ("float".to_owned(), Value::float(2.5).unwrap()),
+            ("list".to_owned(), json(serde_json::json!([true, null, "s", {"nested": [1]}]))),
+        ]
+        .into(),
+    );
+    kv.put("v", &value, &none()).await.unwrap();
+    assert_eq!(kv.get("v").await.unwrap().unwrap().value, value);
+    for scalar in [Value::Null, Value::Bool(false), Value::from(""), Value::Bytes(vec![]), Value::List(vec![])] {
+        kv.put("s", &scalar, &none()).await.unwrap();
+        assert_eq!(kv.get("s").await.unwrap().unwrap().value, scalar);
+    }
+}
+
+/// A clock an hour ahead: what readers will see once TTLs have passed.
+#[derive(Debug)]
+struct Later;
+
+impl Clock for Later {
+    fn now_unix_ms(&self) -> u64 {
+        SystemClock.now_unix_ms() + 3_600_000
+    }
+}
+
+async fn kv_expired_keys_are_hidden(transport: Arc<dyn Transport>) {
+    let kv = kv_store(&transport, "ttl").await;
+    let pair = kv.put("short", &Value::from(1), &none().ttl(Duration::from_secs(60))).await.unwrap();
+    kv.put("forever", &Value::from(2), &none()).await.unwrap();
+    let expected = (SystemClock.now_unix_ms() / 1000 + 60) as i64;
+    assert!((pair.expires.unwrap() - expected).abs() <= 1);
+    assert!(kv.exists("short").await.unwrap());
+    let later = kv.clone().with_clock(Arc::new(Later) as SharedClock);
+    assert_eq!(later.get("short").await.unwrap(), None);
+    assert_eq!(later.list("").await.unwrap().iter().map(|p| p.key.as_str()).collect::<Vec<_>>(), ["forever"]);
+    // An expired leftover (TTL deletes lazily) counts as absent for creation.
+    later.atomic_put("short", &Value::from(3), None, &none()).await.unwrap();
+    assert_eq!(later.get("short").await.unwrap().unwrap().value, Value::from(3));
+}
+
+async fn kv_rejects_bad_input_and_writes_nothing(transport: Arc<dyn Transport>) {
+    let kv = kv_store(&transport, "bad").await;
+    let huge = Value::Bytes(vec![0; 401 * 1024]);
+    let err = kv.put("k", &huge, &none()).await.unwrap_err();
+    assert!(matches!(err, Error::Config(_)) && err.to_string().contains("400 KB"), "{err}");
+    assert!(matches!(kv.put("", &Value::Null, &none()).await, Err(Error::Config(_))));
+    assert!(matches!(kv.put("k", &Value::Null, &none().ttl(Duration::ZERO)).await, Err(Error::Config(_))));
+    assert!(kv.list("").await.unwrap().is_empty(), "nothing was written");
+    assert!(matches!(KvStore::new(KvConfig::new("t", "p").sort_key("value"), transport.clone()), Err(Error::Config(_))));
+}
+
+async fn kv_fenced_writes_need_the_lock(transport: Arc<dyn Transport>) {
+    let kv = kv_store(&transport, "fenced").await;
+    let table = lock_table(&transport).await;
+    let locks = LockClient::new(LockConfig::new(&table, "id").lease_duration(Duration::from_millis(400)).heartbeat_period(None), transport.clone()).unwrap();
+    let lock = locks.acquire("counter", None).await.unwrap();
+    let created = kv.atomic_put("n", &Value::from(1), None, &none().fence(&lock)).await.unwrap();
+    kv.atomic_put("n", &Value::from(2), Some(&created), &none().fence(&lock)).await.unwrap();
+    assert!(matches!(kv.atomic_put("n", &Value::from(3), Some(&created), &none().fence(&lock)).await, Err(Error::KeyModified { .. })));
+    // Another client takes over after the lease; the old holder's writes are refused.
+    let _taker = locks.acquire("counter", Some(Duration::from_secs(5))).await.unwrap();
+    assert!(matches!(kv.put("n", &Value::from(9), &none().fence(&lock)).await, Err(Error::LockLost { .. })));
+    assert!(matches!(kv.delete("n", &none().fence(&lock)).await, Err(Error::LockLost { .. })));
+    assert_eq!(kv.get("n").await.unwrap().unwrap().value, Value::from(2));
+}
+
+async fn locks_cycle_with_rising_fencing_tokens(transport: Arc<dyn Transport>) {
+    let table = lock_table(&transport).await;
+    let locks = LockClient::new(LockConfig::new(&table, "id"), transport.clone()).unwrap();
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let lock = locks.acquire("job", Some(Duration::from_secs(5))).await.unwrap();
+        tokens.push(lock.fencing_token().unwrap());
+        lock.release().await.unwrap();
+        assert_eq!(lock.status(), LockStatus::Released);
+        lock.release().await.unwrap(); // twice is fine
+    }
+    assert_eq!(tokens, [1, 2, 3]);
+    assert_eq!(locks.acquire(42i64, None).await.unwrap().fencing_token(), Some(1), "numeric ids are other locks");
+}
+
+async fn locks_exclude_each_other(transport: Arc<dyn Transport>) {
+    let table = lock_table(&transport).await;
+    let config = LockConfig::new(&table, "id").lease_duration(Duration::from_secs(2));
+    let a = LockClient::new(config.clone(), transport.clone()).unwrap();
+    let b = LockClient::new(config, transport.clone()).unwrap();
+    let held = a.acquire("job", None).await.unwrap();
+    assert!(b.try_acquire("job").await.unwrap().is_none());
+    let err = b.acquire("job", Some(Duration::from_millis(300))).await.unwrap_err();
+    assert!(matches!(err, Error::LockNotAcquired { .. }), "{err}");
+    let waiter = tokio::spawn(async move { b.acquire("job", Some(Duration::from_secs(10))).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    held.release().await.unwrap();
+    assert_eq!(waiter.await.unwrap().unwrap().fencing_token(), Some(2));
+}
+
+async fn an_unrenewed_lease_is_taken_over_after_it_ends(transport: Arc<dyn Transport>) {
+    let table = lock_table(&transport).await;
+    let config = LockConfig::new(&table, "id").lease_duration(Duration::from_millis(300)).heartbeat_period(None);
+    let a = LockClient::new(config.clone(), transport.clone()).unwrap().acquire("job", None).await.unwrap();
+    let started = std::time::Instant::now();
+    let b = LockClient::new(config, transport.clone()).unwrap().acquire("job", Some(Duration::from_secs(10))).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(b.fencing_token(), Some(2));
+    assert!(a.is_lost());
+    assert!(matches!(a.release().await, Err(Error::LockLost { .. })));
+}
+
+async fn heartbeats_keep_a_lease_alive(transport: Arc<dyn Transport>) {
+    let table = lock_table(&transport).await;
+    let config = LockConfig::new(&table, "id").lease_duration(Duration::from_millis(600)).heartbeat_period(Some(Duration::from_millis(150)));
+    let held = LockClient::new(config.clone(), transport.clone()).unwrap().acquire("job", None).await.unwrap();
+    let other = LockClient::new(config, transport.clone()).unwrap();
+    // Three leases long, the waiter never sees the same guid for a whole lease.
+    assert!(matches!(other.acquire("job", Some(Duration::from_millis(1800))).await, Err(Error::LockNotAcquired { .. })));
+    assert_eq!(held.status(), LockStatus::Held);
+    held.release().await.unwrap();
+}
+
+async fn fail_closed_locks_are_deleted_on_release(transport: Arc<dyn Transport>) {
+    let table = lock_table(&transport).await;
+    let locks = LockClient::new(LockConfig::new(&table, "id").fail_closed(), transport.clone()).unwrap();
+    let lock = locks.acquire("job", None).await.unwrap();
+    assert_eq!(lock.fencing_token(), None);
+    assert!(locks.try_acquire("job").await.unwrap().is_none());
+    assert!(matches!(locks.acquire("job", Some(Duration::from_millis(200))).await, Err(Error::LockNotAcquired { .. })));
+    lock.release().await.unwrap();
+    locks.try_acquire("job").await.unwrap().expect("free after release");
+}
+
+async fn sort_key_lock_ids(transport: Arc<dyn Transport>) {
+    let table = common::table_name("sorted");
+    create_table(transport.as_ref(), &TableSpec::new(&table, "id").sort_key("sk", KeyType::N)).await.unwrap();
+    let locks = LockClient::new(LockConfig::new(&table, "id").sort_key("sk"), transport.clone()).unwrap();
+    let one = locks.acquire(LockId::with_sort("tenant", 1i64), None).await.unwrap();
+    let two = locks.acquire(LockId::with_sort("tenant", 2i64), None).await.unwrap();
+    assert!(locks.try_acquire(LockId::with_sort("tenant", 1i64)).await.unwrap().is_none());
+    one.release().await.unwrap();
+    two.release().await.unwrap();
+    assert_eq!(locks.try_acquire(LockId::with_sort("tenant", 1i64)).await.unwrap().unwrap().fencing_token(), Some(2));
+}
+
+async fn lock_data_survives_release(transport: Arc<dyn Transport>) {
+    let table = lock_table(&transport).await;
+    let locks = LockClient::new(LockConfig::new(&table, "id"), transport.clone()).unwrap();
+    let lock = locks.acquire("job", None).await.unwrap();
+    lock.update_data(json(serde_json::json!({"step": 1}))).await.unwrap();
+    lock.release_with_data(Some(json(serde_json::json!({"step": 2})))).await.unwrap();
+    assert_eq!(locks.acquire("job", None).await.unwrap().data(), Some(json(serde_json::json!({"step": 2}))));
+}
+
+async fn create_table_is_idempotent_and_checks_the_schema(transport: Arc<dyn Transport>) {
+    let table = lock_table(&transport).await;
+    create_table(transport.as_ref(), &TableSpec::new(&table, "id")).await.unwrap();
+    let err = create_table(transport.as_ref(), &TableSpec::new(&table, "key").sort_key("sk", KeyType::S)).await.unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, Error::TableSchema { .. }), "{err}");
+    assert!(message.contains("partition key is \"id\"") && message.contains("no sort key"), "{message}");
+    assert!(matches!(create_table(transport.as_ref(), &TableSpec::new("x", "id")).await, Err(Error::Config(_))));
+}
+
+async fn a_missing_table_is_named_in_the_error(transport: Arc<dyn Transport>) {
+    let missing = common::table_name("missing");
+    let locks = LockClient::new(LockConfig::new(&missing, "id"), transport.clone()).unwrap();
+    let err = locks.try_acquire("job").await.unwrap_err();
+    assert!(matches!(&err, Error::TableNotFound { table } if *table == missing), "{err}");
+    let kv = KvStore::new(KvConfig::new(&missing, "p"), transport.clone()).unwrap();
+    assert!(matches!(kv.get("k").await, Err(Error::TableNotFound { .. })));
+}
+
+async fn a_lock_id_of_the_wrong_type_is_explained(transport: Arc<dyn Transport>) {
+    let table = lock_table(&transport).await;
+    let locks = LockClient::new(LockConfig::new(&table, "id"), transport.clone()).unwrap();
+    let err = locks.try_acquire(7i64).await.unwrap_err();
+    assert!(matches!(err, Error::TableSchema { .. }), "{err}");
+    assert!(err.to_string().contains("key schema"), "{err}");
+    let wrong_key = LockClient::new(LockConfig::new(&table, "name"), transport.clone()).unwrap();
+    assert!(matches!(wrong_key.try_acquire("job").await, Err(Error::TableSchema { .. })));
+}
