@@ -283,8 +283,9 @@ impl KvStore {
                 }
             }
             Some(lock) => {
-                // DynamoDB makes resends with the same token idempotent for ten minutes.
-                let token = format!("dynalease-{:032x}", rand::rng().random::<u128>());
+                // DynamoDB makes resends with the same token idempotent for ten minutes (at most 36
+                // characters).
+                let token = format!("{:032x}", rand::rng().random::<u128>());
                 lock.fenced(|check: FenceCheck| {
                     let action = action.clone();
                     let token = token.clone();

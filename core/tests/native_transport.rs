@@ -63,7 +63,13 @@ async fn delete_table(transport: &NativeTransport, table: String) {
 }
 
 fn put(table: &str, item: Item) -> PutItem {
-    PutItem { table: table.to_owned(), item, condition: None, return_values: ReturnValues::None, return_old_on_condition_failure: false }
+    PutItem {
+        table: table.to_owned(),
+        item,
+        condition: None,
+        return_values: ReturnValues::None,
+        return_old_on_condition_failure: false,
+    }
 }
 
 fn get(table: &str, key: Item) -> GetItem {
@@ -113,9 +119,11 @@ async fn writes_honour_conditions_and_values_round_trip() {
     let update = UpdateItem {
         table: table.clone(),
         key: key.clone(),
-        update: Update::default()
-            .set(owner.clone(), val(":new", s("carol")))
-            .increment(Name::raw("version"), val(":zero", AttributeValue::int(0)), val(":one", AttributeValue::int(1))),
+        update: Update::default().set(owner.clone(), val(":new", s("carol"))).increment(
+            Name::raw("version"),
+            val(":zero", AttributeValue::int(0)),
+            val(":one", AttributeValue::int(1)),
+        ),
         condition: Some(Condition::eq(owner.clone(), val(":expected", s("alice")))),
         return_values: ReturnValues::AllNew,
         return_old_on_condition_failure: true,

@@ -259,7 +259,7 @@ impl LockClient {
     /// Turns DynamoDB's terse key-schema complaints into something actionable.
     fn explain(&self, error: Error) -> Error {
         match error {
-            Error::Validation { message, .. } if message.contains("key element does not match the schema") => Error::TableSchema {
+            Error::Validation { message, .. } if is_key_mismatch(&message) => Error::TableSchema {
                 table: self.config.table.clone(),
                 message: format!(
                     "its key schema does not match this client (partition_key {:?}, sort_key {:?}) or the lock id's type: {message}; check both with describe-table",
@@ -269,6 +269,14 @@ impl LockClient {
             other => other,
         }
     }
+}
+
+/// DynamoDB's words for a key that does not fit the table: missing or extra key attributes, or
+/// a value of the wrong type.
+fn is_key_mismatch(message: &str) -> bool {
+    ["key element does not match the schema", "Type mismatch for key", "required keys was not given a value"]
+        .iter()
+        .any(|phrase| message.contains(phrase))
 }
 
 fn carries_guid(item: &Item, guid: &[u8]) -> bool {
