@@ -58,7 +58,8 @@ pub enum CompareOp {
 }
 
 impl CompareOp {
-    fn symbol(self) -> &'static str {
+    /// The operator as DynamoDB's expression language writes it.
+    pub fn symbol(self) -> &'static str {
         match self {
             CompareOp::Eq => "=",
             CompareOp::Ne => "<>",

@@ -80,7 +80,7 @@ impl MemoryTransport {
     pub fn named(name: &str) -> MemoryTransport {
         static REGISTRY: OnceLock<Mutex<HashMap<String, MemoryTransport>>> = OnceLock::new();
         let mut registry = REGISTRY.get_or_init(Default::default).lock().unwrap_or_else(PoisonError::into_inner);
-        registry.entry(name.to_owned()).or_insert_with(MemoryTransport::new).clone()
+        registry.entry(name.to_owned()).or_default().clone()
     }
 
     pub fn clock(&self) -> SharedClock {
@@ -240,7 +240,12 @@ impl State {
     }
 
     /// Evaluates one prepared write against the current item and applies it.
-    fn write(&mut self, operation: &'static str, prepared: Prepared<'_>, return_values: ReturnValues) -> Result<Option<Item>> {
+    fn write(
+        &mut self,
+        operation: &'static str,
+        prepared: Prepared<'_>,
+        return_values: ReturnValues,
+    ) -> Result<Option<Item>> {
         let table = self.table_mut(prepared.table)?;
         let current = table.get(&prepared.key);
         let outcome = match prepared.evaluate(operation, current) {
@@ -329,7 +334,9 @@ impl State {
     /// Transaction actions carry no ReturnValues in DynamoDB's API, so theirs are ignored.
     fn prepare_action<'r>(&self, operation: &'static str, action: &'r TransactItem) -> Result<Prepared<'r>> {
         match action {
-            TransactItem::ConditionCheck { table, key, condition } => self.prepare_check(operation, table, key, condition),
+            TransactItem::ConditionCheck { table, key, condition } => {
+                self.prepare_check(operation, table, key, condition)
+            }
             TransactItem::Put(put) => self.prepare_put(operation, put),
             TransactItem::Update(update) => self.prepare_update(operation, update),
             TransactItem::Delete(delete) => self.prepare_delete(operation, delete),
@@ -356,11 +363,8 @@ impl State {
             }
         }
 
-        let prepared = request
-            .items
-            .iter()
-            .map(|action| self.prepare_action(OPERATION, action))
-            .collect::<Result<Vec<_>>>()?;
+        let prepared =
+            request.items.iter().map(|action| self.prepare_action(OPERATION, action)).collect::<Result<Vec<_>>>()?;
         let mut targets = BTreeSet::new();
         if prepared.iter().any(|action| !targets.insert((action.table, &action.key))) {
             return Err(validation(OPERATION, "Transaction request cannot include multiple operations on one item"));
@@ -439,9 +443,9 @@ impl State {
         let Some(items) = table.partitions.get(&partition) else {
             return Ok(page);
         };
-        let in_range = items
-            .range((start, Bound::Unbounded))
-            .filter(|(sort, _)| prefix.as_ref().is_none_or(|prefix| sort.as_ref().is_some_and(|s| s.starts_with(prefix))));
+        let in_range = items.range((start, Bound::Unbounded)).filter(|(sort, _)| {
+            prefix.as_ref().is_none_or(|prefix| sort.as_ref().is_some_and(|s| s.starts_with(prefix)))
+        });
         let (mut evaluated, mut bytes) = (0, 0);
         for (_, item) in in_range {
             // Limit and the 1 MB page count items read, before the filter drops any.
@@ -477,7 +481,10 @@ enum Change<'r> {
     Check,
     Put(&'r Item),
     /// `key` becomes the new item's key attributes when the item does not exist yet.
-    Update { key: &'r Item, update: &'r Update },
+    Update {
+        key: &'r Item,
+        update: &'r Update,
+    },
     Delete,
 }
 
@@ -617,7 +624,10 @@ impl Table {
             let value = item.get(&attribute.name).ok_or_else(|| {
                 validation(
                     operation,
-                    format!("One or more parameter values were invalid: Missing the key {} in the item", attribute.name),
+                    format!(
+                        "One or more parameter values were invalid: Missing the key {} in the item",
+                        attribute.name
+                    ),
                 )
             })?;
             KeyPart::new(operation, attribute, value)?.ok_or_else(|| {
@@ -714,7 +724,10 @@ impl Table {
             ));
         }
         let type_mismatch = || {
-            validation(operation, "One or more parameter values were invalid: Condition parameter type does not match schema type")
+            validation(
+                operation,
+                "One or more parameter values were invalid: Condition parameter type does not match schema type",
+            )
         };
         let partition = KeyPart::new(operation, &self.partition_key, &value.value)?.ok_or_else(type_mismatch)?;
         let Some((name, value)) = &query.sort_key_prefix else {
@@ -741,10 +754,16 @@ impl Table {
         prefix: Option<&KeyPart>,
     ) -> Result<Option<KeyPart>> {
         let start = self.request_key(operation, key).map_err(|_| {
-            validation(operation, "The provided starting key is invalid: The provided key element does not match the schema")
+            validation(
+                operation,
+                "The provided starting key is invalid: The provided key element does not match the schema",
+            )
         })?;
         if start.partition != *partition {
-            return Err(validation(operation, "The provided starting key is outside query boundaries based on provided conditions"));
+            return Err(validation(
+                operation,
+                "The provided starting key is outside query boundaries based on provided conditions",
+            ));
         }
         if let (Some(prefix), Some(sort)) = (prefix, &start.sort) {
             if !sort.starts_with(prefix) {
@@ -759,7 +778,10 @@ impl Table {
         match condition_names(filter).into_iter().find(|name| self.is_key_attribute(&name.attribute)) {
             Some(name) => Err(validation(
                 operation,
-                format!("Filter Expression can only contain non-primary key attributes: Primary key attribute: {}", name.attribute),
+                format!(
+                    "Filter Expression can only contain non-primary key attributes: Primary key attribute: {}",
+                    name.attribute
+                ),
             )),
             None => Ok(()),
         }
@@ -822,12 +844,16 @@ fn check_attribute(operation: &'static str, value: &AttributeValue) -> Result<()
             }
             Ok(())
         }
-        AttributeValue::Ss(strings) => check_set(strings, || set_error("string", "may not be empty"), || {
-            set_error("string", "may not contain duplicates")
-        }),
-        AttributeValue::Bs(binaries) => check_set(binaries, || set_error("binary", "may not be empty"), || {
-            set_error("binary", "may not contain duplicates")
-        }),
+        AttributeValue::Ss(strings) => check_set(
+            strings,
+            || set_error("string", "may not be empty"),
+            || set_error("string", "may not contain duplicates"),
+        ),
+        AttributeValue::Bs(binaries) => check_set(
+            binaries,
+            || set_error("binary", "may not be empty"),
+            || set_error("binary", "may not contain duplicates"),
+        ),
         AttributeValue::L(values) => values.iter().try_for_each(|v| check_attribute(operation, v)),
         AttributeValue::M(map) => check_attributes(operation, map),
         AttributeValue::S(_) | AttributeValue::B(_) | AttributeValue::Bool(_) | AttributeValue::Null => Ok(()),
@@ -845,7 +871,9 @@ fn check_set<T: Ord>(members: &[T], empty: impl FnOnce() -> Error, duplicate: im
 }
 
 fn parse_number(operation: &'static str, text: &str) -> Result<Decimal> {
-    let invalid = |reason: String| validation(operation, format!("The parameter cannot be converted to a numeric value: {reason}"));
+    let invalid = |reason: String| {
+        validation(operation, format!("The parameter cannot be converted to a numeric value: {reason}"))
+    };
     Number::parse(text).map_err(invalid)?;
     Decimal::parse(text).ok_or_else(|| invalid(format!("{text:?} is not a number")))
 }
@@ -863,7 +891,7 @@ fn check_condition(operation: &'static str, expression: &str, condition: &Condit
             check_attribute(operation, &value.value)?;
             let ordering = !matches!(op, CompareOp::Eq | CompareOp::Ne);
             if ordering && !is_scalar(&value.value) {
-                return Err(incorrect_operand(operation, expression, compare_symbol(*op), &value.value));
+                return Err(incorrect_operand(operation, expression, op.symbol(), &value.value));
             }
             Ok(())
         }
@@ -893,17 +921,6 @@ fn incorrect_operand(operation: &'static str, expression: &str, operator: &str, 
             value.type_name()
         ),
     )
-}
-
-fn compare_symbol(op: CompareOp) -> &'static str {
-    match op {
-        CompareOp::Eq => "=",
-        CompareOp::Ne => "<>",
-        CompareOp::Lt => "<",
-        CompareOp::Le => "<=",
-        CompareOp::Gt => ">",
-        CompareOp::Ge => ">=",
-    }
 }
 
 fn is_scalar(value: &AttributeValue) -> bool {
@@ -1310,7 +1327,9 @@ mod tests {
 
     fn assert_validation<T: fmt::Debug>(result: Result<T>, expected: &str) {
         match result {
-            Err(Error::Validation { message, .. }) => assert!(message.contains(expected), "{message:?} lacks {expected:?}"),
+            Err(Error::Validation { message, .. }) => {
+                assert!(message.contains(expected), "{message:?} lacks {expected:?}")
+            }
             other => panic!("expected a validation error containing {expected:?}, got {other:?}"),
         }
     }
@@ -1453,7 +1472,13 @@ mod tests {
         let owned = field(CompareOp::Eq, s("me"));
         assert!(condition_holds(Some(s("me")), lost.clone().or(owned.clone())).await);
         assert!(!condition_holds(Some(s("you")), lost.clone().or(owned.clone())).await);
-        assert!(!condition_holds(Some(s("me")), Condition::Exists(attr("field")).and(Condition::Not(Box::new(owned.clone())))).await);
+        assert!(
+            !condition_holds(
+                Some(s("me")),
+                Condition::Exists(attr("field")).and(Condition::Not(Box::new(owned.clone())))
+            )
+            .await
+        );
         // NOT of a comparison on a missing attribute is true.
         assert!(condition_holds(None, Condition::Not(Box::new(owned))).await);
         assert!(condition_holds(Some(s("x")), Condition::Exists(pk()).and(Condition::Exists(attr("field")))).await);
@@ -1461,9 +1486,12 @@ mod tests {
 
     #[tokio::test]
     async fn deep_values_compare_numbers_by_value_and_sets_without_order() {
-        let stored = AttributeValue::M(item(&[("n", n("1.0")), ("tags", AttributeValue::Ss(vec!["a".into(), "b".into()]))]));
-        let same = AttributeValue::M(item(&[("n", n("1")), ("tags", AttributeValue::Ss(vec!["b".into(), "a".into()]))]));
-        let other = AttributeValue::M(item(&[("n", n("2")), ("tags", AttributeValue::Ss(vec!["a".into(), "b".into()]))]));
+        let stored =
+            AttributeValue::M(item(&[("n", n("1.0")), ("tags", AttributeValue::Ss(vec!["a".into(), "b".into()]))]));
+        let same =
+            AttributeValue::M(item(&[("n", n("1")), ("tags", AttributeValue::Ss(vec!["b".into(), "a".into()]))]));
+        let other =
+            AttributeValue::M(item(&[("n", n("2")), ("tags", AttributeValue::Ss(vec!["a".into(), "b".into()]))]));
         assert!(condition_holds(Some(stored.clone()), field(CompareOp::Eq, same)).await);
         assert!(condition_holds(Some(stored), field(CompareOp::Ne, other)).await);
     }
@@ -1471,7 +1499,10 @@ mod tests {
     #[tokio::test]
     async fn ordering_a_non_scalar_operand_is_refused() {
         let store = store().await;
-        let request = PutItem { condition: Some(field(CompareOp::Lt, AttributeValue::Bool(true))), ..put(item(&[("pk", s("a"))])) };
+        let request = PutItem {
+            condition: Some(field(CompareOp::Lt, AttributeValue::Bool(true))),
+            ..put(item(&[("pk", s("a"))]))
+        };
         assert_validation(store.put_item(request).await, "operator or function: <, operand type: BOOL");
     }
 
@@ -1503,8 +1534,14 @@ mod tests {
         store.put_item(put(item(&[("pk", s("a")), ("v", n("1")), ("gone", s("x"))]))).await.unwrap();
         let change = Update::default().set(attr("v"), value(n("2"))).remove(attr("gone"));
         let request = UpdateItem { return_values: ReturnValues::AllOld, ..update(key.clone(), change.clone()) };
-        assert_eq!(store.update_item(request).await.unwrap(), Some(item(&[("pk", s("a")), ("v", n("1")), ("gone", s("x"))])));
-        assert_eq!(store.update_item(update(key.clone(), change.clone())).await.unwrap(), Some(item(&[("pk", s("a")), ("v", n("2"))])));
+        assert_eq!(
+            store.update_item(request).await.unwrap(),
+            Some(item(&[("pk", s("a")), ("v", n("1")), ("gone", s("x"))]))
+        );
+        assert_eq!(
+            store.update_item(update(key.clone(), change.clone())).await.unwrap(),
+            Some(item(&[("pk", s("a")), ("v", n("2"))]))
+        );
         let request = UpdateItem { return_values: ReturnValues::None, ..update(key, change) };
         assert_eq!(store.update_item(request).await.unwrap(), None);
     }
@@ -1513,19 +1550,25 @@ mod tests {
     async fn increment_starts_from_a_missing_attribute_and_stays_exact() {
         let store = store().await;
         let key = item(&[("pk", s("a"))]);
-        let increment = |by: &str| {
-            Update::default().increment(Name::raw("fencingToken"), val(":zero", n("0")), val(":by", n(by)))
-        };
+        let increment =
+            |by: &str| Update::default().increment(Name::raw("fencingToken"), val(":zero", n("0")), val(":by", n(by)));
         let token = |item: Option<Item>| item.unwrap()["fencingToken"].clone();
         assert_eq!(token(store.update_item(update(key.clone(), increment("1"))).await.unwrap()), n("1"));
         assert_eq!(token(store.update_item(update(key.clone(), increment("1"))).await.unwrap()), n("2"));
         assert_eq!(token(store.update_item(update(key.clone(), increment("-5"))).await.unwrap()), n("-3"));
 
         let big = "99999999999999999999999999999999999999";
-        store.put_item(put(item(&[("pk", s("a")), ("fencingToken", n("99999999999999999999999999999999999998"))]))).await.unwrap();
+        store
+            .put_item(put(item(&[("pk", s("a")), ("fencingToken", n("99999999999999999999999999999999999998"))])))
+            .await
+            .unwrap();
         assert_eq!(token(store.update_item(update(key.clone(), increment("1"))).await.unwrap()), n(big));
-        // 39 significant digits do not fit DynamoDB's numbers.
+        let carried = format!("1{}", "0".repeat(38));
+        assert_eq!(token(store.update_item(update(key.clone(), increment("1"))).await.unwrap()), n(&carried));
+        // 39 significant digits, or a magnitude past 9.99E+125, do not fit DynamoDB's numbers.
         assert_validation(store.update_item(update(key.clone(), increment("1"))).await, "Number overflow");
+        store.put_item(put(item(&[("pk", s("a")), ("fencingToken", n("9.99E+125"))]))).await.unwrap();
+        assert_validation(store.update_item(update(key.clone(), increment("9.99E+125"))).await, "Number overflow");
 
         store.put_item(put(item(&[("pk", s("a")), ("fencingToken", n("0.1"))]))).await.unwrap();
         assert_eq!(token(store.update_item(update(key, increment("0.2"))).await.unwrap()), n("0.3"));
@@ -1550,7 +1593,10 @@ mod tests {
         let key = item(&[("pk", s("a")), ("sk", s("1"))]);
         let set_sort = Update::default().set(attr("sk"), value(s("2")));
         assert_validation(store.update_item(update(key.clone(), set_sort)).await, "Cannot update attribute sk");
-        assert_validation(store.update_item(update(key.clone(), Update::default().remove(pk()))).await, "part of the key");
+        assert_validation(
+            store.update_item(update(key.clone(), Update::default().remove(pk()))).await,
+            "part of the key",
+        );
         let twice = Update::default().set(attr("x"), value(s("1"))).remove(attr("x"));
         assert_validation(store.update_item(update(key.clone(), twice)).await, "overlap");
         assert_eq!(get(&store, key).await, None);
@@ -1572,7 +1618,10 @@ mod tests {
         assert_eq!(get(item(&[("pk", s("a")), ("sk", n("1"))])).await.unwrap(), None);
 
         assert_validation(store.put_item(put(item(&[("pk", s("a"))]))).await, "Missing the key sk");
-        assert_validation(store.put_item(put(item(&[("pk", s("a")), ("sk", s("1"))]))).await, "Type mismatch for key sk");
+        assert_validation(
+            store.put_item(put(item(&[("pk", s("a")), ("sk", s("1"))]))).await,
+            "Type mismatch for key sk",
+        );
         assert_validation(store.delete_item(delete(item(&[("sk", n("1"))]))).await, schema);
     }
 
@@ -1615,8 +1664,17 @@ mod tests {
     #[tokio::test]
     async fn requests_on_a_missing_table_fail_with_table_not_found() {
         let store = MemoryTransport::new();
-        let missing = |result: Result<Response>| assert!(matches!(result, Err(Error::TableNotFound { table }) if table == TABLE));
-        missing(store.execute(Request::GetItem(GetItem { table: TABLE.into(), key: item(&[("pk", s("a"))]), consistent_read: true })).await);
+        let missing =
+            |result: Result<Response>| assert!(matches!(result, Err(Error::TableNotFound { table }) if table == TABLE));
+        missing(
+            store
+                .execute(Request::GetItem(GetItem {
+                    table: TABLE.into(),
+                    key: item(&[("pk", s("a"))]),
+                    consistent_read: true,
+                }))
+                .await,
+        );
         missing(store.execute(Request::PutItem(put(item(&[("pk", s("a"))])))).await);
         missing(store.execute(Request::UpdateItem(update(item(&[("pk", s("a"))]), Update::default()))).await);
         missing(store.execute(Request::DeleteItem(delete(item(&[("pk", s("a"))])))).await);
@@ -1624,7 +1682,8 @@ mod tests {
         missing(store.execute(Request::DescribeTable { table: TABLE.into() }).await);
         missing(store.execute(Request::DeleteTable { table: TABLE.into() }).await);
         missing(store.execute(Request::DescribeTimeToLive { table: TABLE.into() }).await);
-        let transaction = TransactWrite { items: vec![TransactItem::Put(put(item(&[("pk", s("a"))])))], client_request_token: None };
+        let transaction =
+            TransactWrite { items: vec![TransactItem::Put(put(item(&[("pk", s("a"))])))], client_request_token: None };
         missing(store.execute(Request::TransactWrite(transaction)).await);
     }
 
@@ -1652,7 +1711,13 @@ mod tests {
         }
         assert_eq!(store.execute(Request::DeleteTable { table: TABLE.into() }).await.unwrap(), Response::TableDeleted);
         assert!(matches!(
-            store.get_item(GetItem { table: TABLE.into(), key: item(&[("pk", s("a")), ("sk", AttributeValue::B(vec![1]))]), consistent_read: true }).await,
+            store
+                .get_item(GetItem {
+                    table: TABLE.into(),
+                    key: item(&[("pk", s("a")), ("sk", AttributeValue::B(vec![1]))]),
+                    consistent_read: true
+                })
+                .await,
             Err(Error::TableNotFound { .. })
         ));
 
@@ -1667,7 +1732,8 @@ mod tests {
     #[tokio::test]
     async fn time_to_live_is_enabled_once_and_hides_nothing() {
         let store = store().await;
-        let ttl = |enabled: bool| Request::UpdateTimeToLive { table: TABLE.into(), attribute: "expires".into(), enabled };
+        let ttl =
+            |enabled: bool| Request::UpdateTimeToLive { table: TABLE.into(), attribute: "expires".into(), enabled };
         let describe = || Request::DescribeTimeToLive { table: TABLE.into() };
         assert_eq!(store.execute(describe()).await.unwrap(), Response::TimeToLive(TimeToLive::Disabled));
         let enabled = Response::TimeToLive(TimeToLive::Enabled { attribute: "expires".into() });
@@ -1731,9 +1797,17 @@ mod tests {
         let request = Query { sort_key_prefix: Some((attr("sk"), val(":prefix", s("lock#")))), ..query("p") };
         assert_eq!(sort_keys(&store.query(request).await.unwrap()), vec![s("lock#1"), s("lock#2")]);
 
-        let store = store_of(KeyType::B, &[AttributeValue::B(vec![1, 2]), AttributeValue::B(vec![2]), AttributeValue::B(vec![1])]).await;
-        let request = Query { sort_key_prefix: Some((attr("sk"), val(":prefix", AttributeValue::B(vec![1])))), ..query("p") };
-        assert_eq!(sort_keys(&store.query(request).await.unwrap()), vec![AttributeValue::B(vec![1]), AttributeValue::B(vec![1, 2])]);
+        let store = store_of(
+            KeyType::B,
+            &[AttributeValue::B(vec![1, 2]), AttributeValue::B(vec![2]), AttributeValue::B(vec![1])],
+        )
+        .await;
+        let request =
+            Query { sort_key_prefix: Some((attr("sk"), val(":prefix", AttributeValue::B(vec![1])))), ..query("p") };
+        assert_eq!(
+            sort_keys(&store.query(request).await.unwrap()),
+            vec![AttributeValue::B(vec![1]), AttributeValue::B(vec![1, 2])]
+        );
     }
 
     #[tokio::test]
@@ -1749,7 +1823,11 @@ mod tests {
             seen.extend(sort_keys(&page));
             match page.last_evaluated_key {
                 Some(key) => {
-                    assert_eq!(key, item(&[("pk", s("p")), ("sk", page.items.last().unwrap()["sk"].clone())]), "key attributes only");
+                    assert_eq!(
+                        key,
+                        item(&[("pk", s("p")), ("sk", page.items.last().unwrap()["sk"].clone())]),
+                        "key attributes only"
+                    );
                     start = Some(key);
                 }
                 None => break,
@@ -1774,8 +1852,11 @@ mod tests {
     async fn query_limit_counts_items_before_the_filter() {
         let store = store_of(KeyType::N, &[n("1"), n("2"), n("3"), n("4")]).await;
         // Keep items with an odd index: sort keys 2 and 4.
-        let odd = Condition::Compare(attr("i"), CompareOp::Eq, value(n("1")))
-            .or(Condition::Compare(attr("i"), CompareOp::Eq, value(n("3"))));
+        let odd = Condition::Compare(attr("i"), CompareOp::Eq, value(n("1"))).or(Condition::Compare(
+            attr("i"),
+            CompareOp::Eq,
+            value(n("3")),
+        ));
         let request = Query { limit: Some(1), filter: Some(odd.clone()), ..query("p") };
         let page = store.query(request).await.unwrap();
         assert!(page.items.is_empty(), "the one evaluated item was filtered out");
@@ -1856,8 +1937,14 @@ mod tests {
                     key: item(&[("pk", s("guard"))]),
                     condition: Condition::Compare(attr("v"), CompareOp::Eq, value(n(guard_value))),
                 },
-                TransactItem::Update(update(item(&[("pk", s("counter"))]), Update::default().set(attr("v"), value(n("7"))))),
-                TransactItem::Delete(DeleteItem { condition: Some(Condition::Exists(pk())), ..delete(item(&[("pk", s("doomed"))])) }),
+                TransactItem::Update(update(
+                    item(&[("pk", s("counter"))]),
+                    Update::default().set(attr("v"), value(n("7"))),
+                )),
+                TransactItem::Delete(DeleteItem {
+                    condition: Some(Condition::Exists(pk())),
+                    ..delete(item(&[("pk", s("doomed"))]))
+                }),
             ]
         };
 
@@ -1884,10 +1971,7 @@ mod tests {
         let actions = vec![
             TransactItem::Put(PutItem { condition: Some(Condition::NotExists(pk())), ..put(item(&[("pk", s("a"))])) }),
             TransactItem::Put(PutItem { condition: Some(Condition::Exists(pk())), ..put(item(&[("pk", s("b"))])) }),
-            TransactItem::Update(update(
-                item(&[("pk", s("c"))]),
-                Update::default().set(attr("x"), value(s("y"))),
-            )),
+            TransactItem::Update(update(item(&[("pk", s("c"))]), Update::default().set(attr("x"), value(s("y"))))),
         ];
         match store.transact_write(transaction(actions)).await {
             Err(Error::TransactionCanceled { reasons }) => {
@@ -1919,11 +2003,13 @@ mod tests {
         ];
         assert_validation(store.transact_write(transaction(twice)).await, "multiple operations on one item");
 
-        let too_many = (0..=MAX_TRANSACTION_ACTIONS).map(|i| TransactItem::Put(put(item(&[("pk", s(&i.to_string()))])))).collect();
+        let too_many =
+            (0..=MAX_TRANSACTION_ACTIONS).map(|i| TransactItem::Put(put(item(&[("pk", s(&i.to_string()))])))).collect();
         assert_validation(store.transact_write(transaction(too_many)).await, "transactItems");
         assert_validation(store.transact_write(transaction(vec![])).await, "transactItems");
 
-        let hundred = (0..MAX_TRANSACTION_ACTIONS).map(|i| TransactItem::Put(put(item(&[("pk", s(&i.to_string()))])))).collect();
+        let hundred =
+            (0..MAX_TRANSACTION_ACTIONS).map(|i| TransactItem::Put(put(item(&[("pk", s(&i.to_string()))])))).collect();
         store.transact_write(transaction(hundred)).await.unwrap();
         assert!(get(&store, item(&[("pk", s("99"))])).await.is_some());
 
@@ -1943,7 +2029,10 @@ mod tests {
             .await
             .unwrap();
         let create = || TransactWrite {
-            items: vec![TransactItem::Put(PutItem { condition: Some(Condition::NotExists(pk())), ..put(item(&[("pk", s("a"))])) })],
+            items: vec![TransactItem::Put(PutItem {
+                condition: Some(Condition::NotExists(pk())),
+                ..put(item(&[("pk", s("a"))]))
+            })],
             client_request_token: Some("token-1".into()),
         };
         store.transact_write(create()).await.unwrap();
