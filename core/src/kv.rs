@@ -4,6 +4,29 @@
 //! `{<partition_key>: namespace, <sort_key>: key, value, version, expires?}`. `value` holds a
 //! native DynamoDB value; `version` is a random number that changes on every write, so a
 //! compare-and-swap can never be fooled by a value that changed and changed back.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> dynalease::Result<()> {
+//! use std::sync::Arc;
+//! use dynalease::kv::{KvConfig, KvStore, WriteOptions};
+//! use dynalease::table::{create_table, TableSpec};
+//! use dynalease::transport::memory::MemoryTransport;
+//! use dynalease::{Error, KeyType, Value};
+//!
+//! let transport = Arc::new(MemoryTransport::new());
+//! create_table(transport.as_ref(), &TableSpec::new("kv-store", "pk").sort_key("sk", KeyType::S)).await?;
+//! let kv = KvStore::new(KvConfig::new("kv-store", "agents"), transport)?;
+//! let none = WriteOptions::default();
+//!
+//! let created = kv.atomic_put("agents/1", &Value::from("idle"), None, &none).await?;
+//! let updated = kv.atomic_put("agents/1", &Value::from("busy"), Some(&created), &none).await?;
+//! // A writer still holding the old pair loses the race.
+//! let stale = kv.atomic_put("agents/1", &Value::from("idle"), Some(&created), &none).await;
+//! assert!(matches!(stale, Err(Error::KeyModified { .. })));
+//! assert_eq!(kv.list("agents/").await?, vec![updated]);
+//! # Ok(()) }
+//! ```
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,18 +5,25 @@
 //! - [`LockClient`] acquires locks ([`LockClient::acquire`], [`LockClient::try_acquire`]).
 //! - [`Lock`] is one held lock: its fencing token, heartbeats, lost-lease watch, data and release.
 //!
-//! ```no_run
-//! # async fn demo() -> dynalease::Result<()> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> dynalease::Result<()> {
 //! use std::{sync::Arc, time::Duration};
 //! use dynalease::lock::{LockClient, LockConfig};
+//! use dynalease::table::{create_table, TableSpec};
 //! use dynalease::transport::memory::MemoryTransport;
 //!
+//! // The memory transport stands in for DynamoDB here; use NativeTransport in production.
 //! let transport = Arc::new(MemoryTransport::new());
-//! dynalease::table::create_table(transport.as_ref(), &dynalease::table::TableSpec::new("locks", "id")).await?;
-//! let locks = LockClient::new(LockConfig::new("locks", "id").lease_duration(Duration::from_secs(10)), transport)?;
+//! create_table(transport.as_ref(), &TableSpec::new("locks", "id")).await?;
+//! let config = LockConfig::new("locks", "id").lease_duration(Duration::from_secs(10));
+//! let locks = LockClient::new(config, transport)?;
+//!
 //! let lock = locks.acquire("job-1", Some(Duration::from_secs(30))).await?;
-//! println!("holding with fencing token {:?}", lock.fencing_token());
+//! assert_eq!(lock.fencing_token(), Some(1));
+//! assert!(locks.try_acquire("job-1").await?.is_none(), "held");
 //! lock.release().await?;
+//! assert_eq!(locks.try_acquire("job-1").await?.unwrap().fencing_token(), Some(2));
 //! # Ok(()) }
 //! ```
 
