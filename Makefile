@@ -1,3 +1,5 @@
-.PHONY: test
+.PHONY: demo test
+demo:
+	scripts/demo
 test:
 	scripts/test
