@@ -18,7 +18,7 @@
 //!   descriptions, and transactions with a `ClientRequestToken`, which DynamoDB deduplicates) this
 //!   is retried; for any other write it is [`Error::Ambiguous`] at once, and the engine resolves it
 //!   by reading the item back.
-//! - **final**: everything else, mapped by [`map_service_error`].
+//! - **final**: everything else, mapped to the crate's errors in one place (`map_service_error`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::error::Error as StdError;
@@ -31,7 +31,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{Credentials, ProvideCredentials};
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ConnectorError, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder;
 use aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder;
 use aws_sdk_dynamodb::operation::delete_table::builders::DeleteTableFluentBuilder;
@@ -66,7 +66,8 @@ pub struct NativeConfig {
     pub endpoint_url: Option<String>,
     /// The deadline of one attempt: connecting, sending and reading the response.
     pub call_timeout: Duration,
-    /// Attempts per request, counting the first, for failures that are safe to repeat.
+    /// Attempts per request, counting the first, for failures that are safe to repeat (0 counts
+    /// as 1).
     pub max_attempts: u32,
     /// The backoff cap after the first failure; it doubles with every further failure.
     pub base_backoff: Duration,
@@ -103,18 +104,28 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 
 /// How long `new` waits for the standard credentials chain before deciding, for a loopback
 /// endpoint, that it has no credentials. Off EC2 the IMDS probe alone can take seconds.
-const CREDENTIALS_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+const CREDENTIALS_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl NativeConfig {
+    fn check(&self) -> Result<()> {
+        if self.call_timeout.is_zero() {
+            return Err(Error::config("call_timeout must be longer than zero"));
+        }
+        Ok(())
+    }
+}
 
 impl NativeTransport {
     /// Builds a client from the standard AWS configuration chain (environment, profile, SSO, web
     /// identity, IMDS), with `config`'s region and endpoint taking precedence.
     pub async fn new(config: NativeConfig) -> Result<NativeTransport> {
+        config.check()?;
+        // The endpoint is set on the DynamoDB client only, below: on the loader it would also
+        // redirect the STS and SSO calls that credential providers make.
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(region) = &config.region {
             loader = loader.region(Region::new(region.clone()));
         }
-        // The endpoint is set on the DynamoDB client only: on the loader it would also redirect
-        // the STS and SSO calls that credential providers make.
         let sdk_config = loader.load().await;
         let mut builder = aws_sdk_dynamodb::config::Builder::from(&sdk_config);
 
@@ -151,6 +162,7 @@ impl NativeTransport {
     /// the module documentation); everything else (credentials, endpoint, HTTP client) is kept.
     /// `config.region` and `config.endpoint_url` are ignored: the client's own apply.
     pub fn from_client(client: Client, config: NativeConfig) -> Result<NativeTransport> {
+        config.check()?;
         if client.config().region().is_none() {
             return Err(Error::config("the DynamoDB client has no region; SigV4 signing needs one"));
         }
@@ -215,7 +227,11 @@ impl Transport for NativeTransport {
 }
 
 /// Applies this transport's policy to an SDK configuration whose connect timeout is `existing`.
-fn with_policy(builder: aws_sdk_dynamodb::config::Builder, existing: Option<Duration>, config: &NativeConfig) -> Client {
+fn with_policy(
+    builder: aws_sdk_dynamodb::config::Builder,
+    existing: Option<Duration>,
+    config: &NativeConfig,
+) -> Client {
     // A connect that hangs should fail as a connect error (certainly not sent, so retried) before
     // the attempt's deadline turns it into an ambiguous outcome.
     let connect_timeout = existing.unwrap_or(DEFAULT_CONNECT_TIMEOUT).min(config.call_timeout / 2);
@@ -231,10 +247,7 @@ async fn chain_has_credentials(sdk_config: &SdkConfig) -> bool {
     let Some(provider) = sdk_config.credentials_provider() else {
         return false;
     };
-    matches!(
-        tokio::time::timeout(CREDENTIALS_PROBE_TIMEOUT, provider.provide_credentials()).await,
-        Ok(Ok(_))
-    )
+    matches!(tokio::time::timeout(CREDENTIALS_PROBE_TIMEOUT, provider.provide_credentials()).await, Ok(Ok(_)))
 }
 
 /// True for `localhost`, `127.x.x.x` and `[::1]` endpoints: DynamoDB Local, not AWS.
@@ -397,13 +410,13 @@ where
 
 /// Classifies an error response from DynamoDB.
 fn classify_service_error(context: &Context, status: u16, error: aws_sdk_dynamodb::Error) -> Verdict {
-    let code = error.code().unwrap_or("Unknown");
+    let code = error.code().unwrap_or("no error code");
     let summary = format!("{code}: {}", error.message().unwrap_or("no message"));
     if THROTTLING_CODES.contains(&code) {
         return Verdict::Throttled(summary);
     }
     if CONFLICT_CODES.contains(&code) {
-        return Verdict::Retry(map_service_error(context, error));
+        return Verdict::Retry(map_service_error(context, status, error));
     }
     if code == "TransactionInProgressException" {
         // An earlier attempt with the same ClientRequestToken is still running: it may yet be
@@ -423,16 +436,17 @@ fn classify_service_error(context: &Context, status: u16, error: aws_sdk_dynamod
     }
     if status >= 500 || SERVER_ERROR_CODES.contains(&code) {
         let message = format!("DynamoDB answered HTTP {status} {summary}; the request may have been applied");
-        return context.server_error(map_service_error(context, error), message);
+        return context.server_error(map_service_error(context, status, error), message);
     }
-    Verdict::Final(map_service_error(context, error))
+    Verdict::Final(map_service_error(context, status, error))
 }
 
-/// Maps a DynamoDB error response to the crate's error: the one place that does.
-fn map_service_error(context: &Context, error: aws_sdk_dynamodb::Error) -> Error {
+/// Maps a DynamoDB error response (HTTP `status`) to the crate's error: the one place that does.
+fn map_service_error(context: &Context, status: u16, error: aws_sdk_dynamodb::Error) -> Error {
     let operation = context.operation;
-    let code = error.code().unwrap_or("Unknown").to_owned();
-    let message = error.message().unwrap_or_default().to_owned();
+    // Responses without a DynamoDB error code come from something in between (a proxy).
+    let code = error.code().map_or_else(|| format!("HTTP {status}"), str::to_owned);
+    let message = error.message().unwrap_or("no message").to_owned();
     match error {
         aws_sdk_dynamodb::Error::ConditionalCheckFailedException(failed) => match failed.item.map(from_sdk_item) {
             None => Error::ConditionalCheckFailed { item: None },
@@ -442,7 +456,8 @@ fn map_service_error(context: &Context, error: aws_sdk_dynamodb::Error) -> Error
         aws_sdk_dynamodb::Error::TransactionCanceledException(canceled) => {
             Error::TransactionCanceled { reasons: cancellation_codes(&canceled) }
         }
-        aws_sdk_dynamodb::Error::ResourceNotFoundException(_) => Error::TableNotFound { table: context.tables.clone() },
+        _ if code == "ResourceNotFoundException" => Error::TableNotFound { table: context.tables.clone() },
+        _ if code == "ConditionalCheckFailedException" => Error::ConditionalCheckFailed { item: None },
         _ if code == "ValidationException" => Error::Validation { operation, message },
         _ if CREDENTIAL_CODES.contains(&code.as_str()) => Error::Credentials(format!("{code}: {message}")),
         _ => Error::Service { operation, code, message },
@@ -461,7 +476,7 @@ where
     E: StdError + 'static,
 {
     let operation = context.operation;
-    let detail = DisplayErrorContext(error).to_string();
+    let detail = describe(error);
     // Credentials are resolved before sending; their errors surface as dispatch failures.
     if error_chain(error).any(is_credentials_error) {
         return Verdict::Final(Error::Credentials(detail));
@@ -492,17 +507,31 @@ fn error_chain<'a>(error: &'a (dyn StdError + 'static)) -> impl Iterator<Item = 
     })
 }
 
+/// The messages along the chain of `error`, without the SDK's generic wrappers ("dispatch
+/// failure", "io error"): `client error (Connect): tcp connect error: Connection refused`.
+fn describe(error: &(dyn StdError + 'static)) -> String {
+    let mut messages: Vec<String> = Vec::new();
+    for link in error_chain(error).skip(1).filter(|link| !link.is::<ConnectorError>()) {
+        let message = link.to_string();
+        // An io::Error displays the error it wraps, which the chain visits next.
+        if messages.last() != Some(&message) {
+            messages.push(message);
+        }
+    }
+    if messages.is_empty() {
+        error.to_string()
+    } else {
+        messages.join(": ")
+    }
+}
+
 /// True for one link of a failure to establish a connection (before anything was sent).
 fn is_connect_failure(error: &(dyn StdError + 'static)) -> bool {
     use std::io::ErrorKind;
+    // Only a connect attempt is refused; an established TCP connection is reset instead.
+    // (Unreachable hosts and networks can also be reported on an established connection.)
     if let Some(io) = error.downcast_ref::<std::io::Error>() {
-        return matches!(
-            io.kind(),
-            ErrorKind::ConnectionRefused
-                | ErrorKind::AddrNotAvailable
-                | ErrorKind::HostUnreachable
-                | ErrorKind::NetworkUnreachable
-        );
+        return io.kind() == ErrorKind::ConnectionRefused;
     }
     if error.is::<aws_smithy_runtime_api::client::dns::ResolveDnsError>() {
         return true;
@@ -530,6 +559,9 @@ fn is_credentials_error(error: &(dyn StdError + 'static)) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Requests to SDK calls and outputs to responses
 // ---------------------------------------------------------------------------------------------
+
+/// An item as the SDK holds it.
+type SdkItem = HashMap<String, sdk::AttributeValue>;
 
 /// A request translated into an SDK call, ready to send (and to clone for another attempt).
 #[derive(Clone, Debug)]
@@ -576,7 +608,9 @@ fn prepare(client: &Client, request: Request) -> Result<Call> {
                 enabled,
             )
         }
-        Request::DescribeTimeToLive { table } => Call::DescribeTimeToLive(client.describe_time_to_live().table_name(table)),
+        Request::DescribeTimeToLive { table } => {
+            Call::DescribeTimeToLive(client.describe_time_to_live().table_name(table))
+        }
     })
 }
 
@@ -585,9 +619,7 @@ fn build_error(error: aws_smithy_types::error::operation::BuildError) -> Error {
 }
 
 /// The expression attribute maps, or `None` when empty: DynamoDB rejects empty maps.
-fn expression_maps(
-    rendered: &RenderedExpressions,
-) -> (Option<HashMap<String, String>>, Option<HashMap<String, sdk::AttributeValue>>) {
+fn expression_maps(rendered: &RenderedExpressions) -> (Option<HashMap<String, String>>, Option<SdkItem>) {
     let names = &rendered.attributes.names;
     let values = &rendered.attributes.values;
     let names = (!names.is_empty()).then(|| names.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
@@ -679,9 +711,7 @@ fn prepare_transaction(client: &Client, transaction: TransactWrite) -> Result<Tr
 fn transact_item(item: TransactItem) -> Result<sdk::TransactWriteItem> {
     let no_return_values = |values: ReturnValues| match values {
         ReturnValues::None => Ok(()),
-        other => Err(Error::config(format!(
-            "TransactWriteItems actions cannot return values (asked for {other:?})"
-        ))),
+        other => Err(Error::config(format!("TransactWriteItems actions cannot return values (asked for {other:?})"))),
     };
     let builder = sdk::TransactWriteItem::builder();
     let item = match item {
@@ -752,15 +782,19 @@ fn transact_item(item: TransactItem) -> Result<sdk::TransactWriteItem> {
 fn prepare_create_table(client: &Client, create: CreateTable) -> Result<CreateTableFluentBuilder> {
     let keys = std::iter::once((&create.partition_key, sdk::KeyType::Hash))
         .chain(create.sort_key.as_ref().map(|sort| (sort, sdk::KeyType::Range)));
-    let mut builder = client.create_table().table_name(create.table.clone()).billing_mode(sdk::BillingMode::PayPerRequest);
+    let mut builder =
+        client.create_table().table_name(create.table.clone()).billing_mode(sdk::BillingMode::PayPerRequest);
     for (attribute, role) in keys {
         let definition = sdk::AttributeDefinition::builder()
             .attribute_name(&attribute.name)
             .attribute_type(scalar_type(attribute.key_type))
             .build()
             .map_err(build_error)?;
-        let element =
-            sdk::KeySchemaElement::builder().attribute_name(&attribute.name).key_type(role).build().map_err(build_error)?;
+        let element = sdk::KeySchemaElement::builder()
+            .attribute_name(&attribute.name)
+            .key_type(role)
+            .build()
+            .map_err(build_error)?;
         builder = builder.attribute_definitions(definition).key_schema(element);
     }
     Ok(builder)
@@ -770,42 +804,67 @@ impl Call {
     /// Sends the call once and converts its output.
     async fn send(self, context: &Context) -> std::result::Result<Response, Verdict> {
         let operation = context.operation;
-        let failed = |error| classify(context, error);
-        let item = |item: Option<HashMap<String, sdk::AttributeValue>>| {
+        let item = |item: Option<SdkItem>| {
             item.map(from_sdk_item).transpose().map_err(|unknown| Verdict::Final(unknown.into_error(operation)))
         };
+        let described =
+            |description: Result<TableDescription>| description.map(Response::Table).map_err(Verdict::Final);
         match self {
-            Call::GetItem(call) => Ok(Response::GetItem(item(call.send().await.map_err(failed)?.item)?)),
-            Call::PutItem(call) => Ok(Response::Written(item(call.send().await.map_err(failed)?.attributes)?)),
-            Call::UpdateItem(call) => Ok(Response::Written(item(call.send().await.map_err(failed)?.attributes)?)),
-            Call::DeleteItem(call) => Ok(Response::Written(item(call.send().await.map_err(failed)?.attributes)?)),
-            Call::Query(call) => {
-                let output = call.send().await.map_err(failed)?;
-                let items = output.items.unwrap_or_default().into_iter().map(|i| item(Some(i)).map(Option::unwrap_or_default));
-                Ok(Response::Query(QueryPage {
-                    items: items.collect::<std::result::Result<_, _>>()?,
-                    last_evaluated_key: item(output.last_evaluated_key)?,
-                }))
+            Call::GetItem(call) => {
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                Ok(Response::GetItem(item(output.item)?))
             }
-            Call::TransactWrite(call) => call.send().await.map(|_| Response::TransactWrite).map_err(failed),
+            Call::PutItem(call) => {
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                Ok(Response::Written(item(output.attributes)?))
+            }
+            Call::UpdateItem(call) => {
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                Ok(Response::Written(item(output.attributes)?))
+            }
+            Call::DeleteItem(call) => {
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                Ok(Response::Written(item(output.attributes)?))
+            }
+            Call::Query(call) => {
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                let mut items = Vec::new();
+                for found in output.items.unwrap_or_default() {
+                    items.extend(item(Some(found))?);
+                }
+                Ok(Response::Query(QueryPage { items, last_evaluated_key: item(output.last_evaluated_key)? }))
+            }
+            Call::TransactWrite(call) => {
+                call.send().await.map_err(|e| classify(context, e))?;
+                Ok(Response::TransactWrite)
+            }
             Call::CreateTable(call, table) => {
-                let output = call.send().await.map_err(failed)?;
-                table_description(operation, &table, output.table_description).map(Response::Table).map_err(Verdict::Final)
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                described(table_description(operation, &table, output.table_description))
             }
             Call::DescribeTable(call, table) => {
-                let output = call.send().await.map_err(failed)?;
-                table_description(operation, &table, output.table).map(Response::Table).map_err(Verdict::Final)
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                described(table_description(operation, &table, output.table))
             }
-            Call::DeleteTable(call) => call.send().await.map(|_| Response::TableDeleted).map_err(failed),
+            Call::DeleteTable(call) => {
+                call.send().await.map_err(|e| classify(context, e))?;
+                Ok(Response::TableDeleted)
+            }
             Call::UpdateTimeToLive(call, attribute, enabled) => {
-                call.send().await.map_err(failed)?;
+                call.send().await.map_err(|e| classify(context, e))?;
                 // DynamoDB echoes the specification; the change itself takes a while (up to an
-                // hour on AWS), during which DescribeTimeToLive reports ENABLING/DISABLING.
-                Ok(Response::TimeToLive(if enabled { TimeToLive::Enabling { attribute } } else { TimeToLive::Disabling }))
+                // hour on AWS), during which DescribeTimeToLive reports ENABLING or DISABLING.
+                Ok(Response::TimeToLive(if enabled {
+                    TimeToLive::Enabling { attribute }
+                } else {
+                    TimeToLive::Disabling
+                }))
             }
             Call::DescribeTimeToLive(call) => {
-                let output = call.send().await.map_err(failed)?;
-                time_to_live(operation, output.time_to_live_description).map(Response::TimeToLive).map_err(Verdict::Final)
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                time_to_live(operation, output.time_to_live_description)
+                    .map(Response::TimeToLive)
+                    .map_err(Verdict::Final)
             }
         }
     }
@@ -934,10 +993,515 @@ fn from_sdk_value(value: sdk::AttributeValue) -> std::result::Result<AttributeVa
     })
 }
 
-fn to_sdk_item(item: &Item) -> HashMap<String, sdk::AttributeValue> {
+fn to_sdk_item(item: &Item) -> SdkItem {
     item.iter().map(|(name, value)| (name.clone(), to_sdk_value(value))).collect()
 }
 
-fn from_sdk_item(item: HashMap<String, sdk::AttributeValue>) -> std::result::Result<Item, UnknownAttributeType> {
-    item.into_iter().map(|(name, value)| Ok((name, from_sdk_value(value)?))).collect::<std::result::Result<BTreeMap<_, _>, _>>()
+fn from_sdk_item(item: SdkItem) -> std::result::Result<Item, UnknownAttributeType> {
+    item.into_iter()
+        .map(|(name, value)| Ok((name, from_sdk_value(value)?)))
+        .collect::<std::result::Result<BTreeMap<_, _>, _>>()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    use aws_smithy_runtime_api::client::dns::ResolveDnsError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    use super::*;
+    use crate::expr::{val, Condition, Name};
+
+    fn key() -> Item {
+        [("pk".to_owned(), AttributeValue::S("k".into()))].into()
+    }
+
+    fn put_request() -> Request {
+        Request::PutItem(PutItem {
+            table: "locks".into(),
+            item: key(),
+            condition: Some(Condition::NotExists(Name::aliased("#pk", "pk"))),
+            return_values: ReturnValues::None,
+            return_old_on_condition_failure: true,
+        })
+    }
+
+    fn get_request() -> Request {
+        Request::GetItem(GetItem { table: "locks".into(), key: key(), consistent_read: true })
+    }
+
+    fn transaction(token: Option<&str>) -> Request {
+        let check = TransactItem::ConditionCheck {
+            table: "locks".into(),
+            key: key(),
+            condition: Condition::Exists(Name::aliased("#pk", "pk")),
+        };
+        Request::TransactWrite(TransactWrite { items: vec![check], client_request_token: token.map(str::to_owned) })
+    }
+
+    fn write() -> Context {
+        Context::of(&put_request())
+    }
+
+    fn read() -> Context {
+        Context::of(&get_request())
+    }
+
+    fn meta(code: &str, message: &str) -> ErrorMetadata {
+        ErrorMetadata::builder().code(code).message(message).build()
+    }
+
+    fn http(status: u16) -> HttpResponse {
+        HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty())
+    }
+
+    fn service<E>(error: E, status: u16) -> SdkError<E, HttpResponse> {
+        SdkError::service_error(error, http(status))
+    }
+
+    fn put_failure(code: &str, status: u16) -> SdkError<PutItemError, HttpResponse> {
+        service(PutItemError::generic(meta(code, "details")), status)
+    }
+
+    fn get_failure(code: &str, status: u16) -> SdkError<GetItemError, HttpResponse> {
+        service(GetItemError::generic(meta(code, "details")), status)
+    }
+
+    fn dispatch(error: ConnectorError) -> SdkError<PutItemError, HttpResponse> {
+        SdkError::dispatch_failure(error)
+    }
+
+    /// Stands in for hyper-util's client error around a failed connector call.
+    #[derive(Debug)]
+    struct ConnectFailed(io::Error);
+
+    impl std::fmt::Display for ConnectFailed {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("client error (Connect)")
+        }
+    }
+
+    impl StdError for ConnectFailed {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn throttling_is_retried_whatever_the_request() {
+        let typed = PutItemError::ProvisionedThroughputExceededException(
+            sdk::error::ProvisionedThroughputExceededException::builder()
+                .message("slow down")
+                .meta(meta("ProvisionedThroughputExceededException", "slow down"))
+                .build(),
+        );
+        assert!(matches!(classify(&write(), service(typed, 400)), Verdict::Throttled(m) if m.contains("slow down")));
+        for code in ["ThrottlingException", "RequestLimitExceeded"] {
+            assert!(matches!(classify(&write(), put_failure(code, 400)), Verdict::Throttled(_)), "{code}");
+            assert!(matches!(classify(&read(), get_failure(code, 400)), Verdict::Throttled(_)), "{code}");
+        }
+    }
+
+    #[test]
+    fn conflicts_are_retried_because_nothing_was_applied() {
+        let verdict = classify(&write(), put_failure("TransactionConflictException", 400));
+        assert!(
+            matches!(&verdict, Verdict::Retry(Error::Service { code, .. }) if code == "TransactionConflictException")
+        );
+    }
+
+    #[test]
+    fn server_errors_are_ambiguous_for_writes_and_retried_for_reads() {
+        let internal = || {
+            sdk::error::InternalServerError::builder().message("oops").meta(meta("InternalServerError", "oops")).build()
+        };
+        let verdict = classify(&write(), service(PutItemError::InternalServerError(internal()), 500));
+        assert!(matches!(&verdict, Verdict::Final(Error::Ambiguous { operation: "PutItem", .. })), "{verdict:?}");
+        let verdict = classify(&read(), service(GetItemError::InternalServerError(internal()), 500));
+        assert!(matches!(&verdict, Verdict::Retry(Error::Service { .. })), "{verdict:?}");
+
+        // Unmodelled 5xx answers, with or without an error code.
+        for (code, status) in [("ServiceUnavailable", 503), ("", 502)] {
+            let verdict = classify(&write(), put_failure(code, status));
+            assert!(matches!(&verdict, Verdict::Final(Error::Ambiguous { .. })), "{status}: {verdict:?}");
+        }
+        let verdict = classify(&write(), service(PutItemError::generic(ErrorMetadata::builder().build()), 504));
+        assert!(matches!(&verdict, Verdict::Final(Error::Ambiguous { .. })), "{verdict:?}");
+    }
+
+    #[test]
+    fn transactions_with_a_token_are_safe_to_repeat() {
+        let failure = || service(TransactWriteItemsError::generic(meta("InternalServerError", "oops")), 500);
+        let verdict = classify(&Context::of(&transaction(None)), failure());
+        assert!(matches!(&verdict, Verdict::Final(Error::Ambiguous { .. })), "{verdict:?}");
+        let verdict = classify(&Context::of(&transaction(Some("token"))), failure());
+        assert!(matches!(&verdict, Verdict::Retry(_)), "{verdict:?}");
+    }
+
+    #[test]
+    fn a_failed_condition_carries_the_current_item() {
+        let failed = sdk::error::ConditionalCheckFailedException::builder()
+            .message("The conditional request failed")
+            .item("pk", sdk::AttributeValue::S("k".into()))
+            .item("owner", sdk::AttributeValue::S("someone".into()))
+            .meta(meta("ConditionalCheckFailedException", "The conditional request failed"))
+            .build();
+        match classify(&write(), service(PutItemError::ConditionalCheckFailedException(failed), 400)) {
+            Verdict::Final(Error::ConditionalCheckFailed { item: Some(item) }) => {
+                assert_eq!(item["owner"], AttributeValue::S("someone".into()));
+                assert_eq!(item.len(), 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        let failed = sdk::error::ConditionalCheckFailedException::builder()
+            .meta(meta("ConditionalCheckFailedException", "The conditional request failed"))
+            .build();
+        let verdict = classify(&write(), service(PutItemError::ConditionalCheckFailedException(failed), 400));
+        assert!(matches!(&verdict, Verdict::Final(Error::ConditionalCheckFailed { item: None })), "{verdict:?}");
+    }
+
+    fn canceled(reasons: &[Option<&str>]) -> SdkError<TransactWriteItemsError, HttpResponse> {
+        let reasons = reasons
+            .iter()
+            .map(|code| sdk::CancellationReason::builder().set_code(code.map(str::to_owned)).build())
+            .collect();
+        let error = sdk::error::TransactionCanceledException::builder()
+            .set_cancellation_reasons(Some(reasons))
+            .meta(meta("TransactionCanceledException", "Transaction cancelled"))
+            .build();
+        service(TransactWriteItemsError::TransactionCanceledException(error), 400)
+    }
+
+    #[test]
+    fn cancelled_transactions_report_one_reason_per_action() {
+        let context = Context::of(&transaction(None));
+        match classify(&context, canceled(&[Some("None"), Some("ConditionalCheckFailed"), None])) {
+            Verdict::Final(Error::TransactionCanceled { reasons }) => {
+                assert_eq!(reasons, ["None", "ConditionalCheckFailed", "None"])
+            }
+            other => panic!("{other:?}"),
+        }
+        // Refused rather than evaluated: repeat.
+        let verdict = classify(&context, canceled(&[Some("TransactionConflict"), Some("None")]));
+        assert!(matches!(&verdict, Verdict::Retry(Error::TransactionCanceled { .. })), "{verdict:?}");
+        let verdict = classify(&context, canceled(&[Some("ThrottlingError"), Some("TransactionConflict")]));
+        assert!(matches!(&verdict, Verdict::Throttled(_)), "{verdict:?}");
+        // A failed condition is final even when another action conflicted.
+        let verdict = classify(&context, canceled(&[Some("TransactionConflict"), Some("ConditionalCheckFailed")]));
+        assert!(matches!(&verdict, Verdict::Final(Error::TransactionCanceled { .. })), "{verdict:?}");
+    }
+
+    #[test]
+    fn service_errors_map_to_the_crate_errors() {
+        let verdict = classify(&write(), put_failure("ResourceNotFoundException", 400));
+        assert!(matches!(&verdict, Verdict::Final(Error::TableNotFound { table }) if table == "locks"));
+        let typed = PutItemError::ResourceNotFoundException(
+            sdk::error::ResourceNotFoundException::builder().meta(meta("ResourceNotFoundException", "x")).build(),
+        );
+        assert!(matches!(classify(&write(), service(typed, 400)), Verdict::Final(Error::TableNotFound { .. })));
+
+        let verdict = classify(&write(), put_failure("ValidationException", 400));
+        assert!(
+            matches!(&verdict, Verdict::Final(Error::Validation { operation: "PutItem", message }) if message == "details")
+        );
+        for code in ["UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException"] {
+            let verdict = classify(&write(), put_failure(code, 400));
+            assert!(matches!(&verdict, Verdict::Final(Error::Credentials(m)) if m.contains(code)), "{code}");
+        }
+        let verdict = classify(&write(), put_failure("AccessDeniedException", 400));
+        assert!(matches!(&verdict, Verdict::Final(Error::Service { code, .. }) if code == "AccessDeniedException"));
+        let verdict = classify(&write(), service(PutItemError::generic(ErrorMetadata::builder().build()), 403));
+        assert!(matches!(&verdict, Verdict::Final(Error::Service { code, .. }) if code == "HTTP 403"), "{verdict:?}");
+    }
+
+    #[test]
+    fn failures_to_connect_are_retried_even_for_writes() {
+        let refused = || io::Error::from(io::ErrorKind::ConnectionRefused);
+        for failure in [
+            ConnectorError::io(Box::new(ConnectFailed(refused()))),
+            ConnectorError::io(Box::new(refused())),
+            // TLS handshake failures and connect timeouts arrive inside hyper-util's connect error.
+            ConnectorError::io(Box::new(ConnectFailed(io::Error::new(io::ErrorKind::InvalidData, "bad certificate")))),
+            ConnectorError::timeout(Box::new(ConnectFailed(io::Error::from(io::ErrorKind::TimedOut)))),
+            ConnectorError::io(Box::new(ResolveDnsError::new("no such host"))),
+        ] {
+            let verdict = classify(&write(), dispatch(failure));
+            assert!(matches!(&verdict, Verdict::Retry(Error::Network { operation: "PutItem", .. })), "{verdict:?}");
+        }
+        let verdict = classify(&write(), dispatch(ConnectorError::io(Box::new(ConnectFailed(refused())))));
+        let Verdict::Retry(error) = verdict else { unreachable!() };
+        assert!(error.to_string().contains("client error (Connect): connection refused"), "{error}");
+    }
+
+    #[test]
+    fn failures_after_sending_are_ambiguous_for_writes_and_retried_for_reads() {
+        let reset = || ConnectorError::io(Box::new(io::Error::from(io::ErrorKind::ConnectionReset)));
+        let failures = [
+            dispatch(reset()),
+            dispatch(ConnectorError::timeout("read timed out".into())),
+            dispatch(ConnectorError::other("connection closed before message completed".into(), None)),
+            SdkError::timeout_error("operation timed out"),
+            SdkError::response_error("truncated body", http(200)),
+        ];
+        for failure in failures {
+            let verdict = classify(&write(), failure);
+            assert!(matches!(&verdict, Verdict::Final(Error::Ambiguous { operation: "PutItem", .. })), "{verdict:?}");
+        }
+        let verdict = classify(&read(), SdkError::<GetItemError, HttpResponse>::timeout_error("operation timed out"));
+        assert!(matches!(&verdict, Verdict::Retry(Error::Network { operation: "GetItem", .. })), "{verdict:?}");
+    }
+
+    #[test]
+    fn requests_that_could_not_be_built_are_configuration_errors() {
+        let verdict =
+            classify(&write(), SdkError::<PutItemError, HttpResponse>::construction_failure("missing table name"));
+        assert!(matches!(&verdict, Verdict::Final(Error::Config(_))), "{verdict:?}");
+        let verdict = classify(&write(), dispatch(ConnectorError::user("invalid header".into())));
+        assert!(matches!(&verdict, Verdict::Final(Error::Config(_))), "{verdict:?}");
+    }
+
+    #[tokio::test]
+    async fn missing_credentials_are_reported_as_such() {
+        // A profile that no configuration file defines.
+        let provider = aws_config::profile::ProfileFileCredentialsProvider::builder()
+            .profile_name("dynalease-test-profile-that-does-not-exist")
+            .build();
+        let sdk_config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            // Never contacted: credentials are resolved before connecting.
+            .endpoint_url("http://127.0.0.1:9")
+            .credentials_provider(provider)
+            .build();
+        let transport = NativeTransport::from_client(Client::from_conf(sdk_config), NativeConfig::default()).unwrap();
+        let result = transport.execute(put_request()).await;
+        assert!(matches!(result, Err(Error::Credentials(_))), "{result:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_gives_up_after_max_attempts() {
+        // A transport whose every attempt is throttled: counted through the retry loop alone.
+        let config = NativeConfig { max_attempts: 3, ..NativeConfig::default() };
+        let transport = NativeTransport::from_client(
+            Client::from_conf(
+                aws_sdk_dynamodb::Config::builder()
+                    .behavior_version(BehaviorVersion::latest())
+                    .region(Region::new("us-east-1"))
+                    .credentials_provider(Credentials::new("a", "b", None, None, "test"))
+                    .http_client(throttling_http_client())
+                    .build(),
+            ),
+            config,
+        )
+        .unwrap();
+        match transport.execute(put_request()).await {
+            Err(Error::Throttled { operation: "PutItem", attempts: 3, message }) => {
+                assert!(message.contains("ThrottlingException"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// An HTTP client that answers every request with DynamoDB's throttling error.
+    fn throttling_http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+        use aws_smithy_runtime_api::client::http::{
+            http_client_fn, HttpConnector, HttpConnectorFuture, SharedHttpConnector,
+        };
+        #[derive(Debug)]
+        struct Throttling;
+        impl HttpConnector for Throttling {
+            fn call(&self, _request: aws_smithy_runtime_api::client::orchestrator::HttpRequest) -> HttpConnectorFuture {
+                let body =
+                    r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate exceeded"}"#;
+                let mut response = HttpResponse::new(StatusCode::try_from(400).unwrap(), SdkBody::from(body));
+                response.headers_mut().insert("content-type", "application/x-amz-json-1.0");
+                HttpConnectorFuture::ready(Ok(response))
+            }
+        }
+        http_client_fn(|_, _| SharedHttpConnector::new(Throttling))
+    }
+
+    #[test]
+    fn backoff_is_jittered_below_a_doubling_cap() {
+        let config = NativeConfig::default();
+        for failures in 1..=40 {
+            let cap = Duration::from_millis(25 * (1u64 << (failures - 1).min(20))).min(Duration::from_secs(2));
+            for _ in 0..20 {
+                assert!(backoff_delay(&config, failures) <= cap, "{failures}");
+            }
+        }
+        let spread: std::collections::HashSet<_> = (0..20).map(|_| backoff_delay(&config, 5)).collect();
+        assert!(spread.len() > 1, "no jitter");
+        let zero = NativeConfig { base_backoff: Duration::ZERO, ..config };
+        assert_eq!(backoff_delay(&zero, 3), Duration::ZERO);
+    }
+
+    #[test]
+    fn loopback_endpoints_are_recognised() {
+        for local in [
+            "http://localhost:8000",
+            "http://LOCALHOST",
+            "http://127.0.0.1:41234",
+            "http://127.1.2.3:8000/",
+            "http://[::1]:8000",
+            "https://user@localhost:8000/path",
+        ] {
+            assert!(is_loopback_endpoint(local), "{local}");
+        }
+        for remote in [
+            "https://dynamodb.us-east-1.amazonaws.com",
+            "http://10.0.0.1:8000",
+            "http://localhost.example.com",
+            "http://[2001:db8::1]:8000",
+            "http://192.168.1.2",
+        ] {
+            assert!(!is_loopback_endpoint(remote), "{remote}");
+        }
+    }
+
+    #[test]
+    fn attribute_values_convert_losslessly() {
+        let every_type: Item = [
+            ("s", AttributeValue::S("text".into())),
+            ("n", AttributeValue::N("-1.5E+10".into())),
+            ("b", AttributeValue::B(vec![0, 255])),
+            ("bool", AttributeValue::Bool(false)),
+            ("null", AttributeValue::Null),
+            ("l", AttributeValue::L(vec![AttributeValue::Null, AttributeValue::int(7)])),
+            ("m", AttributeValue::M([("inner".to_owned(), AttributeValue::Bool(true))].into())),
+            ("ss", AttributeValue::Ss(vec!["a".into(), "b".into()])),
+            ("ns", AttributeValue::Ns(vec!["1".into(), "2.5".into()])),
+            ("bs", AttributeValue::Bs(vec![vec![1], vec![]])),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let sdk_item = to_sdk_item(&every_type);
+        assert_eq!(sdk_item["null"], sdk::AttributeValue::Null(true));
+        assert_eq!(sdk_item["b"], sdk::AttributeValue::B(Blob::new(vec![0, 255])));
+        assert_eq!(from_sdk_item(sdk_item).unwrap(), every_type);
+
+        assert_eq!(from_sdk_value(sdk::AttributeValue::Null(false)), Ok(AttributeValue::Null));
+    }
+
+    #[test]
+    fn expression_maps_are_sent_only_when_used() {
+        let client = Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .build(),
+        );
+        let Call::PutItem(call) = prepare(&client, put_request()).unwrap() else { unreachable!() };
+        let input = call.as_input();
+        assert_eq!(input.get_condition_expression().as_deref(), Some("attribute_not_exists(#pk)"));
+        assert_eq!(input.get_expression_attribute_names().as_ref().unwrap()["#pk"], "pk");
+        assert_eq!(input.get_expression_attribute_values(), &None);
+        assert_eq!(
+            input.get_return_values_on_condition_check_failure(),
+            &Some(sdk::ReturnValuesOnConditionCheckFailure::AllOld)
+        );
+
+        let unconditional = Request::PutItem(PutItem {
+            table: "locks".into(),
+            item: key(),
+            condition: None,
+            return_values: ReturnValues::AllOld,
+            return_old_on_condition_failure: false,
+        });
+        let Call::PutItem(call) = prepare(&client, unconditional).unwrap() else { unreachable!() };
+        let input = call.as_input();
+        assert_eq!(input.get_condition_expression(), &None);
+        assert_eq!(input.get_expression_attribute_names(), &None);
+        assert_eq!(input.get_return_values(), &Some(sdk::ReturnValue::AllOld));
+
+        let query = Request::Query(Query {
+            table: "locks".into(),
+            partition: (Name::aliased("#pk", "pk"), val(":pk", AttributeValue::S("p".into()))),
+            sort_key_prefix: Some((Name::aliased("#sk", "sk"), val(":prefix", AttributeValue::S("a".into())))),
+            filter: None,
+            consistent_read: true,
+            limit: Some(10),
+            exclusive_start_key: None,
+        });
+        let Call::Query(call) = prepare(&client, query).unwrap() else { unreachable!() };
+        let input = call.as_input();
+        assert_eq!(input.get_key_condition_expression().as_deref(), Some("#pk = :pk and begins_with(#sk, :prefix)"));
+        assert_eq!(input.get_expression_attribute_values().as_ref().unwrap().len(), 2);
+        assert_eq!(input.get_limit(), &Some(10));
+    }
+
+    #[test]
+    fn transaction_actions_cannot_return_values() {
+        let put = PutItem {
+            table: "locks".into(),
+            item: key(),
+            condition: None,
+            return_values: ReturnValues::AllOld,
+            return_old_on_condition_failure: false,
+        };
+        assert!(matches!(transact_item(TransactItem::Put(put)), Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn table_descriptions_take_key_types_from_attribute_definitions() {
+        let description = sdk::TableDescription::builder()
+            .table_name("locks")
+            .table_status(sdk::TableStatus::Active)
+            .key_schema(
+                sdk::KeySchemaElement::builder().attribute_name("id").key_type(sdk::KeyType::Hash).build().unwrap(),
+            )
+            .key_schema(
+                sdk::KeySchemaElement::builder().attribute_name("at").key_type(sdk::KeyType::Range).build().unwrap(),
+            )
+            .attribute_definitions(
+                sdk::AttributeDefinition::builder()
+                    .attribute_name("id")
+                    .attribute_type(sdk::ScalarAttributeType::B)
+                    .build()
+                    .unwrap(),
+            )
+            .attribute_definitions(
+                sdk::AttributeDefinition::builder()
+                    .attribute_name("at")
+                    .attribute_type(sdk::ScalarAttributeType::N)
+                    .build()
+                    .unwrap(),
+            )
+            .build();
+        let described = table_description("DescribeTable", "locks", Some(description)).unwrap();
+        assert_eq!(described.status, TableStatus::Active);
+        assert_eq!(described.partition_key, KeyAttribute { name: "id".into(), key_type: KeyType::B });
+        assert_eq!(described.sort_key, Some(KeyAttribute { name: "at".into(), key_type: KeyType::N }));
+
+        let archived = sdk::TableDescription::builder()
+            .table_status(sdk::TableStatus::Archived)
+            .key_schema(
+                sdk::KeySchemaElement::builder().attribute_name("id").key_type(sdk::KeyType::Hash).build().unwrap(),
+            )
+            .build();
+        // The key's type is missing from the definitions.
+        assert!(table_description("DescribeTable", "locks", Some(archived)).is_err());
+        assert!(table_description("DescribeTable", "locks", None).is_err());
+    }
+
+    #[test]
+    fn time_to_live_statuses_map_one_to_one() {
+        let ttl = |status: sdk::TimeToLiveStatus| {
+            let description =
+                sdk::TimeToLiveDescription::builder().time_to_live_status(status).attribute_name("expires").build();
+            time_to_live("DescribeTimeToLive", Some(description)).unwrap()
+        };
+        assert_eq!(ttl(sdk::TimeToLiveStatus::Enabled), TimeToLive::Enabled { attribute: "expires".into() });
+        assert_eq!(ttl(sdk::TimeToLiveStatus::Enabling), TimeToLive::Enabling { attribute: "expires".into() });
+        assert_eq!(ttl(sdk::TimeToLiveStatus::Disabled), TimeToLive::Disabled);
+        assert_eq!(ttl(sdk::TimeToLiveStatus::Disabling), TimeToLive::Disabling);
+        assert_eq!(time_to_live("DescribeTimeToLive", None).unwrap(), TimeToLive::Disabled);
+    }
 }
