@@ -398,3 +398,28 @@ async fn a_holder_that_overslept_finds_its_fenced_write_refused() {
 async fn _assert_lock_is_send(lock: Lock) -> impl Send {
     async move { lock.release().await }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_fail_closed_waiter_on_a_released_lease_item_waits_without_spinning() {
+    let w = world().await;
+    w.put_raw(dlc_item("job", 2, Some(3), Some(1))).await;
+    let closed = w.client(LockConfig::new("locks", "id").fail_closed());
+    w.faulty.clear_log();
+    let err = closed.acquire("job", Some(Duration::from_secs(1))).await.unwrap_err();
+    assert!(matches!(err, Error::LockNotAcquired { .. }), "{err}");
+    // Polling at most every 50 ms: about 20 requests in a second, not thousands.
+    let requests = w.faulty.operations().len();
+    assert!(requests <= 40, "{requests} requests in 1 s");
+}
+
+#[tokio::test(start_paused = true)]
+async fn fail_closed_locks_take_sort_key_ids() {
+    let w = world().await;
+    let closed = w.client(LockConfig::new("sorted", "id").sort_key("sk").fail_closed());
+    let a = closed.acquire(LockId::with_sort("tenant", "a"), None).await.unwrap();
+    assert!(closed.try_acquire(LockId::with_sort("tenant", "a")).await.unwrap().is_none());
+    let b = closed.try_acquire(LockId::with_sort("tenant", "b")).await.unwrap().expect("other sort key is free");
+    a.release().await.unwrap();
+    b.release().await.unwrap();
+    assert!(closed.try_acquire(LockId::with_sort("tenant", "a")).await.unwrap().is_some());
+}

@@ -103,8 +103,9 @@ impl LockClient {
 
             let takeover_due = watch.as_ref().and_then(|w| w.takeover_at).is_some_and(|at| Instant::now() >= at);
             let seen = if try_write || takeover_due {
-                let takeover = watch.as_ref().filter(|_| takeover_due).map(|w| &w.seen);
-                match self.attempt(&id, takeover).await? {
+                // A failed takeover starts a fresh watch, even if the item looks the same.
+                let watched = if takeover_due { watch.take() } else { None };
+                match self.attempt(&id, watched.as_ref().map(|w| &w.seen)).await? {
                     Attempt::Acquired(lock) => return Ok(lock),
                     Attempt::Held(seen) => seen,
                 }
@@ -115,7 +116,9 @@ impl LockClient {
 
             match seen {
                 None => try_write = true,
-                Some(seen) if seen.is_released() => try_write = true,
+                // Fail-closed acquisition needs the item gone; a released lease item is not free
+                // to it (mixing modes on one id), so it waits like for any holder.
+                Some(seen) if seen.is_released() && self.is_fail_open() => try_write = true,
                 Some(seen) => {
                     try_write = false;
                     if !watch.as_ref().is_some_and(|w| w.seen.same_lease(&seen)) {
@@ -141,6 +144,8 @@ impl LockClient {
             if let Some(d) = deadline {
                 wake_at = wake_at.min(d);
             }
+            // Never poll in a tight loop, whatever the item claims its lease is.
+            wake_at = wake_at.max(Instant::now() + Duration::from_millis(1));
             tokio::select! {
                 _ = tokio::time::sleep_until(wake_at) => {}
                 _ = notified => try_write = true,
@@ -148,10 +153,17 @@ impl LockClient {
         }
     }
 
+    fn is_fail_open(&self) -> bool {
+        matches!(self.config.mode, Mode::FailOpen { .. })
+    }
+
     /// How long after our read the watched lease may be taken over, if its holder does not
     /// renew it. Without `trust_local_time` that is the whole lease; with it, what the item's
     /// `lockAcquiredTimeUnixMs` says is left (the whole lease when the item lacks it).
     fn lease_remaining(&self, seen: &Observed) -> Option<Duration> {
+        if !self.is_fail_open() {
+            return None; // fail-closed clients never take a lock over
+        }
         let lease_ms = seen.lease_duration_ms?.max(0);
         let trust = matches!(self.config.mode, Mode::FailOpen { trust_local_time: true, .. });
         let remaining_ms = match (trust, seen.acquired_unix_ms) {
