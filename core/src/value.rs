@@ -330,7 +330,7 @@ impl Value {
         }
     }
 
-    /// Converts to JSON; bytes become an array of numbers is not faithful, so they are refused.
+    /// Converts to JSON. Bytes have no faithful JSON form, so they are refused.
     pub fn to_json(&self) -> Result<serde_json::Value, Error> {
         Ok(match self {
             Value::Null => serde_json::Value::Null,
