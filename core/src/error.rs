@@ -127,6 +127,31 @@ impl Error {
         }
     }
 
+    /// Turns DynamoDB's ways of saying "this key does not fit the table" into
+    /// [`Error::TableSchema`], naming what the client expected. Other errors pass through.
+    pub(crate) fn explain_key_schema(self, table: &str, expected: impl FnOnce() -> String) -> Error {
+        const KEY_MISMATCH: [&str; 6] = [
+            "key element does not match the schema",
+            "Type mismatch for key",
+            "required keys was not given a value",
+            "number of conditions on the keys is invalid",
+            "missed key schema element",
+            "Missing the key",
+        ];
+        match self {
+            Error::Validation { message, .. } if KEY_MISMATCH.iter().any(|phrase| message.contains(phrase)) => {
+                Error::TableSchema {
+                    table: table.to_owned(),
+                    message: format!(
+                        "its key schema does not match this client ({}): {message}; compare with `aws dynamodb describe-table`",
+                        expected()
+                    ),
+                }
+            }
+            other => other,
+        }
+    }
+
     /// True when the request may have been applied and the caller must resolve it by reading.
     pub fn is_ambiguous(&self) -> bool {
         matches!(self, Error::Ambiguous { .. })

@@ -209,7 +209,7 @@ impl KvStore {
             // Deleting is idempotent, so unknown outcomes are simply resent.
             let mut resends = 0;
             loop {
-                match self.transport.delete_item(delete.clone()).await {
+                match self.transport.delete_item(delete.clone()).await.map_err(|e| self.explain(e)) {
                     Ok(old) => return Ok(old.is_some_and(|item| self.live_pair(&item).is_some())),
                     Err(e) if e.is_ambiguous() && resends < AMBIGUOUS_RESENDS => resends += 1,
                     Err(e) => return Err(e),
@@ -246,7 +246,7 @@ impl KvStore {
     pub async fn get_with(&self, key: &str, consistent: bool) -> Result<Option<KvPair>> {
         self.check_key(key)?;
         let request = GetItem { table: self.config.table.clone(), key: self.key(key), consistent_read: consistent };
-        let item = self.transport.get_item(request).await?;
+        let item = self.transport.get_item(request).await.map_err(|e| self.explain(e))?;
         Ok(item.and_then(|item| self.live_pair(&item)))
     }
 
@@ -273,7 +273,7 @@ impl KvStore {
                 limit: None,
                 exclusive_start_key: start.take(),
             };
-            let page = self.transport.query(query).await?;
+            let page = self.transport.query(query).await.map_err(|e| self.explain(e))?;
             pairs.extend(page.items.iter().filter_map(|item| self.live_pair(item)));
             match page.last_evaluated_key {
                 Some(key) => start = Some(key),
@@ -291,8 +291,8 @@ impl KvStore {
                 let mut resends = 0;
                 loop {
                     let result = match &action {
-                        TransactItem::Put(put) => self.transport.put_item(put.clone()).await.map(drop),
-                        TransactItem::Delete(delete) => self.transport.delete_item(delete.clone()).await.map(drop),
+                        TransactItem::Put(put) => self.transport.put_item(put.clone()).await.map(drop).map_err(|e| self.explain(e)),
+                        TransactItem::Delete(delete) => self.transport.delete_item(delete.clone()).await.map(drop).map_err(|e| self.explain(e)),
                         _ => unreachable!("the KV store writes with Put and Delete only"),
                     };
                     match result {
@@ -319,7 +319,7 @@ impl KvStore {
                         };
                         let mut resends = 0;
                         loop {
-                            match self.transport.transact_write(transaction.clone()).await {
+                            match self.transport.transact_write(transaction.clone()).await.map_err(|e| self.explain(e)) {
                                 Ok(()) => return Ok(FencedOutcome::Done(())),
                                 Err(Error::TransactionCanceled { reasons }) => {
                                     if reasons.first().is_some_and(|r| r == "ConditionalCheckFailed") {
@@ -446,6 +446,13 @@ impl KvStore {
 
     fn read_request(&self, key: &str) -> GetItem {
         GetItem { table: self.config.table.clone(), key: self.key(key), consistent_read: true }
+    }
+
+    /// Turns DynamoDB's key-schema complaints into [`Error::TableSchema`].
+    fn explain(&self, error: Error) -> Error {
+        error.explain_key_schema(&self.config.table, || {
+            format!("partition_key {:?} and sort_key {:?}, both strings", self.config.partition_key, self.config.sort_key)
+        })
     }
 
     fn partition_name(&self) -> Name {

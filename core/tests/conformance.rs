@@ -54,6 +54,7 @@ conformance!(
     create_table_is_idempotent_and_checks_the_schema,
     a_missing_table_is_named_in_the_error,
     a_lock_id_of_the_wrong_type_is_explained,
+    a_kv_store_on_a_table_with_other_keys_is_explained,
 );
 
 async fn kv_store(transport: &Arc<dyn Transport>, partition: &str) -> KvStore {
@@ -315,4 +316,21 @@ async fn a_lock_id_of_the_wrong_type_is_explained(transport: Arc<dyn Transport>)
     let wrong_key = LockClient::new(LockConfig::new(&table, "name"), transport.clone()).unwrap();
     let err = wrong_key.try_acquire("job").await.unwrap_err();
     assert!(matches!(err, Error::TableSchema { .. }), "{err:?}");
+}
+
+async fn a_kv_store_on_a_table_with_other_keys_is_explained(transport: Arc<dyn Transport>) {
+    let table = lock_table(&transport).await; // keyed by "id" alone
+    let kv = KvStore::new(KvConfig::new(&table, "p"), transport.clone()).unwrap();
+    let none = none();
+    let attempts: [(&str, dynalease::Result<()>); 4] = [
+        ("put", kv.put("k", &Value::Null, &none).await.map(drop)),
+        ("atomic_put", kv.atomic_put("k", &Value::Null, None, &none).await.map(drop)),
+        ("get", kv.get("k").await.map(drop)),
+        ("list", kv.list("").await.map(drop)),
+    ];
+    for (operation, result) in attempts {
+        let err = result.unwrap_err();
+        assert!(matches!(err, Error::TableSchema { .. }), "{operation}: {err:?}");
+        assert!(err.to_string().contains("partition_key \"pk\""), "{operation}: {err}");
+    }
 }

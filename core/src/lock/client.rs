@@ -110,7 +110,7 @@ impl LockClient {
                     Attempt::Held(seen) => seen,
                 }
             } else {
-                self.transport.get_item(self.table.read(&id)).await?.as_ref().map(Observed::from_item)
+                self.transport.get_item(self.table.read(&id)).await.map_err(|e| self.explain(e))?.as_ref().map(Observed::from_item)
             };
             let observed_at = Instant::now();
 
@@ -270,25 +270,13 @@ impl LockClient {
 
     /// Turns DynamoDB's terse key-schema complaints into something actionable.
     fn explain(&self, error: Error) -> Error {
-        match error {
-            Error::Validation { message, .. } if is_key_mismatch(&message) => Error::TableSchema {
-                table: self.config.table.clone(),
-                message: format!(
-                    "its key schema does not match this client (partition_key {:?}, sort_key {:?}) or the lock id's type: {message}; check both with describe-table",
-                    self.config.partition_key, self.config.sort_key
-                ),
-            },
-            other => other,
-        }
+        error.explain_key_schema(&self.config.table, || {
+            format!(
+                "partition_key {:?}, sort_key {:?}, and the lock id's type",
+                self.config.partition_key, self.config.sort_key
+            )
+        })
     }
-}
-
-/// DynamoDB's words for a key that does not fit the table: missing or extra key attributes, or
-/// a value of the wrong type.
-fn is_key_mismatch(message: &str) -> bool {
-    ["key element does not match the schema", "Type mismatch for key", "required keys was not given a value"]
-        .iter()
-        .any(|phrase| message.contains(phrase))
 }
 
 fn carries_guid(item: &Item, guid: &[u8]) -> bool {

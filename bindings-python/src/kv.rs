@@ -1,0 +1,379 @@
+//! `KVStore` / `AsyncKVStore` and `KVPair`: the core's compare-and-swap store, translated.
+
+use std::sync::Arc;
+
+use dynalease::kv::{KvConfig, KvPair, KvStore as CoreKvStore, WriteOptions};
+use dynalease::Value;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyTuple;
+
+use crate::connection::Connection;
+use crate::convert::{from_value, optional_seconds, to_value};
+use crate::errors::{config_error, CoreResultExt};
+use crate::locks::core_lock;
+use crate::runtime::{awaitable, block_on};
+
+/// A key, its value and the version a compare-and-swap checks. Immutable; pass it as
+/// `previous=` to atomic_put / atomic_delete.
+#[pyclass(module = "dynalease", frozen)]
+pub struct KVPair {
+    pair: KvPair,
+    /// The Python form of `pair.value`, made on first access and then kept, so that
+    /// `pair.value is pair.value`.
+    value: PyOnceLock<Py<PyAny>>,
+}
+
+impl KVPair {
+    fn from_core(pair: KvPair) -> KVPair {
+        KVPair { pair, value: PyOnceLock::new() }
+    }
+}
+
+#[pymethods]
+impl KVPair {
+    /// Builds a pair by hand, e.g. from a version stored elsewhere, to use as `previous`.
+    #[new]
+    #[pyo3(signature = (key, value, version, expires = None))]
+    fn new(py: Python<'_>, key: String, value: Bound<'_, PyAny>, version: i64, expires: Option<i64>) -> PyResult<Self> {
+        let pair = KvPair { key, value: to_value(&value)?, version, expires };
+        let cached = PyOnceLock::new();
+        let _ = cached.set(py, value.unbind());
+        Ok(KVPair { pair, value: cached })
+    }
+
+    /// The key.
+    #[getter]
+    fn key(&self) -> &str {
+        &self.pair.key
+    }
+
+    /// The value (dict, list, str, int, float, bool, None or bytes; tuples come back as lists).
+    #[getter]
+    fn value(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.value.get_or_try_init(py, || Ok::<_, PyErr>(from_value(py, &self.pair.value)?.unbind())).map(|v| v.clone_ref(py))
+    }
+
+    /// Changes on every write of the key (random, not a counter).
+    #[getter]
+    fn version(&self) -> i64 {
+        self.pair.version
+    }
+
+    /// When the key expires (epoch seconds), or None.
+    #[getter]
+    fn expires(&self) -> Option<i64> {
+        self.pair.expires
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "KVPair(key={}, value={}, version={})",
+            pyo3::types::PyString::new(py, &self.pair.key).repr()?,
+            self.value(py)?.bind(py).repr()?,
+            self.pair.version
+        ))
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        match other.cast::<KVPair>() {
+            Ok(other) => {
+                let other = other.get();
+                self.pair == other.pair
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn __hash__(&self) -> u64 {
+        // Key and version identify a write; the value may be unhashable.
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (&self.pair.key, self.pair.version).hash(&mut hasher);
+        hasher.finish()
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let py = slf.py();
+        let this = slf.get();
+        let args = (this.pair.key.clone(), this.value(py)?, this.pair.version, this.pair.expires).into_pyobject(py)?;
+        Ok((slf.get_type().into_any(), args))
+    }
+}
+
+#[derive(Debug)]
+struct Store {
+    config: KvConfig,
+    connection: Connection,
+}
+
+impl Store {
+    fn new(table: String, partition: String, partition_key: String, sort_key: String, endpoint_url: Option<String>, region: Option<String>) -> PyResult<Store> {
+        let config = KvConfig::new(table, partition).partition_key(partition_key).sort_key(sort_key);
+        config.validate().py()?;
+        Ok(Store { config, connection: Connection::new(endpoint_url, region) })
+    }
+
+    async fn store(&self) -> PyResult<CoreKvStore> {
+        let transport = self.connection.transport().await.py()?;
+        CoreKvStore::new(self.config.clone(), transport).py()
+    }
+}
+
+/// The arguments of a write, converted while the GIL is held.
+struct Write {
+    key: String,
+    value: Value,
+    options: WriteOptions,
+}
+
+fn options(ttl: Option<f64>, lock: Option<&Bound<'_, PyAny>>) -> PyResult<WriteOptions> {
+    let ttl = optional_seconds("ttl", ttl)?;
+    let fence = lock.filter(|l| !l.is_none()).map(core_lock).transpose()?;
+    Ok(WriteOptions { ttl, fence })
+}
+
+fn previous_pair(previous: Option<&Bound<'_, PyAny>>) -> PyResult<Option<KvPair>> {
+    match previous.filter(|p| !p.is_none()) {
+        None => Ok(None),
+        Some(previous) => match previous.cast::<KVPair>() {
+            Ok(pair) => Ok(Some(pair.get().pair.clone())),
+            Err(_) => Err(config_error(format!(
+                "previous must be a KVPair (from get/put/atomic_put) or None, not {}",
+                previous.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            ))),
+        },
+    }
+}
+
+/// Every operation once, as a future both classes wait on in their own way.
+impl Store {
+    async fn put(self: Arc<Self>, write: Write) -> PyResult<KVPair> {
+        let store = self.store().await?;
+        store.put(&write.key, &write.value, &write.options).await.py().map(KVPair::from_core)
+    }
+
+    async fn atomic_put(self: Arc<Self>, write: Write, previous: Option<KvPair>) -> PyResult<KVPair> {
+        let store = self.store().await?;
+        store.atomic_put(&write.key, &write.value, previous.as_ref(), &write.options).await.py().map(KVPair::from_core)
+    }
+
+    async fn get(self: Arc<Self>, key: String, consistent: bool) -> PyResult<Option<KVPair>> {
+        let store = self.store().await?;
+        Ok(store.get_with(&key, consistent).await.py()?.map(KVPair::from_core))
+    }
+
+    async fn list(self: Arc<Self>, prefix: String, consistent: bool) -> PyResult<Vec<KVPair>> {
+        let store = self.store().await?;
+        Ok(store.list_with(&prefix, consistent).await.py()?.into_iter().map(KVPair::from_core).collect())
+    }
+
+    async fn exists(self: Arc<Self>, key: String) -> PyResult<bool> {
+        self.store().await?.exists(&key).await.py()
+    }
+
+    async fn delete(self: Arc<Self>, key: String, options: WriteOptions) -> PyResult<bool> {
+        self.store().await?.delete(&key, &options).await.py()
+    }
+
+    async fn atomic_delete(self: Arc<Self>, key: String, previous: KvPair, options: WriteOptions) -> PyResult<()> {
+        self.store().await?.atomic_delete(&key, &previous, &options).await.py()
+    }
+}
+
+macro_rules! store_doc {
+    ($summary:literal) => {
+        concat!(
+            $summary,
+            "\n\n",
+            "One store is one partition (`partition`, its namespace) of a table whose keys are\n",
+            "`partition_key` (default \"pk\") and `sort_key` (default \"sk\"); create it with\n",
+            "create_table(table, partition_key=\"pk\", sort_key=\"sk\"). Values: dict (str keys),\n",
+            "list, tuple, str, int, float, bool, None, bytes; anything else raises ConfigError.\n",
+            "Numbers keep their exact value; DynamoDB normalizes them, so a float with an integral\n",
+            "value (2.0) may read back as an int (2), which compares equal.\n",
+            "endpoint_url: as for LockClient (\"memory://NAME\" for an in-process table).\n",
+            "Reads are strongly consistent unless consistent=False. Writes take `lock=`: they then\n",
+            "apply only while that lock is held (checked in the same transaction), else\n",
+            "LockLostError."
+        )
+    };
+}
+
+#[pyclass(module = "dynalease._native", frozen)]
+#[doc = store_doc!("A key/value store with compare-and-swap (blocking calls; they release the GIL).")]
+pub struct KVStore {
+    store: Arc<Store>,
+}
+
+#[pyclass(module = "dynalease._native", frozen)]
+#[doc = store_doc!("A key/value store with compare-and-swap for asyncio: every call returns an awaitable.")]
+pub struct AsyncKVStore {
+    store: Arc<Store>,
+}
+
+macro_rules! store_common {
+    ($ty:ident { $($items:tt)* }) => {
+        #[pymethods]
+        impl $ty {
+        $($items)*
+        #[new]
+        #[pyo3(signature = (table, partition, partition_key = "pk".to_owned(), sort_key = "sk".to_owned(), endpoint_url = None, region = None))]
+        #[pyo3(text_signature = "(table, partition, partition_key='pk', sort_key='sk', endpoint_url=None, region=None)")]
+        fn new(table: String, partition: String, partition_key: String, sort_key: String, endpoint_url: Option<String>, region: Option<String>) -> PyResult<Self> {
+            Ok(Self { store: Arc::new(Store::new(table, partition, partition_key, sort_key, endpoint_url, region)?) })
+        }
+
+        /// Name of the table.
+        #[getter]
+        fn table(&self) -> &str {
+            &self.store.config.table
+        }
+
+        /// The partition key value all keys of this store live under.
+        #[getter]
+        fn partition(&self) -> &str {
+            &self.store.config.partition
+        }
+
+        fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+            let text = |s: &str| pyo3::types::PyString::new(py, s).repr().map(|r| r.to_string());
+            Ok(format!("{}(table={}, partition={})", Self::NAME, text(&self.store.config.table)?, text(&self.store.config.partition)?))
+        }
+        }
+    };
+}
+
+impl KVStore {
+    const NAME: &'static str = "KVStore";
+}
+
+impl AsyncKVStore {
+    const NAME: &'static str = "AsyncKVStore";
+}
+
+store_common!(KVStore {
+
+    /// Writes `value` at `key` unconditionally and returns the new pair. `ttl`: seconds until
+    /// the key expires (reads hide it from then on). `lock`: write only while it is held.
+    #[pyo3(signature = (key, value, ttl = None, lock = None))]
+    fn put(&self, py: Python<'_>, key: String, value: &Bound<'_, PyAny>, ttl: Option<f64>, lock: Option<&Bound<'_, PyAny>>) -> PyResult<KVPair> {
+        let write = Write { key, value: to_value(value)?, options: options(ttl, lock)? };
+        block_on(py, self.store.clone().put(write))
+    }
+
+    /// The pair at `key`, or None (also when it has expired).
+    #[pyo3(signature = (key, consistent = true))]
+    fn get(&self, py: Python<'_>, key: String, consistent: bool) -> PyResult<Option<KVPair>> {
+        block_on(py, self.store.clone().get(key, consistent))
+    }
+
+    /// Every live pair whose key starts with `prefix` ("" lists the whole store), in key order.
+    #[pyo3(signature = (prefix = String::new(), consistent = true))]
+    #[pyo3(text_signature = "($self, prefix='', consistent=True)")]
+    fn list(&self, py: Python<'_>, prefix: String, consistent: bool) -> PyResult<Vec<KVPair>> {
+        block_on(py, self.store.clone().list(prefix, consistent))
+    }
+
+    /// True if `key` exists and has not expired.
+    fn exists(&self, py: Python<'_>, key: String) -> PyResult<bool> {
+        block_on(py, self.store.clone().exists(key))
+    }
+
+    /// Deletes `key`; returns whether it existed. `lock`: delete only while it is held.
+    #[pyo3(signature = (key, lock = None))]
+    fn delete(&self, py: Python<'_>, key: String, lock: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+        let options = options(None, lock)?;
+        block_on(py, self.store.clone().delete(key, options))
+    }
+
+    /// Compare-and-swap. previous=None creates the key (KeyExistsError if it is present);
+    /// previous=<KVPair> replaces it only if it is still at that version (KeyModifiedError if
+    /// it changed, KeyNotFoundError if it is gone). Returns the new pair.
+    #[pyo3(signature = (key, value, previous = None, ttl = None, lock = None))]
+    fn atomic_put(
+        &self,
+        py: Python<'_>,
+        key: String,
+        value: &Bound<'_, PyAny>,
+        previous: Option<&Bound<'_, PyAny>>,
+        ttl: Option<f64>,
+        lock: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<KVPair> {
+        let write = Write { key, value: to_value(value)?, options: options(ttl, lock)? };
+        let previous = previous_pair(previous)?;
+        block_on(py, self.store.clone().atomic_put(write, previous))
+    }
+
+    /// Deletes `key` only if it is still at `previous`'s version (KeyModifiedError /
+    /// KeyNotFoundError otherwise).
+    #[pyo3(signature = (key, previous, lock = None))]
+    fn atomic_delete(&self, py: Python<'_>, key: String, previous: &Bound<'_, PyAny>, lock: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let previous = required_previous(previous)?;
+        let options = options(None, lock)?;
+        block_on(py, self.store.clone().atomic_delete(key, previous, options))
+    }
+});
+
+fn required_previous(previous: &Bound<'_, PyAny>) -> PyResult<KvPair> {
+    previous_pair(Some(previous))?.ok_or_else(|| config_error("atomic_delete needs previous: the KVPair you read"))
+}
+
+store_common!(AsyncKVStore {
+
+    /// Awaitable: writes `value` at `key` unconditionally; returns the new KVPair.
+    #[pyo3(signature = (key, value, ttl = None, lock = None))]
+    fn put<'py>(&self, py: Python<'py>, key: String, value: &Bound<'py, PyAny>, ttl: Option<f64>, lock: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        let write = Write { key, value: to_value(value)?, options: options(ttl, lock)? };
+        awaitable(py, self.store.clone().put(write))
+    }
+
+    /// Awaitable: the KVPair at `key`, or None.
+    #[pyo3(signature = (key, consistent = true))]
+    fn get<'py>(&self, py: Python<'py>, key: String, consistent: bool) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.store.clone().get(key, consistent))
+    }
+
+    /// Awaitable: every live KVPair whose key starts with `prefix`, in key order.
+    #[pyo3(signature = (prefix = String::new(), consistent = true))]
+    #[pyo3(text_signature = "($self, prefix='', consistent=True)")]
+    fn list<'py>(&self, py: Python<'py>, prefix: String, consistent: bool) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.store.clone().list(prefix, consistent))
+    }
+
+    /// Awaitable: True if `key` exists and has not expired.
+    fn exists<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.store.clone().exists(key))
+    }
+
+    /// Awaitable: deletes `key`; returns whether it existed.
+    #[pyo3(signature = (key, lock = None))]
+    fn delete<'py>(&self, py: Python<'py>, key: String, lock: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        let options = options(None, lock)?;
+        awaitable(py, self.store.clone().delete(key, options))
+    }
+
+    /// Awaitable compare-and-swap (see KVStore.atomic_put).
+    #[pyo3(signature = (key, value, previous = None, ttl = None, lock = None))]
+    fn atomic_put<'py>(
+        &self,
+        py: Python<'py>,
+        key: String,
+        value: &Bound<'py, PyAny>,
+        previous: Option<&Bound<'py, PyAny>>,
+        ttl: Option<f64>,
+        lock: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let write = Write { key, value: to_value(value)?, options: options(ttl, lock)? };
+        let previous = previous_pair(previous)?;
+        awaitable(py, self.store.clone().atomic_put(write, previous))
+    }
+
+    /// Awaitable: deletes `key` only if it is still at `previous`'s version.
+    #[pyo3(signature = (key, previous, lock = None))]
+    fn atomic_delete<'py>(&self, py: Python<'py>, key: String, previous: &Bound<'py, PyAny>, lock: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        let previous = required_previous(previous)?;
+        let options = options(None, lock)?;
+        awaitable(py, self.store.clone().atomic_delete(key, previous, options))
+    }
+});

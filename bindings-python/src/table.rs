@@ -1,0 +1,75 @@
+//! `create_table` / `create_table_async`: the core's table helper.
+
+use dynalease::table::TableSpec;
+use dynalease::KeyType;
+use pyo3::prelude::*;
+
+use crate::connection::Connection;
+use crate::errors::{config_error, CoreResultExt};
+use crate::runtime::{awaitable, block_on};
+
+fn key_type(option: &str, name: &str) -> PyResult<KeyType> {
+    match name {
+        "S" => Ok(KeyType::S),
+        "N" => Ok(KeyType::N),
+        "B" => Ok(KeyType::B),
+        other => Err(config_error(format!("{option} must be \"S\", \"N\" or \"B\" (got {other:?})"))),
+    }
+}
+
+fn spec(table: String, partition_key: String, sort_key: Option<String>, partition_key_type: &str, sort_key_type: &str) -> PyResult<TableSpec> {
+    let mut spec = TableSpec::new(table, partition_key).partition_key_type(key_type("partition_key_type", partition_key_type)?);
+    if let Some(sort_key) = sort_key {
+        spec = spec.sort_key(sort_key, key_type("sort_key_type", sort_key_type)?);
+    }
+    Ok(spec)
+}
+
+async fn create(spec: TableSpec, connection: Connection) -> PyResult<()> {
+    let transport = connection.transport().await.py()?;
+    dynalease::table::create_table(transport.as_ref(), &spec).await.py().map(drop)
+}
+
+/// Creates a table for locks or a KV store (on-demand billing, TTL on `expires`) and waits
+/// until it is ACTIVE.
+///
+/// Idempotent: an existing table with the same key schema is accepted; one with a different
+/// schema raises TableError saying what differs. For a KV store use
+/// create_table(name, partition_key="pk", sort_key="sk"). Key types are "S" (default), "N" or
+/// "B". endpoint_url / region: as for LockClient.
+#[pyfunction]
+#[pyo3(signature = (table, partition_key = "id".to_owned(), sort_key = None, endpoint_url = None, region = None, partition_key_type = "S", sort_key_type = "S"))]
+#[pyo3(text_signature = "(table, partition_key='id', sort_key=None, endpoint_url=None, region=None, partition_key_type='S', sort_key_type='S')")]
+#[allow(clippy::too_many_arguments)]
+pub fn create_table(
+    py: Python<'_>,
+    table: String,
+    partition_key: String,
+    sort_key: Option<String>,
+    endpoint_url: Option<String>,
+    region: Option<String>,
+    partition_key_type: &str,
+    sort_key_type: &str,
+) -> PyResult<()> {
+    let spec = spec(table, partition_key, sort_key, partition_key_type, sort_key_type)?;
+    block_on(py, create(spec, Connection::new(endpoint_url, region)))
+}
+
+/// Awaitable form of create_table (same arguments).
+#[pyfunction]
+#[pyo3(signature = (table, partition_key = "id".to_owned(), sort_key = None, endpoint_url = None, region = None, partition_key_type = "S", sort_key_type = "S"))]
+#[pyo3(text_signature = "(table, partition_key='id', sort_key=None, endpoint_url=None, region=None, partition_key_type='S', sort_key_type='S')")]
+#[allow(clippy::too_many_arguments)]
+pub fn create_table_async<'py>(
+    py: Python<'py>,
+    table: String,
+    partition_key: String,
+    sort_key: Option<String>,
+    endpoint_url: Option<String>,
+    region: Option<String>,
+    partition_key_type: &str,
+    sort_key_type: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let spec = spec(table, partition_key, sort_key, partition_key_type, sort_key_type)?;
+    awaitable(py, create(spec, Connection::new(endpoint_url, region)))
+}

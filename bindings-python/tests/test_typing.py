@@ -1,0 +1,86 @@
+"""The stubs match the built module, type-check real usage, and every public name is documented."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import dynalease
+from dynalease import _native
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_stubtest(tmp_path: Path) -> None:
+    result = run("-m", "mypy.stubtest", "dynalease", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_usage_type_checks(tmp_path: Path) -> None:
+    sample = tmp_path / "usage.py"
+    sample.write_text(
+        textwrap.dedent(
+            """
+            import asyncio
+            from typing import List, Optional
+            import dynalease
+
+            locks = dynalease.LockClient("locks", lease_duration=10.0, heartbeat_period=3.0)
+            with locks.lock("job-1", timeout=30.0) as lock:
+                token: Optional[int] = lock.fencing_token
+                lock.update_data({"step": 1})
+            maybe: Optional[dynalease.Lock] = locks.try_acquire(("tenant", 7))
+            kv = dynalease.KVStore("kv", partition="agents")
+            pair: dynalease.KVPair = kv.atomic_put("a", [1, 2], previous=None, ttl=5.0, lock=maybe)
+            pairs: List[dynalease.KVPair] = kv.list("a")
+            version: int = pair.version
+
+            async def main() -> None:
+                client = dynalease.AsyncLockClient("locks")
+                async with client.lock("job") as held:
+                    lost: bool = await held.wait_lost(timeout=0.1)
+                store = dynalease.AsyncKVStore("kv", "ns")
+                got: Optional[dynalease.KVPair] = await store.get("a")
+                await dynalease.create_table_async("kv", partition_key="pk", sort_key="sk")
+
+            try:
+                asyncio.run(main())
+            except dynalease.ConfigError as error:
+                reveal: ValueError = error
+            """
+        )
+    )
+    result = run("-m", "mypy", "--strict", "--no-incremental", str(sample), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    missing = []
+    for name in dynalease.__all__:
+        obj = getattr(dynalease, name)
+        if name in ("__version__", "LockId"):
+            continue
+        if not inspect.getdoc(obj):
+            missing.append(name)
+        if inspect.isclass(obj) and not issubclass(obj, BaseException):
+            # The class and its native base (LockClient extends _native.LockClient).
+            for cls in obj.__mro__:
+                if not cls.__module__.startswith("dynalease"):
+                    continue
+                for attr, member in vars(cls).items():
+                    if not attr.startswith("_") and not inspect.getdoc(member):
+                        missing.append(f"{cls.__qualname__}.{attr}")
+    assert not missing, f"undocumented: {missing}"
+
+
+def test_native_all_matches_the_module() -> None:
+    stub = (Path(_native.__file__).parent / "_native.pyi").read_text()
+    for name in dir(_native):
+        if not name.startswith("_") or name == "__version__":
+            assert f'"{name}"' in stub, f"{name} missing from _native.pyi __all__"
+    assert dynalease.__version__ == _native.__version__
