@@ -10,7 +10,7 @@ Locks::
 
 Key/value store with compare-and-swap::
 
-    kv = dynalease.KVStore("kv", partition="agents")
+    kv = dynalease.KVStore("kv-store", partition="agents")
     pair = kv.atomic_put("agents/1", {"state": "idle"})            # create
     kv.atomic_put("agents/1", {"state": "busy"}, previous=pair)    # KeyModifiedError if changed
 
