@@ -1,5 +1,7 @@
-.PHONY: demo test
+.PHONY: demo test wheel
 demo:
 	scripts/demo
 test:
 	scripts/test
+wheel:
+	scripts/build-wheel

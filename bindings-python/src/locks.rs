@@ -369,10 +369,10 @@ macro_rules! lock_properties {
             }
         }
 
-        /// True after a successful release.
+        /// True after a successful release (also of a lock that had been lost).
         #[getter]
         fn released(&self) -> bool {
-            self.inner.status() == LockStatus::Released
+            self.inner.is_released()
         }
 
         /// Raises LockLostError if the lock is no longer held (lost or released); does nothing

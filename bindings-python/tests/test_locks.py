@@ -202,6 +202,16 @@ def test_lost_lease_is_reported(lock_table: str, endpoint: str) -> None:
     taken.release()
 
 
+def test_an_expired_lease_nobody_took_is_released_and_still_reported_lost(lock_table: str, endpoint: str) -> None:
+    holder = dynalease.LockClient(lock_table, lease_duration=0.3, heartbeat_period=0, endpoint_url=endpoint)
+    with pytest.raises(dynalease.LockLostError):
+        with holder.lock("expired") as lock:
+            assert lock.wait_lost(timeout=5.0)
+    # The exit released it (nobody had taken it over), and the loss is not forgotten.
+    assert lock.released and lock.lost
+    assert holder.try_acquire("expired") is not None
+
+
 def test_lost_lease_never_hides_the_blocks_exception(lock_table: str, endpoint: str) -> None:
     holder = dynalease.LockClient(lock_table, lease_duration=0.3, heartbeat_period=0, endpoint_url=endpoint)
     with pytest.raises(KeyError):

@@ -423,3 +423,16 @@ async fn fail_closed_locks_take_sort_key_ids() {
     b.release().await.unwrap();
     assert!(closed.try_acquire(LockId::with_sort("tenant", "a")).await.unwrap().is_some());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_lease_nobody_took_can_be_released_and_stays_reported_lost() {
+    let w = world().await;
+    let lock = w.leases(Duration::from_secs(2), None).acquire("job", None).await.unwrap();
+    lock.wait_lost().await.unwrap();
+    lock.release().await.unwrap();
+    assert!(lock.is_released());
+    assert!(lock.is_lost(), "the loss is not forgotten: {:?}", lock.status());
+    lock.release().await.unwrap(); // twice is still fine
+    assert_eq!(attr_n(&w.item("locks", "job").await.unwrap(), "leaseDurationMs"), 1);
+    assert!(w.leases(LEASE, None).try_acquire("job").await.unwrap().is_some());
+}

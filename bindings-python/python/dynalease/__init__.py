@@ -85,8 +85,7 @@ LockId = Union[str, int, bytes, Tuple[Union[str, int, bytes], Union[str, int, by
 def _exit_checks(lock: Union[Lock, AsyncLock], block_raised: bool) -> Optional[BaseException]:
     """What leaving a ``with`` block must raise about the lease, taken before the release.
 
-    A lease that ran out can still be released afterwards (nobody took it over), which marks the
-    lock released and forgets the loss; so the loss is read first.
+    Read before the release, so the error describes the lock as the block left it.
     """
     if block_raised or not lock.lost:
         return None

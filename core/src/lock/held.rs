@@ -4,6 +4,7 @@
 //! async mutex, so that no write ever conditions on a guid that a concurrent heartbeat has just
 //! replaced (dlc reports such a release as a success and leaves a live lease behind).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -29,7 +30,8 @@ const AMBIGUOUS_RESENDS: u32 = 3;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LockStatus {
     Held,
-    /// The lease ran out or another client took the lock; the reason says which.
+    /// The lease ran out or another client took the lock; the reason says which. A lost lock
+    /// that is released afterwards (possible when nobody took it over) stays `Lost`.
     Lost(String),
     Released,
 }
@@ -53,6 +55,8 @@ struct Inner {
     held: tokio::sync::Mutex<Held>,
     data: Mutex<Option<Value>>,
     status: watch::Sender<LockStatus>,
+    /// Set by a successful release, whatever the status says (a lost lock can be released).
+    released: AtomicBool,
     keep_alive: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -108,6 +112,7 @@ impl Lock {
             held: tokio::sync::Mutex::new(Held { guid: acquired.guid, pending_guid: None }),
             data: Mutex::new(data),
             status,
+            released: AtomicBool::new(false),
             keep_alive: Mutex::new(None),
         });
         if let Mode::FailOpen { lease_duration, heartbeat_period, .. } = acquired.config.mode {
@@ -139,6 +144,11 @@ impl Lock {
 
     pub fn status(&self) -> LockStatus {
         self.inner.status.borrow().clone()
+    }
+
+    /// True once [`release`](Lock::release) succeeded (even if the lock had been lost).
+    pub fn is_released(&self) -> bool {
+        self.inner.released.load(Ordering::Acquire)
     }
 
     pub fn is_lost(&self) -> bool {
@@ -183,7 +193,7 @@ impl Lock {
         let inner = &self.inner;
         let mut held = inner.held.lock().await;
         inner.stop_keep_alive();
-        if *inner.status.borrow() == LockStatus::Released {
+        if inner.released.load(Ordering::Acquire) {
             return Ok(());
         }
         let result = match inner.config.mode {
@@ -192,7 +202,15 @@ impl Lock {
         };
         match &result {
             Ok(()) => {
-                inner.status.send_replace(LockStatus::Released);
+                inner.released.store(true, Ordering::Release);
+                // A loss stays reported: the holder's work may have run unprotected.
+                inner.status.send_if_modified(|status| {
+                    let held = *status == LockStatus::Held;
+                    if held {
+                        *status = LockStatus::Released;
+                    }
+                    held
+                });
                 if let Some(data) = data {
                     *inner.data.lock().unwrap_or_else(|e| e.into_inner()) = Some(data);
                 }
@@ -248,6 +266,9 @@ pub(crate) enum FencedOutcome<T> {
 impl Inner {
     async fn lock_held(&self) -> Result<MutexGuard<'_, Held>> {
         let held = self.held.lock().await;
+        if self.released.load(Ordering::Acquire) {
+            return Err(self.lost_error("it was already released".into()));
+        }
         match &*self.status.borrow() {
             LockStatus::Held => Ok(held),
             LockStatus::Lost(reason) => Err(self.lost_error(reason.clone())),
