@@ -1,7 +1,9 @@
-.PHONY: demo test wheel
+.PHONY: demo test wheel bench
 demo:
 	scripts/demo
 test:
 	scripts/test
 wheel:
 	scripts/build-wheel
+bench:
+	bench/run
