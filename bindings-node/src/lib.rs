@@ -1,1 +1,18 @@
+//! The native addon of the `dynalease` npm package. It only translates — values (codec),
+//! errors (errors), Promises — and every behaviour lives in the core: the lock engine and KV
+//! store for the Promise API (locks, kv, table), and the sans-IO dlc machines that the JS
+//! drop-in classes drive through the caller's own DynamoDB client (dlc).
 
+mod codec;
+mod connection;
+mod dlc;
+mod errors;
+mod kv;
+mod locks;
+mod table;
+
+/// The version of the native addon (the JS layer checks it matches the package).
+#[napi_derive::napi]
+pub fn native_version() -> String {
+    env!("CARGO_PKG_VERSION").to_owned()
+}

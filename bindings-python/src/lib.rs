@@ -54,6 +54,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(table::create_table, module)?)?;
     module.add_function(wrap_pyfunction!(table::create_table_async, module)?)?;
     module.add_function(wrap_pyfunction!(reset_log_cache, module)?)?;
+    module.add_function(wrap_pyfunction!(runtime::_quiesce, module)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -51,6 +51,40 @@ pub fn runtime() -> &'static Runtime {
             }
         }
     }
+}
+
+/// Tasks spawned for asyncio awaitables that have not finished: they are the ones that take
+/// the GIL from a runtime thread.
+static AWAITABLE_TASKS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one awaitable task while it lives.
+struct AwaitableTask;
+
+impl AwaitableTask {
+    fn start() -> AwaitableTask {
+        AWAITABLE_TASKS.fetch_add(1, Ordering::AcqRel);
+        AwaitableTask
+    }
+}
+
+impl Drop for AwaitableTask {
+    fn drop(&mut self) {
+        AWAITABLE_TASKS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Registered with `atexit`: waits, with the GIL released and for at most a second, until no
+/// awaitable task is alive. Such a task hands its result to asyncio and then takes the GIL once
+/// more to tidy up; if the interpreter is finalizing by then, CPython ends that thread in the
+/// middle of Rust code and the process aborts.
+#[pyfunction]
+pub fn _quiesce(py: Python<'_>) {
+    py.detach(|| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while AWAITABLE_TASKS.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
 }
 
 fn build() -> Runtime {
@@ -148,7 +182,11 @@ impl AsyncRuntime for Tokio {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let handle = runtime().spawn(future);
+        let task = AwaitableTask::start();
+        let handle = runtime().spawn(async move {
+            let _task = task;
+            future.await
+        });
         Box::pin(async move { handle.await.map_err(TaskFailed) })
     }
 
@@ -156,7 +194,12 @@ impl AsyncRuntime for Tokio {
     where
         F: FnOnce() + Send + 'static,
     {
-        let handle = runtime().spawn_blocking(f);
+        // pyo3-async-runtimes hands results to asyncio from blocking tasks: count them too.
+        let task = AwaitableTask::start();
+        let handle = runtime().spawn_blocking(move || {
+            let _task = task;
+            f()
+        });
         Box::pin(async move { handle.await.map_err(TaskFailed) })
     }
 }

@@ -27,6 +27,7 @@ say what to do next. Arguments of the wrong Python type (e.g. a str for a durati
 
 from __future__ import annotations
 
+import atexit
 from types import TracebackType
 from typing import Optional, Tuple, Type, Union
 
@@ -77,6 +78,9 @@ __all__ = [
     "create_table_async",
     "reset_log_cache",
 ]
+
+# Before the interpreter finalizes, let the runtime's tasks finish touching Python objects.
+atexit.register(_native._quiesce)
 
 #: A lock id: str, int or bytes, or a ``(partition, sort)`` tuple for a table with a sort key.
 LockId = Union[str, int, bytes, Tuple[Union[str, int, bytes], Union[str, int, bytes]]]

@@ -24,6 +24,7 @@ __all__ = [
     "create_table",
     "create_table_async",
     "reset_log_cache",
+    "_quiesce",
 ]
 
 __version__: str
@@ -232,3 +233,4 @@ def create_table_async(
     sort_key_type: str = "S",
 ) -> Awaitable[None]: ...
 def reset_log_cache() -> None: ...
+def _quiesce() -> None: ...

@@ -29,6 +29,7 @@
 
 mod client;
 mod config;
+pub mod dlc;
 pub(crate) mod held;
 pub(crate) mod item;
 mod wake;

@@ -1,0 +1,119 @@
+"use strict";
+// JS values <-> DynamoDB JSON ({S}, {N}, {B: base64}, {BOOL}, {NULL}, {L}, {M}, sets), the form in
+// which values cross to the native addon (see src/codec.rs): exact for numbers and bytes.
+
+const { DynaleaseError } = require("./errors.js");
+
+const isBytes = (v) => Buffer.isBuffer(v) || v instanceof Uint8Array;
+
+function configError(message) {
+  return new DynaleaseError("ERR_DYNALEASE_CONFIG", message);
+}
+
+// DynamoDB refuses documents nested deeper than 32 levels; the limit also stops cycles.
+const MAX_NESTING = 32;
+
+function toDynamo(value, depth = 0) {
+  if (depth > MAX_NESTING) {
+    throw configError(`the value is nested more than ${MAX_NESTING} levels deep (or contains itself); DynamoDB stores at most ${MAX_NESTING}`);
+  }
+  if (value === null || value === undefined) return { NULL: true };
+  switch (typeof value) {
+    case "string": return { S: value };
+    case "boolean": return { BOOL: value };
+    case "bigint": return { N: value.toString() };
+    case "number":
+      if (!Number.isFinite(value)) throw configError(`${value} cannot be stored: DynamoDB numbers are finite`);
+      return { N: String(value) };
+    default: break;
+  }
+  if (isBytes(value)) return { B: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("base64") };
+  if (Array.isArray(value)) return { L: value.map((v) => toDynamo(v, depth + 1)) };
+  // AWS SDK v2 DocumentClient sets (createSet) and SDK v3 Sets.
+  if (value && value.wrapperName === "Set" && Array.isArray(value.values)) return setToDynamo(value.values, value.type);
+  if (value instanceof Set) return setToDynamo([...value]);
+  // SDK v3 NumberValue (wrapNumbers): an exact decimal string.
+  if (value && value.constructor && value.constructor.name === "NumberValue" && typeof value.value === "string") return { N: value.value };
+  if (typeof value === "object") {
+    const M = {};
+    for (const [k, v] of Object.entries(value)) {
+      if (v !== undefined) M[k] = toDynamo(v, depth + 1);
+    }
+    return { M };
+  }
+  throw configError(`values of type ${typeof value} cannot be stored; use objects, arrays, strings, numbers, bigints, booleans, null or Buffers`);
+}
+
+function setToDynamo(values, type) {
+  if (type === "Number" || (values.length && typeof values[0] === "number")) return { NS: values.map(String) };
+  if (type === "Binary" || (values.length && isBytes(values[0]))) return { BS: values.map((b) => Buffer.from(b).toString("base64")) };
+  return { SS: values.map(String) };
+}
+
+// Numbers as a DocumentClient gives them: always JS numbers (dlc's items hold small integers).
+function fromDynamoPlain(value) {
+  return fromDynamo(value, Number);
+}
+
+// Numbers for the Promise API: exact. Integers beyond 2^53 become BigInts, others numbers.
+function exactNumber(text) {
+  if (/^-?\d+$/.test(text)) {
+    const n = Number(text);
+    return Number.isSafeInteger(n) ? n : BigInt(text);
+  }
+  return Number(text);
+}
+
+function fromDynamo(value, number = exactNumber) {
+  const [tag, inner] = Object.entries(value)[0];
+  switch (tag) {
+    case "S": return inner;
+    case "N": return number(inner);
+    case "B": return Buffer.from(inner, "base64");
+    case "BOOL": return inner;
+    case "NULL": return null;
+    case "L": return inner.map((v) => fromDynamo(v, number));
+    case "M": return itemFromDynamo(inner, number);
+    case "SS": return new Set(inner);
+    case "NS": return new Set(inner.map(number));
+    case "BS": return new Set(inner.map((b) => Buffer.from(b, "base64")));
+    default: throw new Error(`unknown DynamoDB type ${tag}`);
+  }
+}
+
+function itemFromDynamo(item, number = exactNumber) {
+  const out = {};
+  for (const [k, v] of Object.entries(item)) out[k] = fromDynamo(v, number);
+  return out;
+}
+
+function itemToDynamo(item) {
+  const out = {};
+  for (const [k, v] of Object.entries(item)) {
+    if (v !== undefined) out[k] = toDynamo(v);
+  }
+  return out;
+}
+
+// A lock id of the Promise API: a key value, or [partition, sort] for a table with a sort key.
+function keyToDynamo(value, what) {
+  if (typeof value === "string" || typeof value === "bigint" || (typeof value === "number" && Number.isFinite(value)) || isBytes(value)) {
+    return toDynamo(value);
+  }
+  throw configError(`${what} must be a string, a number, a bigint or a Buffer`);
+}
+
+function lockIdToText(id) {
+  if (Array.isArray(id)) {
+    if (id.length !== 2) throw configError(`a lock id array must be [partition, sort], got ${id.length} items`);
+    return JSON.stringify({ partition: keyToDynamo(id[0], "the lock id's partition part"), sort: keyToDynamo(id[1], "the lock id's sort part") });
+  }
+  return JSON.stringify({ partition: keyToDynamo(id, "lock id"), sort: null });
+}
+
+function lockIdFromText(text) {
+  const { partition, sort } = JSON.parse(text);
+  return sort ? [fromDynamo(partition), fromDynamo(sort)] : fromDynamo(partition);
+}
+
+module.exports = { isBytes, toDynamo, fromDynamo, fromDynamoPlain, itemToDynamo, itemFromDynamo, lockIdToText, lockIdFromText };

@@ -1,0 +1,305 @@
+"use strict";
+// The drop-in classes of dynamodb-lock-client 0.7.3: FailOpen, FailClosed and Lock, with dlc's
+// constructor, options, validation, callbacks, events, error codes and DynamoDB requests.
+//
+// The protocol is not here: it is the core's sans-IO machine (core/src/lock/dlc.rs), exposed as
+// native.DlcAcquire / native.DlcLock. This file only runs it: each request goes through the
+// caller's own `dynamodb` object (SDK v2 DocumentClient, SDK v3 DynamoDBDocument, DAX, mocks),
+// each outcome is fed back, and errors reach the caller as the very objects the client gave.
+
+const events = require("events");
+const os = require("os");
+const util = require("util");
+
+const native = require("../native.js");
+const { fromDynamoPlain, isBytes, itemToDynamo, toDynamo } = require("./codec.js");
+const schemas = require("./schemas.js");
+const pkg = require("../../package.json");
+
+function defaultOwner() {
+  let user = "unknown";
+  try {
+    user = os.userInfo().username;
+  } catch (_) {
+    // No passwd entry (some containers): keep "unknown".
+  }
+  return `${pkg.name}@${pkg.version}_${user}@${os.hostname()}`;
+}
+
+// SDK v2 errors carry `code`, SDK v3 errors `name`: recognise both (dlc missed v3 contention).
+function isConditionFailed(error) {
+  return !!error && (error.code === "ConditionalCheckFailedException" || error.name === "ConditionalCheckFailedException");
+}
+
+// Calls `dynamodb[op](params, callback)`, which every client shape supports: SDK v2 calls the
+// callback, SDK v3's aggregated client too; a client that only returns a Promise is awaited.
+// Whichever answers first wins. A throw from our own callback (the user's code) is not an
+// error of the call and propagates.
+function send(dynamodb, op, params, done) {
+  let answered = false;
+  const once = (error, data) => {
+    if (answered) return;
+    answered = true;
+    done(error, data);
+  };
+  let returned;
+  try {
+    returned = dynamodb[op](params, once);
+  } catch (error) {
+    if (answered) throw error;
+    return once(error);
+  }
+  if (returned && typeof returned.then === "function") {
+    returned.then((data) => once(undefined, data), (error) => once(error || new Error(`${op} failed`)));
+  }
+}
+
+// DynamoDB-JSON request params from the machine -> DocumentClient params (plain JS values).
+function documentParams(params) {
+  const out = {};
+  for (const [name, value] of Object.entries(params)) {
+    if (name === "Item" || name === "Key" || name === "ExpressionAttributeValues") {
+      out[name] = {};
+      for (const [k, v] of Object.entries(value)) out[name][k] = fromDynamoPlain(v);
+    } else {
+      out[name] = value;
+    }
+  }
+  return out;
+}
+
+// Runs a machine until it returns something other than send/sleep; `finish(action, error)`
+// gets that action and the error of the last request.
+function run(dynamodb, next, action, finish, onTimer) {
+  let lastError;
+  const step = (kind, item) => handle(JSON.parse(next(kind, item === undefined ? null : item, Date.now())));
+  const handle = (act) => {
+    switch (act.type) {
+      case "send":
+        return send(dynamodb, act.op, documentParams(act.params), (error, data) => {
+          if (error) {
+            lastError = error;
+            return step(isConditionFailed(error) ? "conditionFailed" : "otherError");
+          }
+          if (act.op === "get") {
+            const item = data && data.Item ? JSON.stringify(itemToDynamo(data.Item)) : null;
+            return step("item", item);
+          }
+          return step("written");
+        });
+      case "sleep": {
+        const timer = setTimeout(() => step("timer"), act.ms);
+        if (onTimer) onTimer(timer);
+        return undefined;
+      }
+      default:
+        return finish(act, lastError);
+    }
+  };
+  return handle(action);
+}
+
+// dlc's callback style, plus a Promise when the callback is omitted.
+function withCallback(callback, start) {
+  if (typeof callback === "function") {
+    start(callback);
+    return undefined;
+  }
+  return new Promise((resolve, reject) => start((error, value) => (error ? reject(error) : resolve(value))));
+}
+
+function codedError(message, code, originalError) {
+  const err = new Error(message);
+  err.code = code;
+  err.originalError = originalError;
+  return err;
+}
+
+function validate(schema, config) {
+  const result = schema.validate(config, { abortEarly: false, convert: false });
+  if (result.error) throw result.error;
+}
+
+function lockKey(partitionID, sortID) {
+  return JSON.stringify({ partition: toDynamo(partitionID), sort: sortID === undefined ? null : toDynamo(sortID) });
+}
+
+function acquireLock(self, type, id, callback) {
+  const config = self._config;
+  let partitionID, sortID;
+  // A Buffer is a lock id, not an object of key values (dlc mistook it for one).
+  if (typeof id === "object" && id !== null && !isBytes(id)) {
+    partitionID = id[config.partitionKey];
+    sortID = id[config.sortKey];
+  } else {
+    partitionID = id;
+  }
+  if (config.sortKey && sortID === undefined) {
+    return callback(new Error("Lock ID is missing required sortKey value"));
+  }
+  if (!config.sortKey) sortID = undefined;
+  const failClosed = type === FailClosed;
+  const owner = config.owner || defaultOwner();
+  let machine;
+  try {
+    machine = new native.DlcAcquire(
+      JSON.stringify({
+        failClosed,
+        lockTable: config.lockTable,
+        partitionKey: config.partitionKey,
+        sortKey: config.sortKey,
+        owner,
+        leaseDurationMs: config.leaseDurationMs,
+        trustLocalTime: config.trustLocalTime,
+        retryCount: self._retryCount,
+        acquirePeriodMs: config.acquirePeriodMs,
+      }),
+      lockKey(partitionID, sortID),
+    );
+  } catch (error) {
+    return callback(error);
+  }
+  const next = (kind, item, now) => machine.next(kind, item, now);
+  const start = JSON.parse(next("start", null, Date.now()));
+  return run(config.dynamodb, next, start, (action, error) => {
+    switch (action.type) {
+      case "acquired": {
+        const guid = Buffer.from(action.guid, "base64");
+        const lockConfig = failClosed
+          ? { dynamodb: config.dynamodb, guid, lockTable: config.lockTable, partitionID, partitionKey: config.partitionKey, sortID, sortKey: config.sortKey, type: FailClosed }
+          : {
+              dynamodb: config.dynamodb,
+              fencingToken: action.fencingToken,
+              guid,
+              heartbeatPeriodMs: config.heartbeatPeriodMs,
+              leaseDurationMs: config.leaseDurationMs,
+              lockTable: config.lockTable,
+              owner,
+              partitionID,
+              partitionKey: config.partitionKey,
+              sortID,
+              sortKey: config.sortKey,
+              trustLocalTime: config.trustLocalTime,
+              type: FailOpen,
+            };
+        return callback(undefined, new Lock(lockConfig));
+      }
+      case "failedToAcquire":
+        return callback(codedError("Failed to acquire lock.", "FailedToAcquireLock", error));
+      default:
+        return callback(error);
+    }
+  });
+}
+
+function FailClosed(config) {
+  if (!(this instanceof FailClosed)) return new FailClosed(config);
+  this._config = config;
+  validate(FailClosed.schema.config, config);
+  this._retryCount = config.retryCount === undefined ? 1 : config.retryCount;
+}
+FailClosed.schema = { config: schemas.failClosed };
+FailClosed.prototype.acquireLock = function (id, callback) {
+  return withCallback(callback, (cb) => acquireLock(this, FailClosed, id, cb));
+};
+
+function FailOpen(config) {
+  if (!(this instanceof FailOpen)) return new FailOpen(config);
+  this._config = config;
+  validate(FailOpen.schema.config, config);
+  this._retryCount = config.retryCount === undefined ? 1 : config.retryCount;
+}
+FailOpen.schema = { config: schemas.failOpen };
+FailOpen.prototype.acquireLock = function (id, callback) {
+  return withCallback(callback, (cb) => acquireLock(this, FailOpen, id, cb));
+};
+
+// A held lock. Its fields are dlc's (`_config`, `_guid`, `_released`, `fencingToken`,
+// `heartbeatTimeout`); the machine is kept non-enumerable so the object looks like dlc's.
+function Lock(config) {
+  if (!(this instanceof Lock)) return new Lock(config);
+  events.EventEmitter.call(this);
+  this._config = config;
+  this._guid = config.guid;
+  this._released = false;
+  this.fencingToken = config.fencingToken;
+  const machine = new native.DlcLock(
+    JSON.stringify({
+      failClosed: config.type !== FailOpen,
+      lockTable: config.lockTable,
+      partitionKey: config.partitionKey,
+      sortKey: config.sortKey,
+      fencingToken: config.fencingToken,
+      leaseDurationMs: config.leaseDurationMs,
+      owner: config.owner,
+      heartbeatPeriodMs: config.heartbeatPeriodMs,
+      trustLocalTime: config.trustLocalTime,
+    }),
+    lockKey(config.partitionID, config.sortKey ? config.sortID : undefined),
+    Buffer.from(config.guid).toString("base64"),
+  );
+  Object.defineProperty(this, "_machine", { value: machine });
+  Object.defineProperty(this, "_releaseCallbacks", { value: [], writable: true });
+  this._drive(JSON.parse(machine.start()));
+}
+util.inherits(Lock, events.EventEmitter);
+
+// Runs the lock's machine: heartbeats and the release queued behind one.
+Lock.prototype._drive = function (action) {
+  const machine = this._machine;
+  const next = (kind, _item, now) => {
+    const out = machine.next(kind, now);
+    // The item now carries a new guid (after a heartbeat): mirror it, as dlc does.
+    if (this._guid === undefined || Buffer.from(this._guid).toString("base64") !== machine.guid) {
+      this._guid = Buffer.from(machine.guid, "base64");
+    }
+    return out;
+  };
+  run(
+    this._config.dynamodb,
+    next,
+    action,
+    (act, error) => {
+      switch (act.type) {
+        case "heartbeatFailed":
+          // dlc's behaviour: an 'error' event (which crashes the process without a listener).
+          return this.emit("error", error);
+        case "released":
+          return this._settleRelease(undefined);
+        case "failedToRelease":
+          return this._settleRelease(codedError("Failed to release lock.", "FailedToReleaseLock", error));
+        case "passError":
+          return this._settleRelease(error);
+        default:
+          return undefined; // idle
+      }
+    },
+    (timer) => {
+      // A heartbeat timer, unless released meanwhile.
+      if (this._released) clearTimeout(timer);
+      else this.heartbeatTimeout = timer;
+    },
+  );
+};
+
+Lock.prototype._settleRelease = function (error) {
+  const callbacks = this._releaseCallbacks;
+  this._releaseCallbacks = [];
+  for (const callback of callbacks) callback(error);
+};
+
+Lock.prototype.release = function (callback) {
+  return withCallback(callback, (cb) => {
+    this._released = true;
+    if (this.heartbeatTimeout) {
+      clearTimeout(this.heartbeatTimeout);
+      this.heartbeatTimeout = undefined;
+    }
+    this._releaseCallbacks.push(cb);
+    // One release on the wire at a time; later callers share its outcome.
+    if (this._releaseCallbacks.length > 1) return;
+    this._drive(JSON.parse(this._machine.release(Date.now())));
+  });
+};
+
+module.exports = { FailClosed, FailOpen, Lock };

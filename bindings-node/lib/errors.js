@@ -1,0 +1,52 @@
+"use strict";
+// Errors of the Promise API: `Error`s with a stable `code` (the core's ErrorKind::code()). The
+// native addon sends the code as a "[CODE] " prefix of the message (src/errors.rs); this is the
+// one place that turns it into `err.code`.
+
+const codes = Object.freeze({
+  CONFIG: "ERR_DYNALEASE_CONFIG",
+  LOCK_NOT_ACQUIRED: "ERR_DYNALEASE_LOCK_NOT_ACQUIRED",
+  LOCK_LOST: "ERR_DYNALEASE_LOCK_LOST",
+  KEY_EXISTS: "ERR_DYNALEASE_KEY_EXISTS",
+  KEY_MODIFIED: "ERR_DYNALEASE_KEY_MODIFIED",
+  KEY_NOT_FOUND: "ERR_DYNALEASE_KEY_NOT_FOUND",
+  TABLE: "ERR_DYNALEASE_TABLE",
+  TRANSPORT: "ERR_DYNALEASE_TRANSPORT",
+});
+
+class DynaleaseError extends Error {
+  constructor(code, message, options) {
+    super(message, options);
+    this.name = "DynaleaseError";
+    this.code = code;
+  }
+}
+
+const TAGGED = /^\[([A-Z_]+)\] ([\s\S]*)$/;
+
+/** A native rejection to a DynaleaseError (anything else passes through unchanged). */
+function fromNative(error) {
+  const match = error && typeof error.message === "string" ? TAGGED.exec(error.message) : null;
+  if (!match) return error;
+  if (match[1] === "ABORT_ERR") return error;
+  const mapped = new DynaleaseError(match[1], match[2]);
+  // Keep the stack of the JS call that failed rather than the native frame.
+  Error.captureStackTrace(mapped, fromNative);
+  return mapped;
+}
+
+/** Runs a native call, converting synchronous throws and rejections. */
+function callNative(fn) {
+  let result;
+  try {
+    result = fn();
+  } catch (error) {
+    throw fromNative(error);
+  }
+  if (result && typeof result.then === "function") {
+    return result.then(undefined, (error) => { throw fromNative(error); });
+  }
+  return result;
+}
+
+module.exports = { codes, DynaleaseError, fromNative, callNative };

@@ -1,0 +1,157 @@
+//! `KVStore`: the core KV store with compare-and-swap, as a napi class. Values and pairs cross
+//! as DynamoDB JSON (codec.rs); the JS layer (lib/index.js) makes them plain JS values.
+
+use std::sync::Arc;
+
+use dynalease::kv::{KvConfig, KvPair, KvStore as CoreKvStore, WriteOptions};
+use dynalease::Error;
+use napi::bindgen_prelude::PromiseRaw;
+use napi::{Env, Result};
+use napi_derive::napi;
+use serde_json::json;
+
+use crate::codec::{attribute_to_json, parse, value_from_text};
+use crate::connection::Connection;
+use crate::errors::CoreResultExt;
+use crate::locks::{millis, Lock};
+
+#[napi(object)]
+pub struct KvStoreOptions {
+    pub table: String,
+    /// The partition this store's keys live in (one table can hold many stores).
+    pub partition: String,
+    /// Default `"pk"`.
+    pub partition_key: Option<String>,
+    /// Default `"sk"`.
+    pub sort_key: Option<String>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+}
+
+fn pair_to_text(pair: &KvPair) -> String {
+    json!({"key": pair.key, "value": attribute_to_json(&pair.value.to_attribute()), "version": pair.version, "expires": pair.expires})
+        .to_string()
+}
+
+/// A `previous` pair from the JS layer: only its key and version matter to a CAS.
+fn pair_from_text(text: &str) -> dynalease::Result<KvPair> {
+    let json = parse(text)?;
+    let key = json.get("key").and_then(|k| k.as_str()).ok_or_else(|| Error::config("previous.key must be a string"))?;
+    let version = json.get("version").and_then(|v| v.as_i64()).ok_or_else(|| Error::config("previous.version must be an integer"))?;
+    Ok(KvPair { key: key.to_owned(), value: dynalease::Value::Null, version, expires: json.get("expires").and_then(|e| e.as_i64()) })
+}
+
+#[napi(js_name = "KVStore")]
+pub struct KvStore {
+    config: KvConfig,
+    connection: Arc<Connection>,
+}
+
+fn write_options(ttl_ms: Option<f64>, lock: Option<&Lock>) -> Result<WriteOptions> {
+    let mut options = WriteOptions::default();
+    if let Some(ttl) = ttl_ms {
+        options = options.ttl(millis("ttlMs", ttl)?);
+    }
+    if let Some(lock) = lock {
+        options = options.fence(&lock.inner);
+    }
+    Ok(options)
+}
+
+impl KvStore {
+    fn store(&self) -> impl std::future::Future<Output = Result<CoreKvStore>> + Send + 'static {
+        let (config, connection) = (self.config.clone(), self.connection.clone());
+        async move {
+            let transport = connection.transport().await.js()?;
+            CoreKvStore::new(config, transport).js()
+        }
+    }
+}
+
+#[napi]
+impl KvStore {
+    #[napi(constructor)]
+    pub fn new(options: KvStoreOptions) -> Result<KvStore> {
+        let mut config = KvConfig::new(options.table, options.partition);
+        if let Some(pk) = options.partition_key {
+            config = config.partition_key(pk);
+        }
+        if let Some(sk) = options.sort_key {
+            config = config.sort_key(sk);
+        }
+        config.validate().js()?;
+        Ok(KvStore { config, connection: Connection::new(options.endpoint, options.region) })
+    }
+
+    #[napi(getter)]
+    pub fn table(&self) -> String {
+        self.config.table.clone()
+    }
+
+    #[napi(getter)]
+    pub fn partition(&self) -> String {
+        self.config.partition.clone()
+    }
+
+    /// Writes unconditionally; resolves to the new pair (JSON).
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn put<'env>(&self, env: &'env Env, key: String, value: String, ttl_ms: Option<f64>, lock: Option<&Lock>) -> Result<PromiseRaw<'env, String>> {
+        let (value, options, store) = (value_from_text(&value).js()?, write_options(ttl_ms, lock)?, self.store());
+        env.spawn_future(async move { Ok(pair_to_text(&store.await?.put(&key, &value, &options).await.js()?)) })
+    }
+
+    /// Creates (`previous` null) or compare-and-swaps; resolves to the new pair (JSON).
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn atomic_put<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+        value: String,
+        previous: Option<String>,
+        ttl_ms: Option<f64>,
+        lock: Option<&Lock>,
+    ) -> Result<PromiseRaw<'env, String>> {
+        let value = value_from_text(&value).js()?;
+        let previous = previous.map(|p| pair_from_text(&p)).transpose().js()?;
+        let (options, store) = (write_options(ttl_ms, lock)?, self.store());
+        env.spawn_future(async move {
+            Ok(pair_to_text(&store.await?.atomic_put(&key, &value, previous.as_ref(), &options).await.js()?))
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn get<'env>(&self, env: &'env Env, key: String) -> Result<PromiseRaw<'env, Option<String>>> {
+        let store = self.store();
+        env.spawn_future(async move { Ok(store.await?.get(&key).await.js()?.as_ref().map(pair_to_text)) })
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn exists<'env>(&self, env: &'env Env, key: String) -> Result<PromiseRaw<'env, bool>> {
+        let store = self.store();
+        env.spawn_future(async move { store.await?.exists(&key).await.js() })
+    }
+
+    /// Resolves to a JSON array of pairs whose keys start with `prefix`.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn list<'env>(&self, env: &'env Env, prefix: String) -> Result<PromiseRaw<'env, String>> {
+        let store = self.store();
+        env.spawn_future(async move {
+            let pairs = store.await?.list(&prefix).await.js()?;
+            Ok(format!("[{}]", pairs.iter().map(pair_to_text).collect::<Vec<_>>().join(",")))
+        })
+    }
+
+    /// Deletes; resolves to whether the key existed.
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn delete<'env>(&self, env: &'env Env, key: String, lock: Option<&Lock>) -> Result<PromiseRaw<'env, bool>> {
+        let (options, store) = (write_options(None, lock)?, self.store());
+        env.spawn_future(async move { store.await?.delete(&key, &options).await.js() })
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn atomic_delete<'env>(&self, env: &'env Env, key: String, previous: String, lock: Option<&Lock>) -> Result<PromiseRaw<'env, ()>> {
+        let previous = pair_from_text(&previous).js()?;
+        let (options, store) = (write_options(None, lock)?, self.store());
+        env.spawn_future(async move { store.await?.atomic_delete(&key, &previous, &options).await.js() })
+    }
+}

@@ -1,0 +1,56 @@
+//! `createTable`: a table for locks or the KV store, with TTL on `expires`.
+
+use dynalease::table::TableSpec;
+use dynalease::{Error, KeyType};
+use napi::bindgen_prelude::PromiseRaw;
+use napi::{Env, Result};
+use napi_derive::napi;
+
+use crate::connection::Connection;
+use crate::errors::CoreResultExt;
+
+#[napi(object)]
+pub struct CreateTableOptions {
+    /// The partition key attribute (default `"id"`).
+    pub partition_key: Option<String>,
+    /// `"S"` (default), `"N"` or `"B"`.
+    pub partition_key_type: Option<String>,
+    pub sort_key: Option<String>,
+    pub sort_key_type: Option<String>,
+    /// DynamoDB endpoint, or `"memory://NAME"` for an in-process table.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+}
+
+fn key_type(option: &str, name: Option<&str>) -> dynalease::Result<KeyType> {
+    match name.unwrap_or("S") {
+        "S" => Ok(KeyType::S),
+        "N" => Ok(KeyType::N),
+        "B" => Ok(KeyType::B),
+        other => Err(Error::config(format!("{option} must be \"S\", \"N\" or \"B\" (got {other:?})"))),
+    }
+}
+
+/// Creates the table if it does not exist and waits until it is ACTIVE; checks the key schema
+/// of an existing one.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn create_table<'env>(env: &'env Env, table: String, options: Option<CreateTableOptions>) -> Result<PromiseRaw<'env, ()>> {
+    let options = options.unwrap_or(CreateTableOptions {
+        partition_key: None,
+        partition_key_type: None,
+        sort_key: None,
+        sort_key_type: None,
+        endpoint: None,
+        region: None,
+    });
+    let mut spec = TableSpec::new(table, options.partition_key.unwrap_or_else(|| "id".into()))
+        .partition_key_type(key_type("partitionKeyType", options.partition_key_type.as_deref()).js()?);
+    if let Some(sort_key) = options.sort_key {
+        spec = spec.sort_key(sort_key, key_type("sortKeyType", options.sort_key_type.as_deref()).js()?);
+    }
+    let connection = Connection::new(options.endpoint, options.region);
+    env.spawn_future(async move {
+        let transport = connection.transport().await.js()?;
+        dynalease::table::create_table(transport.as_ref(), &spec).await.js().map(drop)
+    })
+}
