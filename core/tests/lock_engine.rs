@@ -436,3 +436,27 @@ async fn a_lost_lease_nobody_took_can_be_released_and_stays_reported_lost() {
     assert_eq!(attr_n(&w.item("locks", "job").await.unwrap(), "leaseDurationMs"), 1);
     assert!(w.leases(LEASE, None).try_acquire("job").await.unwrap().is_some());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_resent_release_that_finds_a_new_holder_reports_success() {
+    for closed in [false, true] {
+        let w = world().await;
+        let config = if closed { LockConfig::new("locks", "id").fail_closed() } else { LockConfig::new("locks", "id").lease_duration(LEASE) };
+        let client = w.client(config);
+        let lock = client.acquire("job", None).await.unwrap();
+        // The release lands but its response is lost; before the resend, another client takes
+        // the now free lock.
+        let operation = if closed { "DeleteItem" } else { "UpdateItem" };
+        w.faulty.inject(operation, Fault::LoseResponse);
+        w.faulty.inject(operation, Fault::Delay(Duration::from_millis(100)));
+        let other = client.clone();
+        let taker = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            other.try_acquire("job").await.unwrap().expect("free after the first send")
+        });
+        lock.release().await.unwrap_or_else(|e| panic!("fail_closed={closed}: {e}"));
+        assert_eq!(lock.status(), LockStatus::Released);
+        let next = taker.await.unwrap();
+        assert_eq!(next.status(), LockStatus::Held);
+    }
+}

@@ -65,6 +65,8 @@ struct Held {
     guid: Vec<u8>,
     /// The guid of a heartbeat whose outcome is unknown: the item may carry it instead.
     pending_guid: Option<Vec<u8>>,
+    /// When the lease ends unless renewed (fail-open): before then nobody can take it over.
+    lease_deadline: Option<Instant>,
 }
 
 impl std::fmt::Debug for Lock {
@@ -109,7 +111,11 @@ impl Lock {
             transport: acquired.transport,
             clock: acquired.clock,
             fencing_token,
-            held: tokio::sync::Mutex::new(Held { guid: acquired.guid, pending_guid: None }),
+            held: tokio::sync::Mutex::new(Held {
+                guid: acquired.guid,
+                pending_guid: None,
+                lease_deadline: acquired.config.lease().map(|lease| acquired.lease_start + lease),
+            }),
             data: Mutex::new(data),
             status,
             released: AtomicBool::new(false),
@@ -342,6 +348,7 @@ impl Inner {
             Ok(_) => {
                 held.guid = next;
                 held.pending_guid = None;
+                held.lease_deadline = Some(lease_start + lease);
                 Ok(lease_start + lease)
             }
             Err(Error::ConditionalCheckFailed { item }) => {
@@ -350,6 +357,7 @@ impl Inner {
                     // An earlier send of this heartbeat landed; its lease began before this one.
                     held.guid = next;
                     held.pending_guid = None;
+                    held.lease_deadline = Some(lease_start + lease);
                     return Ok(lease_start + lease);
                 }
                 held.pending_guid = None;
@@ -376,6 +384,12 @@ impl Inner {
                     if current.as_ref().and_then(|o| o.guid.as_deref()) == Some(next.as_slice()) {
                         return Ok(()); // an earlier send of this release landed
                     }
+                    // A resend found someone else's lock. While our lease lasts nobody can take
+                    // it over, so the change proves an earlier send released it and the next
+                    // holder acquired it since.
+                    if resends > 0 && held.lease_deadline.is_some_and(|deadline| Instant::now() < deadline) {
+                        return Ok(());
+                    }
                     self.adopt_or_lose(held, current)?;
                 }
                 Err(e) if e.is_ambiguous() && resends < AMBIGUOUS_RESENDS => resends += 1,
@@ -392,6 +406,9 @@ impl Inner {
                 // Gone: an earlier send of this delete landed (or someone deleted it by hand;
                 // either way nobody else holds it under our guid).
                 Err(Error::ConditionalCheckFailed { item: None }) => return Ok(()),
+                // A resend finding another holder: nobody takes a fail-closed lock over, so an
+                // earlier send deleted it and the next holder acquired it since.
+                Err(Error::ConditionalCheckFailed { item: Some(_) }) if resends > 0 => return Ok(()),
                 Err(Error::ConditionalCheckFailed { item: Some(item) }) => {
                     self.adopt_or_lose(held, Some(Observed::from_item(&item)))?;
                 }

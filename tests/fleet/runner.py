@@ -1,0 +1,334 @@
+"""Runs a fleet of worker processes (any language, docs/fleet.md) against one lock table, shows
+live progress, then checks the logs and the counters and prints the summary.
+
+    python tests/fleet/runner.py --endpoint http://127.0.0.1:PORT --duration 25 \
+        --workers py-sync:3,py-async:2,rust:3 --rust-worker target/.../fleet_worker
+
+Worker kinds: py-sync and py-async (tests/fleet/worker.py), rust (--rust-worker PATH), and any
+other via --worker-command KIND='COMMAND ARGS' (the protocol flags are appended). All workers go
+into one process group, which is killed on Ctrl-C, on SIGTERM and when the run ends, so no worker
+outlives the runner. Exit status: 0 when every check passed, 1 when one failed, 2 on a usage or
+setup error, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, TextIO
+
+import dynalease
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import checker  # noqa: E402  (after the path tweak, so the runner works from any directory)
+
+WORKER_PY = os.path.join(HERE, "worker.py")
+
+
+@dataclass
+class FleetConfig:
+    endpoint: str  # DynamoDB Local: tables are created and counters read here
+    workers: Dict[str, int]  # client kind -> processes
+    duration: float = 10.0
+    locks: int = 4
+    lease: float = 3.0
+    heartbeat: Optional[float] = None
+    hold_ms: float = 20.0
+    async_tasks: int = 2
+    worker_endpoint: Optional[str] = None  # where workers send requests (a fault proxy); default endpoint
+    out_dir: Optional[str] = None
+    rust_worker: Optional[str] = None
+    extra_commands: Dict[str, List[str]] = field(default_factory=dict)
+    announce: bool = False
+    progress: Optional[TextIO] = None  # where to print the live progress line; None: quiet
+
+
+@dataclass
+class FleetRun:
+    config: FleetConfig
+    out_dir: str
+    lock_table: str
+    kv_table: str
+    kv_partition: str
+    lock_ids: List[str]
+    processes: List[subprocess.Popen] = field(default_factory=list)
+    kinds: List[str] = field(default_factory=list)
+    pgid: Optional[int] = None
+    deadline_ns: int = 0
+
+    def log_path(self, index: int) -> str:
+        return os.path.join(self.out_dir, f"worker-{index:02d}-{self.kinds[index]}.jsonl")
+
+
+def parse_workers(spec: str) -> Dict[str, int]:
+    workers: Dict[str, int] = {}
+    for part in spec.split(","):
+        if not part:
+            continue
+        kind, _, count = part.partition(":")
+        workers[kind] = workers.get(kind, 0) + (int(count) if count else 1)
+    return workers
+
+
+def command_for(config: FleetConfig, kind: str) -> List[str]:
+    if kind in config.extra_commands:
+        return list(config.extra_commands[kind]) + ["--client", kind]
+    if kind == "py-sync":
+        return [sys.executable, WORKER_PY, "--client", "py-sync"]
+    if kind == "py-async":
+        return [sys.executable, WORKER_PY, "--client", "py-async", "--tasks", str(config.async_tasks)]
+    if kind == "rust":
+        if not config.rust_worker:
+            raise SystemExit("runner: rust workers need --rust-worker PATH (cargo build -p dynalease --example fleet_worker)")
+        return [config.rust_worker, "--client", "rust"]
+    raise SystemExit(f"runner: unknown worker kind {kind!r}; use --worker-command {kind}='COMMAND'")
+
+
+def prepare(config: FleetConfig) -> FleetRun:
+    run_id = uuid.uuid4().hex[:8]
+    out_dir = config.out_dir or tempfile.mkdtemp(prefix="dynalease-fleet-")
+    os.makedirs(out_dir, exist_ok=True)
+    run = FleetRun(
+        config=config,
+        out_dir=out_dir,
+        lock_table=f"fleet-locks-{run_id}",
+        kv_table=f"fleet-kv-{run_id}",
+        kv_partition=f"fleet-{run_id}",
+        lock_ids=[f"lock-{i}" for i in range(1, config.locks + 1)],
+    )
+    dynalease.create_table(run.lock_table, partition_key="id", endpoint_url=config.endpoint)
+    dynalease.create_table(run.kv_table, partition_key="pk", sort_key="sk", endpoint_url=config.endpoint)
+    return run
+
+
+def start(run: FleetRun) -> None:
+    config = run.config
+    commands = [(kind, command_for(config, kind)) for kind, count in config.workers.items() for _ in range(count)]
+    # Every worker stops acquiring at the same instant, whenever it started.
+    run.deadline_ns = time.monotonic_ns() + int(config.duration * 1e9)
+    for index, (kind, command) in enumerate(commands):
+        run.kinds.append(kind)
+        args = [
+            "--endpoint", config.worker_endpoint or config.endpoint,
+            "--lock-table", run.lock_table,
+            "--kv-table", run.kv_table,
+            "--kv-partition", run.kv_partition,
+            "--locks", ",".join(run.lock_ids),
+            "--deadline-ns", str(run.deadline_ns),
+            "--lease", str(config.lease),
+            "--hold-ms", str(config.hold_ms),
+            "--log", run.log_path(index),
+            "--seed", str(index),
+        ]
+        if config.heartbeat is not None:
+            args += ["--heartbeat", str(config.heartbeat)]
+        if config.announce:
+            args.append("--announce")
+        stderr = open(os.path.join(run.out_dir, f"worker-{index:02d}-{kind}.stderr"), "w")
+        # One process group for the whole fleet (the first worker leads it): one killpg ends
+        # every worker, and Ctrl-C in the terminal reaches the runner only, which then does it.
+        process = subprocess.Popen(
+            command + args,
+            stdin=subprocess.DEVNULL,
+            stdout=stderr,
+            stderr=stderr,
+            process_group=0 if run.pgid is None else run.pgid,
+        )
+        stderr.close()
+        if run.pgid is None:
+            run.pgid = process.pid
+            with open(os.path.join(run.out_dir, "workers.pgid"), "w") as file:
+                file.write(f"{process.pid}\n")
+        run.processes.append(process)
+
+
+def stop(run: FleetRun) -> None:
+    """Ends every worker still running: SIGTERM, then SIGKILL after a grace period."""
+    if run.pgid is None:
+        return
+    try:
+        os.killpg(run.pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and any(p.poll() is None for p in run.processes):
+        time.sleep(0.05)
+    try:
+        os.killpg(run.pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    for process in run.processes:
+        process.wait()
+
+
+class Progress:
+    """Counts hold lines per client kind by tailing the logs."""
+
+    def __init__(self, run: FleetRun) -> None:
+        self.run = run
+        self.offsets: Dict[int, int] = {}
+        self.counts: Dict[str, int] = {kind: 0 for kind in run.config.workers}
+
+    def update(self) -> Dict[str, int]:
+        for index, kind in enumerate(self.run.kinds):
+            try:
+                with open(self.run.log_path(index), "rb") as file:
+                    file.seek(self.offsets.get(index, 0))
+                    data = file.read()
+            except FileNotFoundError:
+                continue
+            complete = data[: data.rfind(b"\n") + 1]  # leave a half-written line for next time
+            self.offsets[index] = self.offsets.get(index, 0) + len(complete)
+            self.counts[kind] += sum(1 for line in complete.split(b"\n") if line and b'"event"' not in line)
+        return self.counts
+
+    def line(self, elapsed: float) -> str:
+        counts = self.update()
+        parts = "  ".join(f"{kind} {count}" for kind, count in counts.items())
+        return f"[{elapsed:5.1f}s] acquisitions: {parts}  total {sum(counts.values())}"
+
+
+def wait(run: FleetRun, on_tick: Optional[Callable[[float], None]] = None) -> List[str]:
+    """Waits for the workers to finish; returns problems (crashed or hung workers)."""
+    config = run.config
+    started = time.monotonic()
+    progress = Progress(run)
+    # A worker that is mid-acquire at the deadline may wait up to its acquire timeout (3 leases).
+    hard_deadline = started + config.duration + config.lease * 4 + 30
+    last_print = 0.0
+    tty = config.progress is not None and config.progress.isatty()
+    while any(p.poll() is None for p in run.processes):
+        now = time.monotonic()
+        if on_tick is not None:
+            on_tick(now - started)
+        if config.progress is not None and (tty or now - last_print >= 5):
+            text = progress.line(now - started)
+            config.progress.write(("\r" + text) if tty else (text + "\n"))
+            config.progress.flush()
+            last_print = now
+        if now > hard_deadline:
+            break
+        time.sleep(0.25)
+    if config.progress is not None:
+        text = progress.line(time.monotonic() - started)
+        config.progress.write(("\r" + text + "\n") if tty else (text + "\n"))
+    problems = []
+    for index, process in enumerate(run.processes):
+        if process.poll() is None:
+            problems.append(f"worker {index} ({run.kinds[index]}, pid {process.pid}) still running after the deadline: killed")
+        elif process.returncode != 0:
+            stderr = os.path.join(run.out_dir, f"worker-{index:02d}-{run.kinds[index]}.stderr")
+            problems.append(f"worker {index} ({run.kinds[index]}, pid {process.pid}) exited with {process.returncode}; see {stderr}")
+    return problems
+
+
+def read_counters(run: FleetRun) -> Dict[str, Optional[int]]:
+    kv = dynalease.KVStore(run.kv_table, partition=run.kv_partition, endpoint_url=run.config.endpoint)
+    counters: Dict[str, Optional[int]] = {}
+    for lock_id in run.lock_ids:
+        pair = kv.get(f"counter/{lock_id}")
+        counters[lock_id] = None if pair is None else int(pair.value)
+    return counters
+
+
+@dataclass
+class FleetResult:
+    run: FleetRun
+    report: checker.Report
+    problems: List[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok and not self.problems
+
+
+def run_fleet(config: FleetConfig, on_tick: Optional[Callable[[float], None]] = None) -> FleetResult:
+    """Creates the tables, runs the fleet to its end, and checks it."""
+    run = prepare(config)
+    try:
+        start(run)
+        problems = wait(run, on_tick)
+    finally:
+        stop(run)
+    counters = read_counters(run)
+    with open(os.path.join(run.out_dir, "counters.json"), "w") as file:
+        json.dump(counters, file, indent=2)
+    holds, events = checker.load([run.out_dir])
+    report = checker.check(holds, counters, events)
+    with open(os.path.join(run.out_dir, "report.json"), "w") as file:
+        json.dump(checker.report_json(report), file, indent=2)
+    return FleetResult(run, report, problems)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--endpoint", required=True, help="DynamoDB Local")
+    parser.add_argument("--worker-endpoint", help="where workers connect (e.g. a fault proxy); default --endpoint")
+    parser.add_argument("--workers", default="py-sync:3,py-async:2", help="KIND:COUNT,... (default %(default)s)")
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--locks", type=int, default=4, help="number of lock ids")
+    parser.add_argument("--lease", type=float, default=3.0)
+    parser.add_argument("--heartbeat", type=float, default=None)
+    parser.add_argument("--hold-ms", type=float, default=20.0)
+    parser.add_argument("--async-tasks", type=int, default=2)
+    parser.add_argument("--out", help="directory for logs and the report (default: a new temp dir)")
+    parser.add_argument("--rust-worker", help="path of the built fleet_worker example")
+    parser.add_argument("--worker-command", action="append", default=[], metavar="KIND=COMMAND")
+    args = parser.parse_args(argv)
+
+    extra = {}
+    for item in args.worker_command:
+        kind, _, command = item.partition("=")
+        extra[kind] = shlex.split(command)
+    config = FleetConfig(
+        endpoint=args.endpoint,
+        worker_endpoint=args.worker_endpoint,
+        workers=parse_workers(args.workers),
+        duration=args.duration,
+        locks=args.locks,
+        lease=args.lease,
+        heartbeat=args.heartbeat,
+        hold_ms=args.hold_ms,
+        async_tasks=args.async_tasks,
+        out_dir=args.out,
+        rust_worker=args.rust_worker,
+        extra_commands=extra,
+        progress=sys.stdout,
+    )
+    processes = sum(config.workers.values())
+    print(
+        f"fleet: {processes} processes ({', '.join(f'{k} x{v}' for k, v in config.workers.items())}) "
+        f"competing for {config.locks} locks for {config.duration:g} s, lease {config.lease:g} s"
+    )
+
+    # SIGTERM (e.g. from the demo script's trap) ends the run like Ctrl-C: workers are killed.
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        result = run_fleet(config)
+    except KeyboardInterrupt:
+        print("\nfleet: interrupted; workers stopped", file=sys.stderr)
+        return 130
+    print()
+    print(checker.format_report(result.report))
+    for problem in result.problems:
+        print(f"FAIL {problem}")
+    print(f"logs and report: {result.run.out_dir}")
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
