@@ -34,8 +34,8 @@ def render(results: dict, sizes: dict) -> str:
     add("# Benchmarks\n")
     add(f"One run of `make bench` on {datetime.date.today().isoformat()}: {os.cpu_count()} cores, {cpu_model()}, "
         f"Python {platform.python_version()}, DynamoDB Local (in memory) on the same machine. Every client used a "
-        "10 s lease. Peers: `python_dynamodb_lock` 0.9.1 with boto3 (Python). The Node peers "
-        "(`dynamodb-lock-client` 0.7.3 with SDK v2 and v3) join when the npm package lands.\n")
+        "10 s lease. Peers: `python_dynamodb_lock` 0.9.1 with boto3 (Python). Not measured yet: the Node "
+        "peers (`dynamodb-lock-client` 0.7.3 with SDK v2 and v3 against the drop-in and the Promise API).\n")
     add("Figures from a shared 2-core machine are noisy; ratios between clients of the same run are what to compare.\n")
 
     req = results["requests_per_cycle"]
@@ -85,8 +85,8 @@ def render(results: dict, sizes: dict) -> str:
 
     many = results["many_locks"]
     add(f"## 6. One process holding {many['count']} heartbeating locks for {many['hold_seconds']:.0f} s\n")
-    add("RSS of a process that imported only that client; in brackets, after the import and before the first lock.\n")
-    add("| client | RSS MB (after import) | CPU % while holding | locks lost |\n|---|---|---|---|")
+    add("Each in a process that imported only that client.\n")
+    add("| client | RSS MB while holding (after import) | CPU % while holding | locks lost |\n|---|---|---|---|")
     for client in ("python_dynamodb_lock", "dynalease"):
         m = many[client]
         add(f"| {client} | {m['rss_mb']:.0f} ({m['rss_before_mb']:.0f}) | {m['cpu_percent']:.1f} | {m['lost']} |")
