@@ -4,7 +4,8 @@ live progress, then checks the logs and the counters and prints the summary.
     python tests/fleet/runner.py --endpoint http://127.0.0.1:PORT --duration 25 \
         --workers py-sync:3,py-async:2,rust:3 --rust-worker target/.../fleet_worker
 
-Worker kinds: py-sync and py-async (tests/fleet/worker.py), rust (--rust-worker PATH), and any
+Worker kinds: py-sync and py-async (tests/fleet/worker.py), rust (--rust-worker PATH), node-new,
+node-dropin and node-dlc (tests/fleet/worker.js; the Node addon must be built), and any
 other via --worker-command KIND='COMMAND ARGS' (the protocol flags are appended). All workers go
 into one process group, which is killed on Ctrl-C, on SIGTERM and when the run ends, so no worker
 outlives the runner. Exit status: 0 when every check passed, 1 when one failed, 2 on a usage or
@@ -34,6 +35,8 @@ sys.path.insert(0, HERE)
 import checker  # noqa: E402  (after the path tweak, so the runner works from any directory)
 
 WORKER_PY = os.path.join(HERE, "worker.py")
+WORKER_JS = os.path.join(HERE, "worker.js")  # node-new, node-dropin, node-dlc (needs the built Node addon)
+NODE_KINDS = ("node-new", "node-dropin", "node-dlc")
 
 
 @dataclass
@@ -92,6 +95,8 @@ def command_for(config: FleetConfig, kind: str) -> List[str]:
         if not config.rust_worker:
             raise SystemExit("runner: rust workers need --rust-worker PATH (cargo build -p dynalease --example fleet_worker)")
         return [config.rust_worker, "--client", "rust"]
+    if kind in NODE_KINDS:
+        return ["node", WORKER_JS, "--client", kind]
     raise SystemExit(f"runner: unknown worker kind {kind!r}; use --worker-command {kind}='COMMAND'")
 
 

@@ -1,19 +1,31 @@
 """A short mixed-language fleet against DynamoDB Local, checked end to end: Python sync, Python
-asyncio and Rust workers on one lock table never overlap, tokens rise, no increment is lost."""
+asyncio, Rust and Node (Promise API, dlc drop-in, original dynamodb-lock-client) workers on one
+lock table never overlap, tokens rise, no increment is lost."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
+
+import pytest
 
 import runner
 
+ALL_KINDS = ("py-sync", "py-async", "rust", "node-new", "node-dropin", "node-dlc")
+
 
 def test_a_mixed_fleet_is_safe(ddb_endpoint: str, rust_worker: str, tmp_path: Path) -> None:
+    root = Path(runner.HERE).parent.parent
+    found = subprocess.run(["node", "-e", f"require({str(root)!r})"], capture_output=True, text=True)
+    if found.returncode != 0:
+        pytest.fail(f"the Node package does not load (run scripts/test-node, or npm run build:debug): {found.stderr[-500:]}")
     config = runner.FleetConfig(
         endpoint=ddb_endpoint,
-        workers={"py-sync": 2, "py-async": 2, "rust": 2},
+        workers=dict.fromkeys(ALL_KINDS, 1),
         duration=10.0,
-        locks=3,
+        # dlc-style clients wait a whole lease whenever they find a lock held, so with as few
+        # locks as workers they starve; twelve locks leave them free ones to take.
+        locks=12,
         lease=3.0,
         rust_worker=rust_worker,
         out_dir=str(tmp_path),
@@ -23,7 +35,7 @@ def test_a_mixed_fleet_is_safe(ddb_endpoint: str, rust_worker: str, tmp_path: Pa
     print(runner.checker.format_report(report))
     assert not result.problems
     assert report.ok, report.failures()
-    assert set(report.holds_by_client) == {"py-sync", "py-async", "rust"}
+    assert set(report.holds_by_client) == set(ALL_KINDS)
     assert all(count > 0 for count in report.holds_by_client.values())
     assert sum(report.processes_by_client.values()) == 6
     for lock in report.locks.values():

@@ -1,0 +1,362 @@
+"use strict";
+// A fleet worker in Node: competes for lease locks and increments a counter under each.
+//
+// It speaks the worker protocol of docs/fleet.md (the same flags and log lines as the Python
+// workers, tests/fleet/worker.py, and the Rust worker, core/examples/fleet_worker.rs), with three
+// client kinds:
+//
+//   node-new     dynalease's Promise API: LockClient + KVStore, increment fenced with { lock }
+//   node-dropin  require("dynalease").FailOpen over an SDK v3 DynamoDBDocument, heartbeats on
+//   node-dlc     the original dynamodb-lock-client FailOpen over an SDK v2 DocumentClient
+//
+// The two dlc-style kinds increment with KVStore.atomicPut(key, value, { previous }): a
+// compare-and-swap, but not fenced (a dlc Lock has no handle our KV API can check), so their
+// hold lines carry "fenced": false.
+//
+//   node tests/fleet/worker.js --client node-new --endpoint http://127.0.0.1:PORT \
+//       --lock-table T --kv-table K --kv-partition P --locks a,b,c,d --duration 10 --log w1.jsonl
+//
+// Times are CLOCK_MONOTONIC nanoseconds (process.hrtime.bigint() on Linux), written as JSON
+// integers, so the checker compares them with the other languages' holds.
+
+const fs = require("fs");
+const path = require("path");
+
+process.env.AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE = "1"; // aws-sdk v2's notice
+
+const dynalease = require(path.join(__dirname, "..", ".."));
+
+const CLIENT_KINDS = ["node-new", "node-dropin", "node-dlc"];
+const USAGE =
+  "usage: worker.js --client node-new|node-dropin|node-dlc --endpoint URL --lock-table T --kv-table K " +
+  "--kv-partition P --locks a,b --log PATH [--duration S | --deadline-ns NS] [--lease S] [--heartbeat S] " +
+  "[--hold-ms MS] [--tasks N] [--announce] [--seed N]";
+
+const now = () => process.hrtime.bigint();
+
+function usage(message) {
+  process.stderr.write(`worker.js: ${message}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const args = { duration: 10, lease: 3, heartbeat: null, holdMs: 20, tasks: 1, announce: false, seed: null, deadlineNs: null };
+  const seconds = (value, name) => {
+    const s = Number(value);
+    if (!Number.isFinite(s) || s <= 0) usage(`${name}: not a positive number of seconds: ${value}`);
+    return s;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    if (flag === "--announce") {
+      args.announce = true;
+      continue;
+    }
+    if (i + 1 >= argv.length) usage(`${flag} needs a value`);
+    const value = argv[++i];
+    switch (flag) {
+      case "--client": args.client = value; break;
+      case "--endpoint": args.endpoint = value; break;
+      case "--lock-table": args.lockTable = value; break;
+      case "--kv-table": args.kvTable = value; break;
+      case "--kv-partition": args.kvPartition = value; break;
+      case "--locks": args.lockIds = value.split(",").filter((s) => s); break;
+      case "--log": args.log = value; break;
+      case "--duration": args.duration = seconds(value, "--duration"); break;
+      case "--deadline-ns":
+        if (!/^-?\d+$/.test(value)) usage(`--deadline-ns: not an integer: ${value}`);
+        args.deadlineNs = BigInt(value);
+        break;
+      case "--lease": args.lease = seconds(value, "--lease"); break;
+      case "--heartbeat": args.heartbeat = seconds(value, "--heartbeat"); break;
+      case "--hold-ms":
+        args.holdMs = Number(value);
+        if (!Number.isFinite(args.holdMs) || args.holdMs < 0) usage("--hold-ms: not a number >= 0");
+        break;
+      case "--tasks":
+        args.tasks = Number(value);
+        if (!Number.isInteger(args.tasks) || args.tasks < 1) usage("--tasks: not a number >= 1");
+        break;
+      case "--seed":
+        if (!/^\d+$/.test(value)) usage(`--seed: not an integer: ${value}`);
+        args.seed = Number(value);
+        break;
+      default: usage(`unknown flag ${flag}`);
+    }
+  }
+  if (!CLIENT_KINDS.includes(args.client)) usage(`--client must be one of ${CLIENT_KINDS.join(", ")}`);
+  for (const [key, flag] of [["endpoint", "--endpoint"], ["lockTable", "--lock-table"], ["kvTable", "--kv-table"], ["kvPartition", "--kv-partition"], ["log", "--log"]]) {
+    if (!args[key]) usage(`${flag} is required`);
+  }
+  if (!args.lockIds) usage("--locks is required");
+  if (args.lockIds.length === 0) usage("--locks names no lock id");
+  // The dlc-style kinds track each held lock's lease by lock id (LeaseWatch): one loop only.
+  if (args.client !== "node-new" && args.tasks !== 1) usage(`--tasks: ${args.client} runs one holder loop`);
+  if (args.deadlineNs === null) args.deadlineNs = now() + BigInt(Math.round(args.duration * 1e9));
+  args.leaseMs = Math.round(args.lease * 1000);
+  args.heartbeatMs = Math.round((args.heartbeat === null ? args.lease / 3 : args.heartbeat) * 1000);
+  return args;
+}
+
+// mulberry32: a small seeded PRNG (Math.random cannot be seeded).
+function rng(seed) {
+  let a = (seed === null ? Math.floor(Math.random() * 2 ** 32) : seed) >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// JSON with bigints written as integers (exact; JSON.stringify refuses bigints).
+function stringify(record) {
+  return JSON.stringify(record, (_, v) => (typeof v === "bigint" ? `@@bigint:${v}@@` : v)).replace(/"@@bigint:(-?\d+)@@"/g, "$1");
+}
+
+/** Appends JSON lines, each with one synchronous write: the runner tails the files, and a worker
+ * killed with SIGKILL loses at most the line it was writing. */
+class Log {
+  constructor(file, client) {
+    this.fd = fs.openSync(file, "a");
+    this.client = client;
+    this.pid = process.pid;
+  }
+
+  write(record) {
+    fs.writeSync(this.fd, stringify({ client: this.client, pid: this.pid, ...record }) + "\n");
+  }
+
+  event(event, fields = {}) {
+    this.write({ event, at: now(), ...fields });
+  }
+
+  error(op, lock, error) {
+    const name = (error && (error.code || error.name)) || "Error";
+    const message = String((error && error.message) || error).slice(0, 300);
+    this.event("error", { op, lock, error: name, message });
+  }
+}
+
+const counterKey = (lockId) => `counter/${lockId}`;
+const nextValue = (pair) => (pair === null ? 1 : Number(pair.value) + 1);
+
+// Refused for certain: not applied. Any other failure (a transport error after the client's own
+// resends) may have landed.
+const REFUSED = new Set([
+  dynalease.codes.LOCK_LOST,
+  dynalease.codes.KEY_MODIFIED,
+  dynalease.codes.KEY_EXISTS,
+  dynalease.codes.KEY_NOT_FOUND,
+]);
+
+async function increment(kv, lockId, lock, log) {
+  try {
+    const previous = await kv.get(counterKey(lockId));
+    await kv.atomicPut(counterKey(lockId), nextValue(previous), lock ? { previous, lock } : { previous });
+    return true;
+  } catch (error) {
+    log.error("increment", lockId, error);
+    return error && REFUSED.has(error.code) ? false : null;
+  }
+}
+
+function holdRecord(lockId, token, acquired, released, lost, applied, fenced) {
+  const record = {
+    lock: lockId,
+    token,
+    acquired,
+    released,
+    // Held for the whole logged interval as far as this worker can know.
+    ok: !lost,
+    // true: applied; false: certainly not applied; null: outcome unknown.
+    increment: applied,
+  };
+  if (!fenced) record.fenced = false;
+  return record;
+}
+
+// ---------------------------------------------------------------------------------------------
+// node-new: the Promise API.
+
+async function runNew(args, log, random) {
+  const locks = new dynalease.LockClient({
+    table: args.lockTable,
+    leaseDurationMs: args.leaseMs,
+    heartbeatPeriodMs: args.heartbeatMs,
+    endpoint: args.endpoint,
+  });
+  const kv = new dynalease.KVStore({ table: args.kvTable, partition: args.kvPartition, endpoint: args.endpoint });
+
+  async function holder() {
+    for (;;) {
+      const remaining = args.deadlineNs - now();
+      if (remaining <= 0n) return;
+      const lockId = args.lockIds[Math.floor(random() * args.lockIds.length)];
+      let lock;
+      try {
+        const timeoutMs = Math.min(Number(remaining) / 1e6, args.leaseMs * 3);
+        lock = await locks.acquire(lockId, { timeoutMs: Math.max(1, Math.ceil(timeoutMs)) });
+      } catch (error) {
+        if (error && error.code === dynalease.codes.LOCK_NOT_ACQUIRED) continue;
+        log.error("acquire", lockId, error);
+        await sleep(50);
+        continue;
+      }
+      const acquired = now();
+      if (args.announce) log.event("acquired", { lock: lockId, token: lock.fencingToken, acquired });
+      const applied = await increment(kv, lockId, lock, log);
+      await sleep(random() * args.holdMs);
+      const released = now();
+      const lost = lock.status !== "held"; // read after `released`: held now means held then
+      log.write(holdRecord(lockId, lock.fencingToken, acquired, released, lost, applied, true));
+      try {
+        await lock.release();
+      } catch (error) {
+        log.error("release", lockId, error);
+      }
+    }
+  }
+
+  await Promise.all(Array.from({ length: args.tasks }, () => holder()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// node-dropin and node-dlc: dlc's FailOpen API.
+
+/**
+ * dlc's Lock has no "lost" state: it only emits 'error' when a heartbeat fails. So the worker
+ * watches the lock's writes itself, by passing FailOpen a thin wrapper of the DocumentClient
+ * that notes, per lock id, when the request behind the item's current guid was sent. A
+ * contender can only have read that guid after it landed, and then waits a whole lease before
+ * it may take the lock over: so until that send time plus the lease, and while no heartbeat
+ * has failed, the lock is ours. This is the same conservative bound the core keeps.
+ */
+class LeaseWatch {
+  constructor(dynamodb, partitionKey, leaseMs) {
+    this.partitionKey = partitionKey;
+    this.leaseNs = BigInt(leaseMs) * 1000000n;
+    this.sent = new Map(); // lock id -> send time (ns) of the last successful put
+    const watch = this;
+    this.client = {
+      get: (params, callback) => dynamodb.get(params, callback),
+      delete: (params, callback) => dynamodb.delete(params, callback),
+      put(params, callback) {
+        const id = params && params.Item ? String(params.Item[watch.partitionKey]) : undefined;
+        const sentAt = now();
+        return dynamodb.put(params, (error, data) => {
+          if (!error && id !== undefined) watch.sent.set(id, sentAt);
+          callback(error, data);
+        });
+      },
+    };
+  }
+
+  forget(lockId) {
+    this.sent.delete(lockId);
+  }
+
+  /** Held at `at`: a guid we wrote less than a lease before. */
+  heldAt(lockId, at) {
+    const sentAt = this.sent.get(lockId);
+    return sentAt !== undefined && at < sentAt + this.leaseNs;
+  }
+}
+
+function documentClientV3(endpoint) {
+  const { DynamoDBClient } = require("@aws-sdk/client-dynamodb");
+  const { DynamoDBDocument } = require("@aws-sdk/lib-dynamodb");
+  const client = new DynamoDBClient({
+    endpoint,
+    region: "us-east-1",
+    credentials: { accessKeyId: "fleet", secretAccessKey: "fleet" },
+  });
+  return DynamoDBDocument.from(client);
+}
+
+function documentClientV2(endpoint) {
+  const AWS = require("aws-sdk");
+  return new AWS.DynamoDB.DocumentClient({
+    endpoint,
+    region: "us-east-1",
+    credentials: new AWS.Credentials({ accessKeyId: "fleet", secretAccessKey: "fleet" }),
+  });
+}
+
+function acquireLock(failOpen, lockId) {
+  return new Promise((resolve, reject) => failOpen.acquireLock(lockId, (error, lock) => (error ? reject(error) : resolve(lock))));
+}
+
+function releaseLock(lock) {
+  return new Promise((resolve, reject) => lock.release((error) => (error ? reject(error) : resolve())));
+}
+
+async function runDlc(args, log, random) {
+  const dropin = args.client === "node-dropin";
+  const FailOpen = dropin ? dynalease.FailOpen : require("dynamodb-lock-client").FailOpen;
+  const dynamodb = dropin ? documentClientV3(args.endpoint) : documentClientV2(args.endpoint);
+  const watch = new LeaseWatch(dynamodb, "id", args.leaseMs);
+  const failOpen = new FailOpen({
+    dynamodb: watch.client,
+    lockTable: args.lockTable,
+    partitionKey: "id",
+    leaseDurationMs: args.leaseMs,
+    heartbeatPeriodMs: args.heartbeatMs,
+  });
+  const kv = new dynalease.KVStore({ table: args.kvTable, partition: args.kvPartition, endpoint: args.endpoint });
+
+  for (;;) {
+    if (args.deadlineNs - now() <= 0n) return;
+    const lockId = args.lockIds[Math.floor(random() * args.lockIds.length)];
+    // dlc's acquireLock takes no timeout: it reads the item, waits the lease it names, and
+    // tries (retryCount 1: twice), so it returns within about two leases.
+    watch.forget(lockId);
+    let lock;
+    try {
+      lock = await acquireLock(failOpen, lockId);
+    } catch (error) {
+      if (error && error.code === "FailedToAcquireLock") continue;
+      log.error("acquire", lockId, error);
+      await sleep(50);
+      continue;
+    }
+    const acquired = now();
+    let heartbeatFailed = false;
+    // dlc emits 'error' on a failed heartbeat (unhandled, it would crash the process).
+    lock.on("error", (error) => {
+      heartbeatFailed = true;
+      log.error("heartbeat", lockId, error);
+    });
+    if (args.announce) log.event("acquired", { lock: lockId, token: lock.fencingToken, acquired });
+    const applied = await increment(kv, lockId, null, log);
+    await sleep(random() * args.holdMs);
+    const released = now();
+    const lost = heartbeatFailed || !watch.heldAt(lockId, released);
+    log.write(holdRecord(lockId, lock.fencingToken, acquired, released, lost, applied, false));
+    try {
+      await releaseLock(lock);
+    } catch (error) {
+      log.error("release", lockId, error);
+    }
+  }
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const log = new Log(args.log, args.client);
+  const random = rng(args.seed);
+  log.event("start", { locks: args.lockIds });
+  if (args.client === "node-new") await runNew(args, log, random);
+  else await runDlc(args, log, random);
+  log.event("stop");
+  // Every lock is released; don't wait for idle keep-alive sockets or SDK timers.
+  process.exit(0);
+}
+
+main().catch((error) => {
+  process.stderr.write(`worker.js: ${(error && error.stack) || error}\n`);
+  process.exit(1);
+});
