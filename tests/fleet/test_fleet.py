@@ -23,10 +23,11 @@ def test_a_mixed_fleet_is_safe(ddb_endpoint: str, rust_worker: str, tmp_path: Pa
         endpoint=ddb_endpoint,
         workers=dict.fromkeys(ALL_KINDS, 1),
         duration=10.0,
-        # dlc-style clients wait a whole lease whenever they find a lock held, so with as few
-        # locks as workers they starve; twelve locks leave them free ones to take.
+        # dlc-style clients wait a whole lease whenever they find a lock held, so with few free
+        # locks and long leases they starve (0 holds in 10 s was seen with 3 s leases): twelve
+        # locks and 1 s leases give them 8 to 20 holds a run.
         locks=12,
-        lease=3.0,
+        lease=1.0,
         rust_worker=rust_worker,
         out_dir=str(tmp_path),
     )
