@@ -7,24 +7,48 @@ const native = require("../native.js");
 const { fromDynamo, lockIdFromText, lockIdToText, toDynamo } = require("./codec.js");
 const { callNative, codes, DynaleaseError } = require("./errors.js");
 
-const LOCK_CLIENT_OPTIONS = ["table", "partitionKey", "sortKey", "leaseDurationMs", "heartbeatPeriodMs", "failClosed", "owner", "trustLocalTime", "endpoint", "region"];
-const KV_OPTIONS = ["table", "partition", "partitionKey", "sortKey", "endpoint", "region"];
+// The options each constructor takes, with the type each must have.
+const LOCK_CLIENT_OPTIONS = {
+  table: "string", partitionKey: "string", sortKey: "string", leaseDurationMs: "number", heartbeatPeriodMs: "number",
+  failClosed: "boolean", owner: "string", trustLocalTime: "boolean", endpoint: "string", region: "string",
+};
+const KV_OPTIONS = { table: "string", partition: "string", partitionKey: "string", sortKey: "string", endpoint: "string", region: "string" };
+const CREATE_TABLE_OPTIONS = {
+  partitionKey: "string", partitionKeyType: "string", sortKey: "string", sortKeyType: "string", endpoint: "string", region: "string",
+};
 
-// Unknown options are mistakes (a typo silently ignored would change lock behaviour).
-function checkOptions(what, options, allowed) {
+function describe(value) {
+  return value === null ? "null" : Array.isArray(value) ? "an array" : typeof value;
+}
+
+/** `value` if it is of `type` (or absent: then null); a CONFIG error naming the option if not. */
+function typed(what, name, value, type) {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== type) throw new DynaleaseError(codes.CONFIG, `${what}: ${name} must be a ${type} (got ${describe(value)})`);
+  return value;
+}
+
+// Unknown options are mistakes (a typo silently ignored would change lock behaviour), and so are
+// options of the wrong type.
+function checkOptions(what, options, allowed, required = []) {
   if (options === null || typeof options !== "object") {
     throw new DynaleaseError(codes.CONFIG, `${what} needs an options object`);
   }
-  for (const key of Object.keys(options)) {
-    if (!allowed.includes(key)) {
-      throw new DynaleaseError(codes.CONFIG, `${what}: unknown option ${JSON.stringify(key)}; the options are ${allowed.join(", ")}`);
+  for (const [key, value] of Object.entries(options)) {
+    if (!Object.hasOwn(allowed, key)) {
+      throw new DynaleaseError(codes.CONFIG, `${what}: unknown option ${JSON.stringify(key)}; the options are ${Object.keys(allowed).join(", ")}`);
     }
+    typed(what, key, value, allowed[key]);
   }
-  if (typeof options.table !== "string") throw new DynaleaseError(codes.CONFIG, `${what}: table must be a string`);
-  if (allowed.includes("partition") && typeof options.partition !== "string") {
-    throw new DynaleaseError(codes.CONFIG, `${what}: partition must be a string (the store's partition of the table)`);
+  for (const key of required) {
+    if (typeof options[key] !== "string") throw new DynaleaseError(codes.CONFIG, `${what}: ${key} is required (a string)`);
   }
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined && v !== null));
+}
+
+function checkKey(what, key) {
+  if (typeof key !== "string") throw new DynaleaseError(codes.CONFIG, `${what}: key must be a string (got ${describe(key)})`);
+  return key;
 }
 
 function checkSignal(signal) {
@@ -101,7 +125,7 @@ class LockClient {
   #native;
 
   constructor(options) {
-    const opts = checkOptions("LockClient", options, LOCK_CLIENT_OPTIONS);
+    const opts = checkOptions("LockClient", options, LOCK_CLIENT_OPTIONS, ["table"]);
     this.#native = callNative(() => new native.LockClient(opts));
   }
 
@@ -120,7 +144,7 @@ class LockClient {
   async acquire(id, { timeoutMs, signal } = {}) {
     checkSignal(signal);
     if (signal && signal.aborted) throw signal.reason;
-    const acquisition = callNative(() => this.#native.acquisition(lockIdToText(id), timeoutMs ?? null));
+    const acquisition = callNative(() => this.#native.acquisition(lockIdToText(id), typed("acquire", "timeoutMs", timeoutMs, "number")));
     // Cancelling drops the native wait (the Rust future), so no request follows.
     const onAbort = () => acquisition.cancel();
     if (signal) signal.addEventListener("abort", onAbort, { once: true });
@@ -162,7 +186,7 @@ class KVStore {
   #native;
 
   constructor(options) {
-    const opts = checkOptions("KVStore", options, KV_OPTIONS);
+    const opts = checkOptions("KVStore", options, KV_OPTIONS, ["table", "partition"]);
     this.#native = callNative(() => new native.KVStore(opts));
   }
 
@@ -171,28 +195,30 @@ class KVStore {
 
   /** Writes unconditionally. Options: ttlMs (expire after), lock (only while it is held). */
   async put(key, value, { ttlMs, lock } = {}) {
+    checkKey("put", key);
     const text = JSON.stringify(toDynamo(value));
-    return pairFromText(await callNative(() => this.#native.put(key, text, ttlMs ?? null, fence(lock))));
+    return pairFromText(await callNative(() => this.#native.put(key, text, typed("put", "ttlMs", ttlMs, "number"), fence(lock))));
   }
 
   /** The pair at `key`, or null. */
   async get(key) {
-    const text = await callNative(() => this.#native.get(key));
+    const text = await callNative(() => this.#native.get(checkKey("get", key)));
     return text === null ? null : pairFromText(text);
   }
 
   async exists(key) {
-    return callNative(() => this.#native.exists(key));
+    return callNative(() => this.#native.exists(checkKey("exists", key)));
   }
 
   /** Every pair whose key starts with `prefix`, by key. */
   async list(prefix = "") {
+    if (typeof prefix !== "string") throw new DynaleaseError(codes.CONFIG, `list: prefix must be a string (got ${describe(prefix)})`);
     return JSON.parse(await callNative(() => this.#native.list(prefix))).map((pair) => pairFromText(JSON.stringify(pair)));
   }
 
   /** Deletes `key`; true if it existed. */
   async delete(key, { lock } = {}) {
-    return callNative(() => this.#native.delete(key, fence(lock)));
+    return callNative(() => this.#native.delete(checkKey("delete", key), fence(lock)));
   }
 
   /**
@@ -200,12 +226,15 @@ class KVStore {
    * still at `previous`'s version (ERR_DYNALEASE_KEY_MODIFIED / ERR_DYNALEASE_KEY_NOT_FOUND).
    */
   async atomicPut(key, value, { previous, ttlMs, lock } = {}) {
+    checkKey("atomicPut", key);
     const text = JSON.stringify(toDynamo(value));
-    return pairFromText(await callNative(() => this.#native.atomicPut(key, text, previousText(previous), ttlMs ?? null, fence(lock))));
+    const ttl = typed("atomicPut", "ttlMs", ttlMs, "number");
+    return pairFromText(await callNative(() => this.#native.atomicPut(key, text, previousText(previous), ttl, fence(lock))));
   }
 
   /** Deletes `key` if it is still at `previous`'s version. */
   async atomicDelete(key, previous, { lock } = {}) {
+    checkKey("atomicDelete", key);
     const text = previousText(previous);
     if (text === null) throw new DynaleaseError(codes.CONFIG, "atomicDelete needs the pair it expects (previous)");
     return callNative(() => this.#native.atomicDelete(key, text, fence(lock)));
@@ -214,7 +243,9 @@ class KVStore {
 
 /** Creates a lock or KV table if it is missing and waits until it is ACTIVE. */
 async function createTable(table, options = {}) {
-  return callNative(() => native.createTable(table, options));
+  if (typeof table !== "string") throw new DynaleaseError(codes.CONFIG, `createTable: table must be a string (got ${describe(table)})`);
+  const opts = checkOptions("createTable", options, CREATE_TABLE_OPTIONS);
+  return callNative(() => native.createTable(table, opts));
 }
 
 module.exports = { LockClient, Lock, KVStore, createTable };

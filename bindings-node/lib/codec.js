@@ -34,14 +34,22 @@ function toDynamo(value, depth = 0) {
   if (value instanceof Set) return setToDynamo([...value]);
   // SDK v3 NumberValue (wrapNumbers): an exact decimal string.
   if (value && value.constructor && value.constructor.name === "NumberValue" && typeof value.value === "string") return { N: value.value };
-  if (typeof value === "object") {
+  // Only plain objects are maps: a Date, Map or class instance would otherwise be stored as its
+  // own enumerable properties, usually {}, and silently lose what it held.
+  if (typeof value === "object" && isPlainObject(value)) {
     const M = {};
     for (const [k, v] of Object.entries(value)) {
       if (v !== undefined) M[k] = toDynamo(v, depth + 1);
     }
     return { M };
   }
-  throw configError(`values of type ${typeof value} cannot be stored; use objects, arrays, strings, numbers, bigints, booleans, null or Buffers`);
+  const kind = typeof value === "object" ? `a ${value.constructor && value.constructor.name ? value.constructor.name : "non-plain object"}` : `a ${typeof value}`;
+  throw configError(`${kind} cannot be stored; use plain objects, arrays, strings, numbers, bigints, booleans, null, Buffers or Sets (convert it first, e.g. a Date with toISOString())`);
+}
+
+function isPlainObject(value) {
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
 }
 
 function setToDynamo(values, type) {

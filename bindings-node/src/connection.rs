@@ -5,42 +5,22 @@
 
 use std::sync::Arc;
 
-use dynalease::transport::memory::MemoryTransport;
-use dynalease::transport::native::{NativeConfig, NativeTransport};
-use dynalease::transport::Transport;
+use dynalease::transport::{Target, Transport};
 use tokio::sync::OnceCell;
-
-const MEMORY_SCHEME: &str = "memory://";
 
 #[derive(Debug)]
 pub struct Connection {
-    pub endpoint: Option<String>,
-    pub region: Option<String>,
+    target: Target,
     transport: OnceCell<Arc<dyn Transport>>,
 }
 
 impl Connection {
-    pub fn new(endpoint: Option<String>, region: Option<String>) -> Arc<Connection> {
-        Arc::new(Connection { endpoint, region, transport: OnceCell::new() })
+    /// Fails on a malformed endpoint or region (see `Target::new`).
+    pub fn new(endpoint: Option<String>, region: Option<String>) -> dynalease::Result<Arc<Connection>> {
+        Ok(Arc::new(Connection { target: Target::new(endpoint, region)?, transport: OnceCell::new() }))
     }
 
     pub async fn transport(&self) -> dynalease::Result<Arc<dyn Transport>> {
-        self.transport
-            .get_or_try_init(|| async {
-                let transport: Arc<dyn Transport> = match self.endpoint.as_deref().and_then(|e| e.strip_prefix(MEMORY_SCHEME)) {
-                    Some(name) => Arc::new(MemoryTransport::named(name)),
-                    None => Arc::new(
-                        NativeTransport::new(NativeConfig {
-                            endpoint_url: self.endpoint.clone(),
-                            region: self.region.clone(),
-                            ..NativeConfig::default()
-                        })
-                        .await?,
-                    ),
-                };
-                Ok(transport)
-            })
-            .await
-            .cloned()
+        self.transport.get_or_try_init(|| self.target.connect()).await.cloned()
     }
 }

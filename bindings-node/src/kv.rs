@@ -80,7 +80,7 @@ impl KvStore {
             config = config.sort_key(sk);
         }
         config.validate().js()?;
-        Ok(KvStore { config, connection: Connection::new(options.endpoint, options.region) })
+        Ok(KvStore { config, connection: Connection::new(options.endpoint, options.region).js()? })
     }
 
     #[napi(getter)]

@@ -83,7 +83,7 @@ impl LockClient {
             config = config.owner(owner);
         }
         config.validate().js()?;
-        Ok(LockClient { config, connection: Connection::new(options.endpoint, options.region) })
+        Ok(LockClient { config, connection: Connection::new(options.endpoint, options.region).js()? })
     }
 
     /// Prepares an acquisition (`id`: DynamoDB-JSON lock id) that can be cancelled.

@@ -48,7 +48,7 @@ pub fn create_table<'env>(env: &'env Env, table: String, options: Option<CreateT
     if let Some(sort_key) = options.sort_key {
         spec = spec.sort_key(sort_key, key_type("sortKeyType", options.sort_key_type.as_deref()).js()?);
     }
-    let connection = Connection::new(options.endpoint, options.region);
+    let connection = Connection::new(options.endpoint, options.region).js()?;
     env.spawn_future(async move {
         let transport = connection.transport().await.js()?;
         dynalease::table::create_table(transport.as_ref(), &spec).await.js().map(drop)

@@ -9,22 +9,21 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use dynalease::transport::memory::MemoryTransport;
-use dynalease::transport::native::{NativeConfig, NativeTransport};
-use dynalease::transport::Transport;
-
-const MEMORY_SCHEME: &str = "memory://";
+use dynalease::transport::{Target, Transport};
 
 #[derive(Debug)]
 pub struct Connection {
     endpoint_url: Option<String>,
     region: Option<String>,
+    target: Target,
     cached: Mutex<Option<(u32, Arc<dyn Transport>)>>,
 }
 
 impl Connection {
-    pub fn new(endpoint_url: Option<String>, region: Option<String>) -> Connection {
-        Connection { endpoint_url, region, cached: Mutex::new(None) }
+    /// Fails on a malformed endpoint or region (see `Target::new`).
+    pub fn new(endpoint_url: Option<String>, region: Option<String>) -> dynalease::Result<Connection> {
+        let target = Target::new(endpoint_url.clone(), region.clone())?;
+        Ok(Connection { endpoint_url, region, target, cached: Mutex::new(None) })
     }
 
     pub fn endpoint_url(&self) -> Option<&str> {
@@ -43,17 +42,7 @@ impl Connection {
                 return Ok(transport.clone());
             }
         }
-        let transport: Arc<dyn Transport> = match self.endpoint_url.as_deref().and_then(|url| url.strip_prefix(MEMORY_SCHEME)) {
-            Some(name) => Arc::new(MemoryTransport::named(name)),
-            None => Arc::new(
-                NativeTransport::new(NativeConfig {
-                    endpoint_url: self.endpoint_url.clone(),
-                    region: self.region.clone(),
-                    ..NativeConfig::default()
-                })
-                .await?,
-            ),
-        };
+        let transport = self.target.connect().await?;
         // Two first calls racing both build one; the first stored wins so clients stay shared.
         let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
         match &*cached {

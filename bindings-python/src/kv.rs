@@ -111,7 +111,7 @@ impl Store {
     fn new(table: String, partition: String, partition_key: String, sort_key: String, endpoint_url: Option<String>, region: Option<String>) -> PyResult<Store> {
         let config = KvConfig::new(table, partition).partition_key(partition_key).sort_key(sort_key);
         config.validate().py()?;
-        Ok(Store { config, connection: Connection::new(endpoint_url, region) })
+        Ok(Store { config, connection: Connection::new(endpoint_url, region).py()? })
     }
 
     async fn store(&self) -> PyResult<CoreKvStore> {

@@ -54,7 +54,7 @@ impl Locks {
             config = config.owner(owner);
         }
         config.validate().py()?;
-        Ok(Locks { config, connection: Connection::new(endpoint_url, region) })
+        Ok(Locks { config, connection: Connection::new(endpoint_url, region).py()? })
     }
 
     /// A core client on this process's transport (cheap: the transport is cached).

@@ -52,7 +52,7 @@ pub fn create_table(
     sort_key_type: &str,
 ) -> PyResult<()> {
     let spec = spec(table, partition_key, sort_key, partition_key_type, sort_key_type)?;
-    block_on(py, create(spec, Connection::new(endpoint_url, region)))
+    block_on(py, create(spec, Connection::new(endpoint_url, region).py()?))
 }
 
 /// Awaitable form of create_table (same arguments).
@@ -71,5 +71,5 @@ pub fn create_table_async<'py>(
     sort_key_type: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     let spec = spec(table, partition_key, sort_key, partition_key_type, sort_key_type)?;
-    awaitable(py, create(spec, Connection::new(endpoint_url, region)))
+    awaitable(py, create(spec, Connection::new(endpoint_url, region).py()?))
 }

@@ -84,9 +84,9 @@ def test_empty_table_name() -> None:
 def test_bad_kv_options(kwargs: dict, match: str) -> None:
     args = {"partition": "p", **kwargs}
     with pytest.raises(dynalease.ConfigError, match=match):
-        dynalease.KVStore("kv", **args)
+        dynalease.KVStore("kv-store", **args)
     with pytest.raises(dynalease.ConfigError, match=match):
-        dynalease.AsyncKVStore("kv", **args)
+        dynalease.AsyncKVStore("kv-store", **args)
 
 
 def test_wrong_argument_types_raise_type_error() -> None:

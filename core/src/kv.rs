@@ -41,16 +41,13 @@ use crate::lock::Lock;
 use crate::request::{DeleteItem, GetItem, PutItem, Query, ReturnValues, TransactItem, TransactWrite};
 use crate::table::TTL_ATTRIBUTE;
 use crate::transport::{Transport, TransportExt};
-use crate::value::{item_size, AttributeValue, Item, Value, MAX_ITEM_SIZE};
+use crate::value::{item_size, AttributeValue, Item, Value, MAX_ITEM_SIZE, MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES};
 
 const VALUE: &str = "value";
 const VERSION: &str = "version";
 
 /// Attribute names a KV table's keys may not use.
 pub const RESERVED_KV_ATTRIBUTES: [&str; 3] = [VALUE, VERSION, TTL_ATTRIBUTE];
-
-/// DynamoDB's limit on a sort key value.
-const MAX_KEY_BYTES: usize = 1024;
 
 /// Sends of a write whose outcome stays unknown before reporting it.
 const AMBIGUOUS_RESENDS: u32 = 3;
@@ -85,8 +82,15 @@ impl KvConfig {
         if self.table.is_empty() {
             return Err(Error::config("table name is empty; pass the name of the KV table"));
         }
+        crate::table::check_table_name(&self.table)?;
         if self.partition.is_empty() {
             return Err(Error::config("partition is empty; pass the namespace this store's keys live under"));
+        }
+        if self.partition.len() > MAX_PARTITION_KEY_BYTES {
+            return Err(Error::config(format!(
+                "partition is {} bytes; DynamoDB partition key values are limited to {MAX_PARTITION_KEY_BYTES} bytes",
+                self.partition.len()
+            )));
         }
         for (option, name) in [("partition_key", &self.partition_key), ("sort_key", &self.sort_key)] {
             if name.is_empty() {
@@ -424,8 +428,8 @@ impl KvStore {
         if key.is_empty() {
             return Err(Error::config("key is empty; DynamoDB sort key values must not be empty"));
         }
-        if key.len() > MAX_KEY_BYTES {
-            return Err(Error::config(format!("key is {} bytes; DynamoDB sort keys are limited to {MAX_KEY_BYTES} bytes", key.len())));
+        if key.len() > MAX_SORT_KEY_BYTES {
+            return Err(Error::config(format!("key is {} bytes; DynamoDB sort key values are limited to {MAX_SORT_KEY_BYTES} bytes", key.len())));
         }
         Ok(())
     }

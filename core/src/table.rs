@@ -54,12 +54,7 @@ impl TableSpec {
     }
 
     fn validate(&self) -> Result<()> {
-        if self.name.len() < 3 || self.name.len() > 255 || !self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
-            return Err(Error::config(format!(
-                "table name {:?} is invalid: use 3 to 255 letters, digits, '_', '-' or '.'",
-                self.name
-            )));
-        }
+        check_table_name(&self.name)?;
         if self.partition_key.name.is_empty() || self.sort_key.as_ref().is_some_and(|s| s.name.is_empty()) {
             return Err(Error::config("key attribute names must not be empty"));
         }
@@ -197,4 +192,40 @@ async fn enable_ttl(transport: &dyn Transport, table: &str, attribute: &str) -> 
 
 fn unexpected(operation: &'static str, response: Response) -> Error {
     Error::Service { operation, code: "UnexpectedResponse".into(), message: format!("{response:?}") }
+}
+
+/// Checks a table name the way DynamoDB will, so that a typo fails when the client is built
+/// rather than on its first request: 3 to 255 letters, digits, `_`, `-` or `.`, or the ARN of
+/// such a table (`arn:aws:dynamodb:REGION:ACCOUNT:table/NAME`, for a table in another account).
+pub fn check_table_name(name: &str) -> Result<()> {
+    let plain = match name.strip_prefix("arn:") {
+        None => name,
+        Some(rest) => match rest.splitn(5, ':').collect::<Vec<_>>()[..] {
+            [_partition, "dynamodb", _region, _account, resource] => resource.strip_prefix("table/").unwrap_or_default(),
+            _ => "",
+        },
+    };
+    let valid = (3..=255).contains(&plain.len()) && plain.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if !valid {
+        return Err(Error::config(format!(
+            "table name {name:?} is invalid: DynamoDB table names are 3 to 255 letters, digits, '_', '-' or '.' (or a table's ARN, arn:aws:dynamodb:REGION:ACCOUNT:table/NAME)"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_follow_dynamodb_rules() {
+        for good in ["abc", "locks", "my_table-1.v2", &"t".repeat(255), "arn:aws:dynamodb:eu-west-1:123456789012:table/locks"] {
+            check_table_name(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+        for bad in ["", "kv", "a b c", "locks!", &"t".repeat(256), "arn:aws:s3:::bucket", "arn:aws:dynamodb:eu-west-1:1:table/x", "arn:aws:dynamodb:eu-west-1:1:index/locks"] {
+            let message = check_table_name(bad).unwrap_err().to_string();
+            assert!(message.contains("3 to 255 letters"), "{bad}: {message}");
+        }
+    }
 }

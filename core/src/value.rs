@@ -95,6 +95,10 @@ pub fn item_size(item: &Item) -> usize {
 /// DynamoDB's limit on one item.
 pub const MAX_ITEM_SIZE: usize = 400 * 1024;
 
+/// DynamoDB's limits on key values.
+pub const MAX_PARTITION_KEY_BYTES: usize = 2048;
+pub const MAX_SORT_KEY_BYTES: usize = 1024;
+
 fn parse_integer(n: &str) -> Option<i64> {
     if let Ok(v) = n.parse::<i64>() {
         return Some(v);
@@ -120,8 +124,9 @@ impl KeyValue {
         }
     }
 
-    /// Checks what DynamoDB would reject: empty strings and bytes, malformed numbers.
-    pub fn validate(&self, what: &str) -> Result<(), Error> {
+    /// Checks what DynamoDB would reject: empty strings and bytes, values over `max_bytes`
+    /// ([`MAX_PARTITION_KEY_BYTES`] or [`MAX_SORT_KEY_BYTES`]), malformed numbers.
+    pub fn validate(&self, what: &str, max_bytes: usize) -> Result<(), Error> {
         match self {
             KeyValue::S(s) if s.is_empty() => {
                 Err(Error::config(format!("{what} is an empty string; DynamoDB keys must not be empty")))
@@ -129,6 +134,14 @@ impl KeyValue {
             KeyValue::B(b) if b.is_empty() => {
                 Err(Error::config(format!("{what} is empty bytes; DynamoDB keys must not be empty")))
             }
+            KeyValue::S(s) if s.len() > max_bytes => Err(Error::config(format!(
+                "{what} is {} bytes (UTF-8); DynamoDB limits this key to {max_bytes} bytes",
+                s.len()
+            ))),
+            KeyValue::B(b) if b.len() > max_bytes => Err(Error::config(format!(
+                "{what} is {} bytes; DynamoDB limits this key to {max_bytes} bytes",
+                b.len()
+            ))),
             KeyValue::N(n) => Number::parse(n).map(|_| ()).map_err(|e| Error::config(format!("{what}: {e}"))),
             _ => Ok(()),
         }
@@ -426,9 +439,13 @@ mod tests {
 
     #[test]
     fn empty_keys_are_refused() {
-        assert!(KeyValue::S(String::new()).validate("lock id").is_err());
-        assert!(KeyValue::B(vec![]).validate("lock id").is_err());
-        assert!(KeyValue::N("x".into()).validate("lock id").is_err());
-        assert!(KeyValue::S("a".into()).validate("lock id").is_ok());
+        assert!(KeyValue::S(String::new()).validate("lock id", MAX_PARTITION_KEY_BYTES).is_err());
+        assert!(KeyValue::B(vec![]).validate("lock id", MAX_PARTITION_KEY_BYTES).is_err());
+        assert!(KeyValue::N("x".into()).validate("lock id", MAX_PARTITION_KEY_BYTES).is_err());
+        assert!(KeyValue::S("a".into()).validate("lock id", MAX_PARTITION_KEY_BYTES).is_ok());
+        assert!(KeyValue::S("é".repeat(1024)).validate("lock id", MAX_PARTITION_KEY_BYTES).is_ok());
+        let long = KeyValue::S("é".repeat(1025)).validate("lock id", MAX_PARTITION_KEY_BYTES).unwrap_err();
+        assert!(long.to_string().contains("2050 bytes"), "{long}");
+        assert!(KeyValue::B(vec![1; 1025]).validate("sort part", MAX_SORT_KEY_BYTES).is_err());
     }
 }

@@ -51,6 +51,7 @@ conformance!(
     fail_closed_locks_are_deleted_on_release,
     sort_key_lock_ids,
     lock_data_survives_release,
+    lock_input_past_dynamodb_limits_fails_before_sending_and_the_lock_stays_held,
     create_table_is_idempotent_and_checks_the_schema,
     a_missing_table_is_named_in_the_error,
     a_lock_id_of_the_wrong_type_is_explained,
@@ -185,7 +186,7 @@ async fn kv_rejects_bad_input_and_writes_nothing(transport: Arc<dyn Transport>) 
     assert!(matches!(kv.put("", &Value::Null, &none()).await, Err(Error::Config(_))));
     assert!(matches!(kv.put("k", &Value::Null, &none().ttl(Duration::ZERO)).await, Err(Error::Config(_))));
     assert!(kv.list("").await.unwrap().is_empty(), "nothing was written");
-    assert!(matches!(KvStore::new(KvConfig::new("t", "p").sort_key("value"), transport.clone()), Err(Error::Config(_))));
+    assert!(matches!(KvStore::new(KvConfig::new("kv-store", "p").sort_key("value"), transport.clone()), Err(Error::Config(_))));
 }
 
 async fn kv_fenced_writes_need_the_lock(transport: Arc<dyn Transport>) {
@@ -288,6 +289,36 @@ async fn lock_data_survives_release(transport: Arc<dyn Transport>) {
     lock.update_data(json(serde_json::json!({"step": 1}))).await.unwrap();
     lock.release_with_data(Some(json(serde_json::json!({"step": 2})))).await.unwrap();
     assert_eq!(locks.acquire("job", None).await.unwrap().data(), Some(json(serde_json::json!({"step": 2}))));
+}
+
+async fn lock_input_past_dynamodb_limits_fails_before_sending_and_the_lock_stays_held(transport: Arc<dyn Transport>) {
+    let table = common::table_name("limits");
+    create_table(transport.as_ref(), &TableSpec::new(&table, "id").sort_key("sk", KeyType::S)).await.unwrap();
+    let config = LockConfig::new(&table, "id").sort_key("sk").lease_duration(Duration::from_millis(600)).heartbeat_period(Some(Duration::from_millis(150)));
+    let locks = LockClient::new(config, transport.clone()).unwrap();
+    // Key values at DynamoDB's limits are accepted; one byte more fails here, not in DynamoDB.
+    let widest = locks.acquire(LockId::with_sort("p".repeat(2048), "s".repeat(1024)), None).await.unwrap();
+    widest.release().await.unwrap();
+    for id in [LockId::with_sort("p".repeat(2049), "s"), LockId::with_sort("p", "s".repeat(1025))] {
+        let err = locks.try_acquire(id).await.unwrap_err();
+        assert!(matches!(err, Error::Config(_)) && err.to_string().contains("bytes"), "{err}");
+    }
+
+    let lock = locks.acquire(LockId::with_sort("job", "1"), None).await.unwrap();
+    lock.update_data(Value::Bytes(vec![7; 390 * 1024])).await.unwrap();
+    let too_big = Value::Bytes(vec![7; 400 * 1024]);
+    let err = lock.update_data(too_big.clone()).await.unwrap_err();
+    assert!(matches!(err, Error::Config(_)) && err.to_string().contains("400 KB"), "{err}");
+    let err = lock.release_with_data(Some(too_big)).await.unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err}");
+    // Still held and still heartbeating, two leases later, with the data it had.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(lock.status(), LockStatus::Held);
+    assert!(locks.try_acquire(LockId::with_sort("job", "1")).await.unwrap().is_none());
+    lock.release().await.unwrap();
+    let next = locks.acquire(LockId::with_sort("job", "1"), None).await.unwrap();
+    assert_eq!(next.data(), Some(Value::Bytes(vec![7; 390 * 1024])));
+    next.release().await.unwrap();
 }
 
 async fn create_table_is_idempotent_and_checks_the_schema(transport: Arc<dyn Transport>) {

@@ -14,7 +14,7 @@ use crate::lock::held::{Acquired, Lock};
 use crate::lock::item::{new_guid, LockId, LockTable, Observed, GUID};
 use crate::lock::wake;
 use crate::transport::{Transport, TransportExt};
-use crate::value::{AttributeValue, Item};
+use crate::value::{AttributeValue, Item, MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES};
 
 /// The first pause after finding a lock held; pauses double up to the poll interval.
 const FIRST_POLL: Duration = Duration::from_millis(5);
@@ -244,9 +244,9 @@ impl LockClient {
     }
 
     fn check_id(&self, id: LockId) -> Result<LockId> {
-        id.partition.validate("lock id")?;
+        id.partition.validate("lock id", MAX_PARTITION_KEY_BYTES)?;
         match (&self.config.sort_key, &id.sort) {
-            (Some(_), Some(sort)) => sort.validate("lock id's sort key part")?,
+            (Some(_), Some(sort)) => sort.validate("lock id's sort key part", MAX_SORT_KEY_BYTES)?,
             (Some(sort_key), None) => {
                 return Err(Error::config(format!(
                     "lock id {id} has no sort key part, but the client uses sort key {sort_key:?}: pass (partition, sort)"

@@ -142,6 +142,7 @@ impl LockConfig {
         if self.table.is_empty() {
             return Err(Error::config("table name is empty; pass the name of the lock table"));
         }
+        crate::table::check_table_name(&self.table)?;
         validate_key_name("partition_key", &self.partition_key)?;
         if let Some(sort_key) = &self.sort_key {
             validate_key_name("sort_key", sort_key)?;
@@ -228,20 +229,21 @@ mod tests {
     #[test]
     fn invalid_options_say_what_to_do() {
         assert!(message(LockConfig::new("", "id")).contains("table name is empty"));
-        assert!(message(LockConfig::new("t", "guid")).contains("reserved"));
-        assert!(message(LockConfig::new("t", "id").sort_key("id")).contains("different attributes"));
-        assert!(message(LockConfig::new("t", "id").lease_duration(Duration::from_millis(1))).contains("released"));
+        assert!(message(LockConfig::new("kv", "id")).contains("3 to 255 letters"));
+        assert!(message(LockConfig::new("locks", "guid")).contains("reserved"));
+        assert!(message(LockConfig::new("locks", "id").sort_key("id")).contains("different attributes"));
+        assert!(message(LockConfig::new("locks", "id").lease_duration(Duration::from_millis(1))).contains("released"));
         assert!(message(
-            LockConfig::new("t", "id")
+            LockConfig::new("locks", "id")
                 .heartbeat_period(Some(Duration::from_secs(5)))
                 .lease_duration(Duration::from_secs(5))
         )
         .contains("shorter than lease_duration"));
-        assert!(message(LockConfig::new("t", "id").heartbeat_period(Some(Duration::ZERO))).contains("greater than zero"));
+        assert!(message(LockConfig::new("locks", "id").heartbeat_period(Some(Duration::ZERO))).contains("greater than zero"));
     }
 
     #[test]
     fn default_owner_names_the_library() {
-        assert!(LockConfig::new("t", "id").owner.starts_with("dynalease@"));
+        assert!(LockConfig::new("locks", "id").owner.starts_with("dynalease@"));
     }
 }

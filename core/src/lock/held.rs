@@ -178,6 +178,7 @@ impl Lock {
 
     /// Replaces the lock data while the lock is held.
     pub async fn update_data(&self, data: Value) -> Result<()> {
+        self.inner.table.check_data_size(&self.inner.id, self.inner.config.owner_name(), &data)?;
         let mut held = self.inner.lock_held().await?;
         self.inner
             .write_while_held(&mut held, |guid| crate::request::Request::UpdateItem(self.inner.table.write_data(&self.inner.id, guid, &data)))
@@ -197,6 +198,9 @@ impl Lock {
     /// Releases the lock, writing `data` into it (fail-open locks only keep their item).
     pub async fn release_with_data(&self, data: Option<Value>) -> Result<()> {
         let inner = &self.inner;
+        if let Some(data) = &data {
+            inner.table.check_data_size(&inner.id, inner.config.owner_name(), data)?;
+        }
         let mut held = inner.held.lock().await;
         inner.stop_keep_alive();
         if inner.released.load(Ordering::Acquire) {

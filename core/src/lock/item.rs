@@ -7,7 +7,8 @@ use rand::RngCore;
 
 use crate::expr::{val, Condition, Name, Update};
 use crate::request::{DeleteItem, GetItem, PutItem, ReturnValues, UpdateItem};
-use crate::value::{AttributeValue, Item, KeyValue, Value};
+use crate::error::Error;
+use crate::value::{item_size, AttributeValue, Item, KeyValue, Value, MAX_ITEM_SIZE};
 
 pub const OWNER: &str = "owner";
 pub const GUID: &str = "guid";
@@ -220,6 +221,26 @@ impl LockTable {
             return_values: ReturnValues::None,
             return_old_on_condition_failure: true,
         }
+    }
+
+    /// Refuses lock data that would take the item past DynamoDB's 400 KB limit, counting every
+    /// lock attribute at its widest, so the write fails here and not halfway through a release.
+    pub fn check_data_size(&self, id: &LockId, owner: &str, data: &Value) -> Result<(), Error> {
+        let widest = AttributeValue::int(i64::MAX);
+        let mut item = self.key(id);
+        item.insert(OWNER.into(), AttributeValue::S(owner.to_owned()));
+        item.insert(GUID.into(), AttributeValue::B(vec![0; GUID_BYTES]));
+        item.insert(FENCING_TOKEN.into(), widest.clone());
+        item.insert(LEASE_DURATION_MS.into(), widest.clone());
+        item.insert(LOCK_ACQUIRED_TIME_UNIX_MS.into(), widest);
+        item.insert(LOCK_DATA.into(), data.to_attribute());
+        let size = item_size(&item);
+        if size > MAX_ITEM_SIZE {
+            return Err(Error::invalid_value(format!(
+                "lock data is too large: the lock item would be {size} bytes, over DynamoDB's 400 KB item limit; keep large data elsewhere (S3, the KV store) and put a reference in the lock"
+            )));
+        }
+        Ok(())
     }
 
     /// Replaces the lock data. Guards: we still hold it.

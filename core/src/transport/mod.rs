@@ -4,6 +4,8 @@
 //! [`memory`] (an in-process table for tests and embedding); the Node binding adds one that calls
 //! the user's DocumentClient.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::error::Result;
@@ -11,6 +13,36 @@ use crate::request::{Request, Response};
 
 pub mod memory;
 pub mod native;
+
+/// The `endpoint_url` that selects [`memory::MemoryTransport::named`].
+pub const MEMORY_SCHEME: &str = "memory://";
+
+/// Where a client's requests go, from the endpoint and region options every binding offers:
+/// `memory://NAME` is the in-process table of that name, anything else the AWS SDK.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Target {
+    Memory(String),
+    Native(native::NativeConfig),
+}
+
+impl Target {
+    /// Validates the options now; connecting waits for [`Target::connect`], which is async.
+    pub fn new(endpoint_url: Option<String>, region: Option<String>) -> Result<Target> {
+        if let Some(name) = endpoint_url.as_deref().and_then(|url| url.strip_prefix(MEMORY_SCHEME)) {
+            return Ok(Target::Memory(name.to_owned()));
+        }
+        let config = native::NativeConfig { endpoint_url, region, ..native::NativeConfig::default() };
+        config.validate()?;
+        Ok(Target::Native(config))
+    }
+
+    pub async fn connect(&self) -> Result<Arc<dyn Transport>> {
+        Ok(match self {
+            Target::Memory(name) => Arc::new(memory::MemoryTransport::named(name)),
+            Target::Native(config) => Arc::new(native::NativeTransport::new(config.clone()).await?),
+        })
+    }
+}
 
 /// Executes DynamoDB requests.
 ///

@@ -107,9 +107,26 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 const CREDENTIALS_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl NativeConfig {
-    fn check(&self) -> Result<()> {
+    /// Checks what can be checked before connecting, so that a mistyped endpoint or region
+    /// fails when the client is built instead of being retried as a network error.
+    pub fn validate(&self) -> Result<()> {
         if self.call_timeout.is_zero() {
             return Err(Error::config("call_timeout must be longer than zero"));
+        }
+        if let Some(region) = &self.region {
+            if region.is_empty() || !region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                return Err(Error::config(format!(
+                    "region {region:?} is not a region name; use one such as \"us-east-1\", or omit it to use AWS_REGION or the profile's"
+                )));
+            }
+        }
+        if let Some(endpoint) = &self.endpoint_url {
+            let parsed = url::Url::parse(endpoint).ok().filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host());
+            if parsed.is_none() {
+                return Err(Error::config(format!(
+                    "endpoint_url {endpoint:?} is not an http:// or https:// URL; write it in full, e.g. \"http://localhost:8000\" for DynamoDB Local"
+                )));
+            }
         }
         Ok(())
     }
@@ -119,7 +136,7 @@ impl NativeTransport {
     /// Builds a client from the standard AWS configuration chain (environment, profile, SSO, web
     /// identity, IMDS), with `config`'s region and endpoint taking precedence.
     pub async fn new(config: NativeConfig) -> Result<NativeTransport> {
-        config.check()?;
+        config.validate()?;
         // The endpoint is set on the DynamoDB client only, below: on the loader it would also
         // redirect the STS and SSO calls that credential providers make.
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
@@ -162,7 +179,7 @@ impl NativeTransport {
     /// the module documentation); everything else (credentials, endpoint, HTTP client) is kept.
     /// `config.region` and `config.endpoint_url` are ignored: the client's own apply.
     pub fn from_client(client: Client, config: NativeConfig) -> Result<NativeTransport> {
-        config.check()?;
+        config.validate()?;
         if client.config().region().is_none() {
             return Err(Error::config("the DynamoDB client has no region; SigV4 signing needs one"));
         }
@@ -1340,6 +1357,25 @@ mod tests {
         assert!(spread.len() > 1, "no jitter");
         let zero = NativeConfig { base_backoff: Duration::ZERO, ..config };
         assert_eq!(backoff_delay(&zero, 3), Duration::ZERO);
+    }
+
+    #[test]
+    fn malformed_endpoints_and_regions_fail_before_connecting() {
+        let with = |endpoint: &str, region: &str| NativeConfig {
+            endpoint_url: Some(endpoint.into()),
+            region: Some(region.into()),
+            ..NativeConfig::default()
+        };
+        with("http://localhost:8000", "us-east-1").validate().unwrap();
+        with("https://dynamodb.eu-west-1.amazonaws.com", "eu-west-1").validate().unwrap();
+        for endpoint in ["localhost:8000", "not a url", "ftp://host", "http://", ""] {
+            let message = with(endpoint, "us-east-1").validate().unwrap_err().to_string();
+            assert!(message.contains("is not an http:// or https:// URL"), "{endpoint}: {message}");
+        }
+        for region in ["", "us east 1", "us-east-1/"] {
+            let message = with("http://localhost:8000", region).validate().unwrap_err().to_string();
+            assert!(message.contains("is not a region name"), "{region}: {message}");
+        }
     }
 
     #[test]
