@@ -44,7 +44,8 @@ function toDynamo(value, depth = 0) {
     return { M };
   }
   const kind = typeof value === "object" ? `a ${value.constructor && value.constructor.name ? value.constructor.name : "non-plain object"}` : `a ${typeof value}`;
-  throw configError(`${kind} cannot be stored; use plain objects, arrays, strings, numbers, bigints, booleans, null, Buffers or Sets (convert it first, e.g. a Date with toISOString())`);
+  const hint = value instanceof Date ? " (store date.toISOString() or date.getTime())" : value instanceof Map ? " (store Object.fromEntries(map))" : "";
+  throw configError(`${kind} cannot be stored; use plain objects, arrays, strings, numbers, bigints, booleans, null, Buffers or Sets${hint}`);
 }
 
 function isPlainObject(value) {
@@ -53,9 +54,18 @@ function isPlainObject(value) {
 }
 
 function setToDynamo(values, type) {
-  if (type === "Number" || (values.length && typeof values[0] === "number")) return { NS: values.map(String) };
-  if (type === "Binary" || (values.length && isBytes(values[0]))) return { BS: values.map((b) => Buffer.from(b).toString("base64")) };
-  return { SS: values.map(String) };
+  // DynamoDB sets are non-empty and of one type: numbers, strings or bytes.
+  if (values.length === 0) throw configError("an empty Set cannot be stored: DynamoDB sets have at least one element; store an array instead");
+  const kind = type === "Number" || typeof values[0] === "number" || typeof values[0] === "bigint" ? "number"
+    : type === "Binary" || isBytes(values[0]) ? "bytes" : "string";
+  const ofKind = { number: (v) => typeof v === "number" || typeof v === "bigint", bytes: isBytes, string: (v) => typeof v === "string" }[kind];
+  if (!values.every(ofKind)) throw configError(`a Set mixing ${kind}s with other types cannot be stored: DynamoDB sets hold one type (numbers, strings or bytes); store an array instead`);
+  if (kind === "number") {
+    for (const v of values) if (typeof v === "number" && !Number.isFinite(v)) throw configError(`${v} cannot be stored: DynamoDB numbers are finite`);
+    return { NS: values.map(String) };
+  }
+  if (kind === "bytes") return { BS: values.map((b) => Buffer.from(b).toString("base64")) };
+  return { SS: values };
 }
 
 // Numbers as a DocumentClient gives them: always JS numbers (dlc's items hold small integers).

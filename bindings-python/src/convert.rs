@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use dynalease::lock::LockId;
 use dynalease::{KeyValue, Number, Value};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
@@ -125,7 +126,7 @@ fn number<'py>(py: Python<'py>, n: &Number) -> PyResult<Bound<'py, PyAny>> {
 /// One part of a lock id: str, int or bytes (bool is refused: True is not a lock name).
 fn key_value(value: &Bound<'_, PyAny>, what: &str) -> PyResult<KeyValue> {
     if value.is_instance_of::<PyBool>() {
-        return Err(config_error(format!("{what} must be str, int or bytes, not bool")));
+        return Err(PyTypeError::new_err(format!("{what} must be str, int or bytes, not bool")));
     }
     if let Ok(s) = value.cast::<PyString>() {
         return Ok(KeyValue::S(s.to_cow()?.into_owned()));
@@ -136,7 +137,7 @@ fn key_value(value: &Bound<'_, PyAny>, what: &str) -> PyResult<KeyValue> {
     if let Ok(b) = value.cast::<PyBytes>() {
         return Ok(KeyValue::B(b.as_bytes().to_vec()));
     }
-    Err(config_error(format!("{what} must be str, int or bytes, not {}", type_name(value))))
+    Err(PyTypeError::new_err(format!("{what} must be str, int or bytes, not {}", type_name(value))))
 }
 
 /// A lock id: one key value, or a `(partition, sort)` tuple for a client with a sort key. The

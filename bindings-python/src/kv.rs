@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use dynalease::kv::{KvConfig, KvPair, KvStore as CoreKvStore, WriteOptions};
 use dynalease::Value;
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyTuple;
@@ -138,7 +139,7 @@ fn previous_pair(previous: Option<&Bound<'_, PyAny>>) -> PyResult<Option<KvPair>
         None => Ok(None),
         Some(previous) => match previous.cast::<KVPair>() {
             Ok(pair) => Ok(Some(pair.get().pair.clone())),
-            Err(_) => Err(config_error(format!(
+            Err(_) => Err(PyTypeError::new_err(format!(
                 "previous must be a KVPair (from get/put/atomic_put) or None, not {}",
                 previous.get_type().name().map(|n| n.to_string()).unwrap_or_default()
             ))),

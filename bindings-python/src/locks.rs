@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dynalease::lock::{LockClient as CoreLockClient, LockConfig, LockStatus, Mode};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
 use crate::connection::Connection;
@@ -504,7 +505,7 @@ pub fn core_lock(lock: &Bound<'_, PyAny>) -> PyResult<dynalease::lock::Lock> {
     if let Ok(lock) = lock.cast::<AsyncLock>() {
         return Ok(lock.get().inner.clone());
     }
-    Err(config_error(format!(
+    Err(PyTypeError::new_err(format!(
         "lock must be a dynalease Lock or AsyncLock, not {}",
         lock.get_type().name().map(|n| n.to_string()).unwrap_or_default()
     )))

@@ -117,14 +117,19 @@ def test_sort_key_ids(endpoint: str) -> None:
         locks.acquire(("a", "b", "c"))
 
 
-@pytest.mark.parametrize("bad", [True, 1.5, None, ["x"], ""], ids=repr)
-def test_bad_lock_ids(locks: dynalease.LockClient, bad: object) -> None:
-    with pytest.raises(dynalease.ConfigError):
+@pytest.mark.parametrize("bad", [True, 1.5, None, ["x"]], ids=repr)
+def test_lock_ids_of_other_types(locks: dynalease.LockClient, bad: object) -> None:
+    with pytest.raises(TypeError, match="lock id must be str, int or bytes"):
         locks.acquire(bad, timeout=0.1)  # type: ignore[arg-type]
 
 
+def test_empty_lock_id(locks: dynalease.LockClient) -> None:
+    with pytest.raises(dynalease.ConfigError, match="empty"):
+        locks.acquire("", timeout=0.1)
+
+
 def test_bool_is_not_an_int_id(locks: dynalease.LockClient) -> None:
-    with pytest.raises(dynalease.ConfigError, match="not bool"):
+    with pytest.raises(TypeError, match="not bool"):
         locks.try_acquire(True)
 
 
