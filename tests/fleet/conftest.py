@@ -1,11 +1,13 @@
 """Fixtures of the fleet, checker and fault tests. They run against DynamoDB Local
 (DYNALEASE_TEST_ENDPOINT) with the Python package built into .venv and, for mixed fleets, the
 Rust worker (DYNALEASE_FLEET_RUST_WORKER); scripts/test-fleet provides both. A missing one fails
-the run: these tests never skip their subject."""
+the run: these tests never skip their subject. Node tests need the Node package's addon built
+(scripts/test-node or `npm run build:debug`) and node_modules installed."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from typing import Iterator
 
@@ -41,6 +43,16 @@ def rust_worker() -> str:
             "(it builds it: cargo build -p dynalease --example fleet_worker)"
         )
     return path
+
+
+@pytest.fixture(scope="session")
+def node_package() -> str:
+    """The repository root, once `require()` of the Node package (and its addon) works there."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    found = subprocess.run(["node", "-e", f"require({root!r}); require('@aws-sdk/lib-dynamodb')"], capture_output=True, text=True, cwd=root)
+    if found.returncode != 0:
+        pytest.fail(f"the Node package does not load (run scripts/test-node, or npm run build:debug): {found.stderr[-500:]}")
+    return root
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ import random
 import socket
 import struct
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -55,9 +56,13 @@ class Request:
 
 
 def classify_lock_op(operation: str, body: Dict[str, Any]) -> Optional[str]:
-    """Which lock operation an UpdateItem is, by its placeholders (core/src/lock/item.rs):
-    acquire increments the token (`:one`); heartbeat renews the lease (`:lease`); release sets
-    the released lease (`:released`) without `:one`."""
+    """Which lock operation a request is. The native clients write with UpdateItem, recognised
+    by its placeholders (core/src/lock/item.rs): acquire increments the token (`:one`);
+    heartbeat renews the lease (`:lease`); release sets the released lease (`:released`)
+    without `:one`. The dlc-style clients (the drop-in and dynamodb-lock-client) write whole
+    items with PutItem, see classify_dlc_op."""
+    if operation in ("PutItem", "DeleteItem"):
+        return classify_dlc_op(operation, body)
     if operation != "UpdateItem":
         return None
     names = set(body.get("ExpressionAttributeValues", {}))
@@ -67,6 +72,25 @@ def classify_lock_op(operation: str, body: Dict[str, Any]) -> Optional[str]:
         return "heartbeat"
     if ":newGuid" in names and ":released" in names:
         return "release"
+    return None
+
+
+def classify_dlc_op(operation: str, body: Dict[str, Any]) -> Optional[str]:
+    """dynamodb-lock-client's lock writes (core/src/lock/dlc.rs): every one carries a `guid`.
+    acquire puts on `attribute_not_exists` (a new lock, or a takeover of the guid it waited
+    out); heartbeat and release put on `guid = :guid`, the heartbeat with a new guid, the
+    fail-open release with the same one; a fail-closed release deletes on `guid = :guid`."""
+    condition = str(body.get("ConditionExpression", ""))
+    values = body.get("ExpressionAttributeValues") or {}
+    if operation == "DeleteItem":
+        return "release" if ":guid" in values else None
+    item = body.get("Item") or {}
+    if "guid" not in item:
+        return None
+    if "attribute_not_exists" in condition:
+        return "acquire"
+    if ":guid" in values:
+        return "release" if item["guid"] == values[":guid"] else "heartbeat"
     return None
 
 
@@ -107,6 +131,8 @@ class Rule:
     times: Optional[int] = None
     delay: float = 0.0
     injected: int = 0
+    #: time.monotonic() of each injection, to see the backoff between retried attempts.
+    injected_at: List[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.fault not in FAULTS:
@@ -265,6 +291,7 @@ class FaultProxy:
             for rule in self.rules:
                 if rule.applies(request, self._rng):
                     rule.injected += 1
+                    rule.injected_at.append(time.monotonic())
                     self.injected[rule.fault] += 1
                     self.injected_by_op[(rule.fault, request.lock_op or request.operation)] += 1
                     return rule
