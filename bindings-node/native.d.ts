@@ -36,7 +36,7 @@ export declare class DlcLock {
   /** When to send the first heartbeat. */
   start(): string
   release(nowUnixMs: number): string
-  next(inputKind: string, nowUnixMs: number): string
+  next(inputKind: string, item: string | undefined | null, nowUnixMs: number): string
   /** The guid the item carries as far as this lock knows (base64). */
   get guid(): string
 }

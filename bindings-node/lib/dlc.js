@@ -247,8 +247,8 @@ util.inherits(Lock, events.EventEmitter);
 // Runs the lock's machine: heartbeats and the release queued behind one.
 Lock.prototype._drive = function (action) {
   const machine = this._machine;
-  const next = (kind, _item, now) => {
-    const out = machine.next(kind, now);
+  const next = (kind, item, now) => {
+    const out = machine.next(kind, item, now);
     // The item now carries a new guid (after a heartbeat): mirror it, as dlc does.
     if (this._guid === undefined || Buffer.from(this._guid).toString("base64") !== machine.guid) {
       this._guid = Buffer.from(machine.guid, "base64");

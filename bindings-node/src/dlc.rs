@@ -201,8 +201,8 @@ impl DlcLock {
     }
 
     #[napi]
-    pub fn next(&mut self, input_kind: String, now_unix_ms: f64) -> Result<String> {
-        let input = input(&input_kind, None).js()?;
+    pub fn next(&mut self, input_kind: String, item: Option<String>, now_unix_ms: f64) -> Result<String> {
+        let input = input(&input_kind, item).js()?;
         Ok(action_json(self.machine.next(input, now_unix_ms as i64)))
     }
 

@@ -284,19 +284,8 @@ def test_a_paused_holder_learns_it_lost_the_lease_on_resume_and_its_fenced_write
 # ---------------------------------------------------------------------------------------------
 
 
-DROPIN_HEARTBEAT = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the drop-in over the SDK v3 client reports a lost heartbeat answer as a lost lock: the SDK "
-        "resends the heartbeat put (same request: new guid, condition guid = old guid), the resend "
-        "finds the new guid its first attempt wrote and fails its condition, and the drop-in only "
-        "sees ConditionalCheckFailedException: 'error' is emitted, heartbeats stop, and release "
-        "(conditioned on the old guid) fails, leaving the lock held until its lease ends (docs/fleet.md)"
-    ),
-)
 LOST_ANSWER_CASES = [
-    pytest.param(client, lock_op, id=f"{client}-{lock_op}",
-                 marks=[DROPIN_HEARTBEAT] if (client, lock_op) == ("node-dropin", "heartbeat") else [])
+    pytest.param(client, lock_op, id=f"{client}-{lock_op}")
     for client in ("python", "node-new", "node-dropin")
     for lock_op in ("acquire", "heartbeat", "release")
 ]
@@ -322,7 +311,9 @@ def test_a_lost_answer_on_a_lock_write_leaves_one_holder_and_no_stuck_lock(
         time.sleep(heartbeat * 2)  # and a heartbeat after it
     if lock_op != "release":
         assert rule.injected == 1, f"no {lock_op} went through the proxy"
-    # The holder resolved the unknown outcome and still holds; nobody else can take it.
+    # The holder resolved the unknown outcome and still holds; nobody else can take it. The
+    # table is new, so token 1 also shows that it did not wait out its own lock and take it over.
+    assert lock.fencing_token == 1, f"fencing token {lock.fencing_token}: the holder took the lock over from itself"
     assert not lock.lost, lock.lost_reason
     assert direct.try_acquire("op") is None, "two holders at once"
 

@@ -177,6 +177,9 @@ enum AcquireState {
     /// Waiting out the holder we read: its guid and token as stored.
     Waiting { seen_guid: AttributeValue, seen_token: AttributeValue },
     Writing,
+    /// The put's condition failed: reading the item, which shows whether an earlier send of
+    /// the same put (resent by the SDK after a lost answer) landed.
+    Verifying,
     Done,
 }
 
@@ -234,13 +237,25 @@ impl FailOpenAcquire {
             (AcquireState::Writing, Input::Response(_)) => {
                 Action::Acquired { guid: self.guid.clone(), fencing_token: Some(self.fencing_token) }
             }
-            (AcquireState::Writing, Input::ConditionFailed) if self.retries_left > 0 => {
-                // Someone else got there first: look again.
-                self.retries_left -= 1;
-                self.state = AcquireState::Reading;
+            (AcquireState::Writing, Input::ConditionFailed) => {
+                self.state = AcquireState::Verifying;
                 Action::Send(table.get(&self.id))
             }
-            (AcquireState::Writing, Input::ConditionFailed) => Action::FailedToAcquire,
+            (AcquireState::Verifying, Input::Response(Response::GetItem(found))) => {
+                // Our guid is fresh for this call, so finding it proves our put landed.
+                if let Some(item) = found.as_ref().filter(|item| carries_guid(item, &self.guid)) {
+                    let fencing_token = item.get(FENCING_TOKEN).and_then(AttributeValue::as_i64).unwrap_or(self.fencing_token);
+                    return Action::Acquired { guid: self.guid.clone(), fencing_token: Some(fencing_token) };
+                }
+                if self.retries_left == 0 {
+                    return Action::FailedToAcquire;
+                }
+                // Someone else got there first: go on from what we just read, as dlc's retry
+                // would from its own read.
+                self.retries_left -= 1;
+                self.state = AcquireState::Reading;
+                self.next(Input::Response(Response::GetItem(found)), now_unix_ms)
+            }
             (_, Input::OtherError) => Action::PassError,
             (state, _) => {
                 // An input the current state does not expect (a caller bug): stay put.
@@ -281,6 +296,11 @@ impl FailOpenAcquire {
     }
 }
 
+/// True when `item` carries `guid`: a write of ours with that guid landed.
+fn carries_guid(item: &Item, guid: &[u8]) -> bool {
+    matches!(item.get(GUID), Some(AttributeValue::B(stored)) if stored == guid)
+}
+
 /// dlc's `FailClosed` options that shape its requests.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FailClosedConfig {
@@ -312,12 +332,20 @@ impl FailClosedAcquire {
     pub fn next(&mut self, input: Input) -> Action {
         match input {
             Input::Start | Input::Timer => Action::Send(self.put()),
-            Input::Response(_) => Action::Acquired { guid: self.guid.clone(), fencing_token: None },
-            Input::ConditionFailed if self.retries_left > 0 => {
-                self.retries_left -= 1;
-                Action::Sleep(self.config.acquire_period)
+            // The put's condition failed: read the item, since a fail-closed lock whose put
+            // landed unseen (resent by the SDK after a lost answer) would stay held forever.
+            Input::ConditionFailed => Action::Send(self.config.table.get(&self.id)),
+            Input::Response(Response::GetItem(found)) => {
+                if found.as_ref().is_some_and(|item| carries_guid(item, &self.guid)) {
+                    Action::Acquired { guid: self.guid.clone(), fencing_token: None }
+                } else if self.retries_left > 0 {
+                    self.retries_left -= 1;
+                    Action::Sleep(self.config.acquire_period)
+                } else {
+                    Action::FailedToAcquire
+                }
             }
-            Input::ConditionFailed => Action::FailedToAcquire,
+            Input::Response(_) => Action::Acquired { guid: self.guid.clone(), fencing_token: None },
             Input::OtherError => Action::PassError,
         }
     }
@@ -349,6 +377,9 @@ pub enum HeldMode {
 enum HeldState {
     Idle,
     Heartbeating { next_guid: Vec<u8> },
+    /// A heartbeat's condition failed: reading the item, which carries `next_guid` if an
+    /// earlier send of the same heartbeat landed.
+    VerifyingHeartbeat { next_guid: Vec<u8> },
     Releasing,
     Stopped,
 }
@@ -422,17 +453,38 @@ impl HeldLock {
                     _ => Action::Idle,
                 }
             }
-            (HeldState::Heartbeating { .. }, Input::ConditionFailed) if self.release_queued => {
+            (HeldState::Heartbeating { next_guid }, Input::ConditionFailed) => {
+                let request = self.table.get(&self.id);
+                self.state = HeldState::VerifyingHeartbeat { next_guid };
+                Action::Send(request)
+            }
+            (HeldState::VerifyingHeartbeat { next_guid }, Input::Response(Response::GetItem(found)))
+                if found.as_ref().is_some_and(|item| carries_guid(item, &next_guid)) =>
+            {
+                // Our heartbeat landed; only its answer was lost.
+                self.state = HeldState::Heartbeating { next_guid };
+                self.next(Input::Response(Response::Written(None)), now_unix_ms)
+            }
+            (HeldState::VerifyingHeartbeat { .. }, Input::Response(_)) if self.release_queued => {
                 // Taken over before we could release: the release reports it.
                 self.state = HeldState::Stopped;
                 Action::FailedToRelease
+            }
+            (HeldState::VerifyingHeartbeat { .. }, Input::OtherError) if self.release_queued => {
+                // Unknown whether we still hold it: the release reports the read's error.
+                self.state = HeldState::Stopped;
+                Action::PassError
+            }
+            (HeldState::VerifyingHeartbeat { .. }, Input::Response(_) | Input::OtherError) => {
+                self.state = HeldState::Stopped;
+                Action::HeartbeatFailed
             }
             (HeldState::Heartbeating { .. }, Input::OtherError) if self.release_queued => {
                 // The heartbeat may not have landed: release on the guid we know.
                 self.state = HeldState::Releasing;
                 Action::Send(self.release_request(now_unix_ms))
             }
-            (HeldState::Heartbeating { .. }, Input::ConditionFailed | Input::OtherError) => {
+            (HeldState::Heartbeating { .. }, Input::OtherError) => {
                 self.state = HeldState::Stopped;
                 Action::HeartbeatFailed
             }
@@ -612,8 +664,11 @@ mod tests {
         m.next(Input::Start, 0);
         m.next(Input::Response(Response::GetItem(None)), 0);
         assert!(matches!(m.next(Input::ConditionFailed, 0), Action::Send(Request::GetItem(_))));
-        m.next(Input::Response(Response::GetItem(None)), 0);
-        assert_eq!(m.next(Input::ConditionFailed, 0), Action::FailedToAcquire);
+        // The read shows someone else's lock: wait it out (the one retry), then fail.
+        assert_eq!(m.next(Input::Response(Response::GetItem(Some(holder(Some(3), Some(50), None)))), 0), Action::Sleep(Duration::from_millis(50)));
+        assert!(matches!(m.next(Input::Timer, 0), Action::Send(Request::PutItem(_))));
+        assert!(matches!(m.next(Input::ConditionFailed, 0), Action::Send(Request::GetItem(_))));
+        assert_eq!(m.next(Input::Response(Response::GetItem(Some(holder(Some(4), Some(50), None)))), 0), Action::FailedToAcquire);
         let mut m = fail_open(false, false);
         m.next(Input::Start, 0);
         assert_eq!(m.next(Input::OtherError, 0), Action::PassError);
@@ -629,9 +684,11 @@ mod tests {
             rendered.condition.as_deref(),
             Some("(attribute_not_exists(#partitionKey) and attribute_not_exists(#sortKey))")
         );
-        assert_eq!(m.next(Input::ConditionFailed), Action::Sleep(Duration::from_millis(7)));
+        assert!(matches!(m.next(Input::ConditionFailed), Action::Send(Request::GetItem(_))));
+        assert_eq!(m.next(Input::Response(Response::GetItem(Some(holder(None, None, None))))), Action::Sleep(Duration::from_millis(7)));
         assert!(matches!(m.next(Input::Timer), Action::Send(_)));
-        assert_eq!(m.next(Input::ConditionFailed), Action::FailedToAcquire);
+        assert!(matches!(m.next(Input::ConditionFailed), Action::Send(Request::GetItem(_))));
+        assert_eq!(m.next(Input::Response(Response::GetItem(None))), Action::FailedToAcquire);
     }
 
     fn held(heartbeat: Option<u64>) -> HeldLock {
@@ -680,15 +737,67 @@ mod tests {
         let mut lock = held(Some(10));
         lock.next(Input::Timer, 0);
         lock.release(0);
-        assert_eq!(lock.next(Input::ConditionFailed, 0), Action::FailedToRelease);
+        assert!(matches!(lock.next(Input::ConditionFailed, 0), Action::Send(Request::GetItem(_))));
+        assert_eq!(lock.next(Input::Response(Response::GetItem(Some(holder(Some(43), Some(100), None)))), 0), Action::FailedToRelease);
     }
 
     #[test]
     fn heartbeat_failure_stops_heartbeats() {
         let mut lock = held(Some(10));
         lock.next(Input::Timer, 0);
-        assert_eq!(lock.next(Input::ConditionFailed, 0), Action::HeartbeatFailed);
+        assert!(matches!(lock.next(Input::ConditionFailed, 0), Action::Send(Request::GetItem(_))));
+        assert_eq!(lock.next(Input::Response(Response::GetItem(Some(holder(Some(43), Some(100), None)))), 0), Action::HeartbeatFailed);
         assert_eq!(lock.next(Input::Timer, 0), Action::Idle);
+    }
+
+    /// The item as our own write left it: `guid` is the one we sent.
+    fn ours(guid: &[u8], token: Option<i64>) -> Item {
+        let mut item = holder(token, Some(100), None);
+        item.insert(GUID.into(), AttributeValue::B(guid.to_vec()));
+        item
+    }
+
+    #[test]
+    fn an_acquire_whose_put_landed_unseen_holds_the_lock() {
+        // The SDK resent a put whose answer was lost; the resend failed against our own item.
+        let mut m = fail_open(false, false);
+        m.next(Input::Start, 0);
+        m.next(Input::Response(Response::GetItem(None)), 0);
+        assert!(matches!(m.next(Input::ConditionFailed, 0), Action::Send(Request::GetItem(_))));
+        let guid = m.guid().to_vec();
+        assert_eq!(m.next(Input::Response(Response::GetItem(Some(ours(&guid, Some(1))))), 0), Action::Acquired { guid, fencing_token: Some(1) });
+
+        let config = FailClosedConfig { table: table(false), owner: "me".into(), acquire_period: Duration::from_millis(7), retry_count: 0 };
+        let mut m = FailClosedAcquire::new(config, id(false));
+        m.next(Input::Start);
+        assert!(matches!(m.next(Input::ConditionFailed), Action::Send(Request::GetItem(_))));
+        let guid = m.guid().to_vec();
+        assert_eq!(m.next(Input::Response(Response::GetItem(Some(ours(&guid, None))))), Action::Acquired { guid, fencing_token: None });
+    }
+
+    #[test]
+    fn a_heartbeat_that_landed_unseen_keeps_the_lock() {
+        let mut lock = held(Some(10));
+        let Action::Send(Request::PutItem(heartbeat)) = lock.next(Input::Timer, 0) else { panic!("expected a heartbeat") };
+        let Some(AttributeValue::B(next_guid)) = heartbeat.item.get(GUID).cloned() else { panic!("no guid") };
+        assert!(matches!(lock.next(Input::ConditionFailed, 0), Action::Send(Request::GetItem(_))));
+        assert_eq!(lock.next(Input::Response(Response::GetItem(Some(ours(&next_guid, Some(42))))), 0), Action::Sleep(Duration::from_millis(10)));
+        assert_eq!(lock.guid(), next_guid.as_slice());
+        // A release queued behind a heartbeat that landed unseen goes out on the new guid.
+        lock.next(Input::Timer, 0);
+        lock.release(0);
+        assert!(matches!(lock.next(Input::ConditionFailed, 0), Action::Send(Request::GetItem(_))));
+        let Action::Send(Request::PutItem(release)) = lock.next(Input::Response(Response::GetItem(Some(ours(&lock_next_guid(&lock), Some(42))))), 0) else {
+            panic!("expected the release")
+        };
+        assert_eq!(release.item.get(LEASE_DURATION_MS), Some(&AttributeValue::int(RELEASED_LEASE_MS)));
+    }
+
+    fn lock_next_guid(lock: &HeldLock) -> Vec<u8> {
+        match &lock.state {
+            HeldState::VerifyingHeartbeat { next_guid } => next_guid.clone(),
+            other => panic!("not verifying a heartbeat: {other:?}"),
+        }
     }
 
     #[test]
