@@ -69,3 +69,29 @@ class CountingProxy:
         finally:
             client_writer.close()
             upstream_writer.close()
+
+
+def main() -> None:
+    """`python counting_proxy.py UPSTREAM_PORT`: serves the proxy for another process (the Node
+    benchmark). Prints the proxy's port, then answers each line on stdin: `count` with the
+    requests counted so far, `reset` with 0 after zeroing the count. Exits when stdin closes."""
+    import sys
+
+    if len(sys.argv) != 2 or not sys.argv[1].isdigit():
+        sys.exit("usage: counting_proxy.py UPSTREAM_PORT")
+    proxy = CountingProxy(int(sys.argv[1]))
+    print(proxy.port, flush=True)
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "reset":
+            proxy.reset()
+            print(0, flush=True)
+        elif command == "count":
+            with proxy._lock:
+                print(proxy.requests, flush=True)
+        elif command:
+            print(f"error: unknown command {command!r} (count, reset)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

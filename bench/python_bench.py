@@ -133,30 +133,42 @@ def requests_per_cycle(ddb_port: int, cycles: int) -> dict:
     return out
 
 
+# Persistent waiters: one process per client, fed one lock id per round on stdin, so hundreds of
+# rounds cost no process start-ups. Each warms up with one cycle (a cold first request can outlast
+# the holder's settle time) and prints "ready"; then, per round, prints "waiting", waits for the
+# id, prints the monotonic clock once holding, and releases.
 HANDOVER_WAITER = r"""
 import sys, time, dynalease
-endpoint, lock_id = sys.argv[1], sys.argv[2]
+endpoint = sys.argv[1]
 locks = dynalease.LockClient("bench-locks", lease_duration=10.0, endpoint_url=endpoint, region="us-east-1")
-print("waiting", flush=True)
-lock = locks.acquire(lock_id, timeout=60.0)
-print(time.monotonic_ns(), flush=True)
-lock.release()
+locks.acquire("waiter-warm-" + str(time.time_ns())).release()
+print("ready", flush=True)
+for line in iter(sys.stdin.readline, ""):
+    print("waiting", flush=True)
+    lock = locks.acquire(line.strip(), timeout=60.0)
+    print(time.monotonic_ns(), flush=True)
+    lock.release()
 """
 
 PEER_WAITER = r"""
 import sys, time, datetime, boto3
 from python_dynamodb_lock.python_dynamodb_lock import DynamoDBLockClient
-endpoint, lock_id = sys.argv[1], sys.argv[2]
+endpoint = sys.argv[1]
 session = boto3.session.Session(aws_access_key_id="bench", aws_secret_access_key="bench", region_name="us-east-1")
 client = DynamoDBLockClient(session.resource("dynamodb", endpoint_url=endpoint), table_name="bench-pdl",
     lease_duration=datetime.timedelta(seconds=10), heartbeat_period=datetime.timedelta(seconds=10 / 3),
     safe_period=datetime.timedelta(seconds=20 / 3))
-print("waiting", flush=True)
-lock = client.acquire_lock(lock_id, retry_timeout=datetime.timedelta(seconds=60))
-print(time.monotonic_ns(), flush=True)
-lock.release()
+client.acquire_lock("waiter-warm-" + str(time.time_ns())).release()
+print("ready", flush=True)
+for line in iter(sys.stdin.readline, ""):
+    print("waiting", flush=True)
+    lock = client.acquire_lock(line.strip(), retry_timeout=datetime.timedelta(seconds=60))
+    print(time.monotonic_ns(), flush=True)
+    lock.release()
 client.close()
 """
+
+HANDOVER_SETTLE = 0.2  # seconds: lets the waiter find the lock held before the release
 
 
 def handover(endpoint: str, rounds: int, holder_cycle: Callable[[str], Callable[[], None]], waiter_code: str) -> dict:
@@ -164,17 +176,25 @@ def handover(endpoint: str, rounds: int, holder_cycle: Callable[[str], Callable[
     id; the handover is from just before the release to the waiter holding, both on the
     machine's monotonic clock."""
     samples = []
-    for lock_id in ids("handover", rounds):
-        release = holder_cycle(lock_id)
-        waiter = subprocess.Popen([sys.executable, "-c", waiter_code, endpoint, lock_id], stdout=subprocess.PIPE, text=True)
-        assert waiter.stdout is not None
-        assert waiter.stdout.readline().strip() == "waiting"
-        time.sleep(0.3)  # let the waiter find the lock held
-        released_at = time.monotonic_ns()
-        release()
-        acquired_at = int(waiter.stdout.readline())
-        waiter.wait(30)
-        samples.append((acquired_at - released_at) / 1e9)
+    waiter = subprocess.Popen([sys.executable, "-c", waiter_code, endpoint], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert waiter.stdin is not None and waiter.stdout is not None
+    try:
+        ready = waiter.stdout.readline().strip()
+        assert ready == "ready", f"handover waiter: {ready!r}"
+        for lock_id in ids("handover", rounds):
+            release = holder_cycle(lock_id)
+            waiter.stdin.write(lock_id + "\n")
+            waiter.stdin.flush()
+            ready = waiter.stdout.readline().strip()
+            assert ready == "waiting", f"handover waiter: {ready!r}"
+            time.sleep(HANDOVER_SETTLE)
+            released_at = time.monotonic_ns()
+            release()
+            acquired_at = int(waiter.stdout.readline())
+            samples.append((acquired_at - released_at) / 1e9)
+    finally:
+        waiter.stdin.close()
+        waiter.wait(60)
     return summary_ms(samples)
 
 
@@ -261,9 +281,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--ops", type=int, default=200)
-    parser.add_argument("--handover-rounds", type=int, default=20)
+    parser.add_argument("--handover-rounds", type=int, default=200)
+    # Peers whose waiter sleeps a whole retry period per round get fewer rounds.
+    parser.add_argument("--peer-handover-rounds", type=int, default=5)
     parser.add_argument("--many", type=int, default=1000)
     parser.add_argument("--hold-seconds", type=float, default=60.0)
+    parser.add_argument("--cold-runs", type=int, default=5)
     args = parser.parse_args()
     endpoint = args.endpoint
     ddb_port = int(endpoint.rsplit(":", 1)[1])
@@ -272,9 +295,9 @@ def main() -> None:
     Peer.create_table(endpoint)
     peer = Peer(endpoint)
     sync = dynalease_sync(endpoint)
-    results: dict = {}
+    results: dict = {"python_version": sys.version.split()[0], "peer_handover_rounds": args.peer_handover_rounds}
 
-    results["requests_per_cycle"] = requests_per_cycle(ddb_port, 50)
+    results["requests_per_cycle"] = requests_per_cycle(ddb_port, args.ops)
 
     def sync_cycle(lock_id: str) -> None:
         sync.acquire(lock_id).release()
@@ -299,10 +322,13 @@ def main() -> None:
         return peer.client.acquire_lock(lock_id).release
 
     results["handover"] = {
-        "python_dynamodb_lock": handover(endpoint, max(3, args.handover_rounds // 4), peer_holder, PEER_WAITER),
+        "python_dynamodb_lock": handover(endpoint, args.peer_handover_rounds, peer_holder, PEER_WAITER),
         "dynalease": handover(endpoint, args.handover_rounds, dynalease_holder, HANDOVER_WAITER),
     }
-    results["cold_start"] = {"python_dynamodb_lock": cold_start(endpoint, PEER_COLD_START, 5), "dynalease": cold_start(endpoint, COLD_START, 5)}
+    results["cold_start"] = {
+        "python_dynamodb_lock": cold_start(endpoint, PEER_COLD_START, args.cold_runs),
+        "dynalease": cold_start(endpoint, COLD_START, args.cold_runs),
+    }
     results["many_locks"] = {
         "count": args.many,
         "hold_seconds": args.hold_seconds,

@@ -1,0 +1,447 @@
+"use strict";
+// Node figures: dynalease (the drop-in FailOpen over the caller's SDK client, and the Promise
+// API on the native transport) against dynamodb-lock-client 0.7.3 with AWS SDK v2
+// (DocumentClient) and SDK v3 (DynamoDBDocument), on one DynamoDB Local, in one run. Prints one
+// JSON document of results on stdout, like python_bench.py.
+//
+// Run by bench/run (make bench), which installs every package into a private environment
+// (.cache/bench-node) first: the pinned peers, and dynalease from the tarballs users would get
+// (the main package and the linux-x64-gnu platform package with the release addon).
+//
+//   node bench/node_bench.js --env .cache/bench-node --endpoint http://127.0.0.1:PORT \
+//       [--ops 200] [--handover-rounds 200] [--peer-handover-rounds 3] [--many 1000] \
+//       [--hold-seconds 60] [--cold-runs 5] [--python python3] [--tarballs a.tgz,b.tgz]
+//
+// The same file is the child processes (handover waiters, cold starts, the many-locks holder):
+// `--role waiter|cold|many`. Only Node's own modules are loaded before the client under test.
+
+const childProcess = require("child_process");
+const fs = require("fs");
+const path = require("path");
+const readline = require("readline");
+const { createRequire } = require("module");
+
+// The SDKs' notices (v2: maintenance mode; v3: future Node versions), not benchmark output.
+process.env.AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE = "1";
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
+
+const LEASE_MS = 10000; // every client
+const HEARTBEAT_MS = 3333; // lease / 3, as the Python clients
+const REGION = "us-east-1";
+const TABLE = "bench-locks"; // one table: dlc and dynalease share the item format
+const CREDENTIALS = { accessKeyId: "bench", secretAccessKey: "bench" };
+const HANDOVER_SETTLE_MS = 200; // lets the waiter find the lock held before the release
+
+// Each client under test: which lock library, over which DynamoDB client.
+const CLIENTS = {
+  "dynamodb-lock-client (SDK v2)": { lib: "dlc", sdk: "v2" },
+  "dynamodb-lock-client (SDK v3)": { lib: "dlc", sdk: "v3" },
+  "dynalease drop-in (SDK v2)": { lib: "dropin", sdk: "v2" },
+  "dynalease drop-in (SDK v3)": { lib: "dropin", sdk: "v3" },
+  "dynalease Promise API": { lib: "native", sdk: null },
+};
+
+function parseArgs(argv) {
+  const args = {
+    role: "main", env: null, endpoint: null, client: null, ops: 200, handoverRounds: 200, peerHandoverRounds: 3,
+    many: 1000, holdSeconds: 60, coldRuns: 5, python: "python3", tarballs: "",
+  };
+  const numbers = new Set(["ops", "handoverRounds", "peerHandoverRounds", "many", "holdSeconds", "coldRuns"]);
+  // `--name value` and `--name=value`, as argparse takes them (bench/run passes its options to both).
+  argv = argv.flatMap((arg) => (/^--[^=]+=/.test(arg) ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg]));
+  for (let i = 0; i < argv.length; i += 2) {
+    const key = argv[i].replace(/^--/, "").replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+    if (!(key in args) || i + 1 >= argv.length) {
+      throw new Error(`node_bench.js: unknown option or missing value: ${argv[i]}`);
+    }
+    args[key] = numbers.has(key) ? Number(argv[i + 1]) : argv[i + 1];
+    if (numbers.has(key) && !(args[key] > 0)) throw new Error(`node_bench.js: ${argv[i]} needs a positive number`);
+  }
+  if (!args.env || !args.endpoint) throw new Error("node_bench.js: --env and --endpoint are required");
+  if (args.role !== "main" && !(args.client in CLIENTS)) throw new Error(`node_bench.js: --client must be one of ${Object.keys(CLIENTS).join(", ")}`);
+  return args;
+}
+
+const args = parseArgs(process.argv.slice(2));
+// Everything under test resolves from the private environment only (the repository's own
+// node_modules, a parent directory of this file, holds other versions).
+const envRequire = createRequire(path.join(path.resolve(args.env), "package.json"));
+
+const monotonicNs = () => process.hrtime.bigint(); // CLOCK_MONOTONIC, as Python's time.monotonic_ns
+const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const cpuMs = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e3;
+};
+const rssMb = () => process.memoryUsage().rss / (1024 * 1024);
+
+function percentile(samples, p) {
+  const ordered = [...samples].sort((a, b) => a - b);
+  return ordered[Math.min(ordered.length - 1, Math.round((p / 100) * (ordered.length - 1)))];
+}
+
+function median(samples) {
+  const ordered = [...samples].sort((a, b) => a - b);
+  const mid = ordered.length >> 1;
+  return ordered.length % 2 ? ordered[mid] : (ordered[mid - 1] + ordered[mid]) / 2;
+}
+
+function summaryMs(samplesMs) {
+  return { n: samplesMs.length, median_ms: median(samplesMs), p99_ms: percentile(samplesMs, 99) };
+}
+
+let idCounter = 0;
+function ids(prefix, n) {
+  const run = `${process.pid.toString(36)}${Date.now().toString(36)}`;
+  return Array.from({ length: n }, (_, i) => `${prefix}-${run}-${idCounter++}-${i}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients. Loading is separate from construction so cold starts can time both.
+
+function load(name) {
+  const { lib, sdk } = CLIENTS[name];
+  const modules = {};
+  if (lib === "native") {
+    modules.dynalease = envRequire("dynalease");
+    return modules;
+  }
+  modules.locks = lib === "dlc" ? envRequire("dynamodb-lock-client") : envRequire("dynalease");
+  if (sdk === "v2") {
+    modules.AWS = envRequire("aws-sdk");
+    modules.http = require("http");
+  } else {
+    modules.DynamoDBClient = envRequire("@aws-sdk/client-dynamodb").DynamoDBClient;
+    modules.DynamoDBDocument = envRequire("@aws-sdk/lib-dynamodb").DynamoDBDocument;
+  }
+  return modules;
+}
+
+/** A client with `acquire(id) -> lock`, `release(lock)`, `lost(lock)` and the modules it used. */
+function construct(name, modules, endpoint, { retryCount = 1 } = {}) {
+  const { lib, sdk } = CLIENTS[name];
+  if (lib === "native") {
+    const locks = new modules.dynalease.LockClient({ table: TABLE, leaseDurationMs: LEASE_MS, heartbeatPeriodMs: HEARTBEAT_MS, endpoint, region: REGION });
+    return {
+      acquire: (id, timeoutMs) => locks.acquire(id, timeoutMs ? { timeoutMs } : {}),
+      release: (lock) => lock.release(),
+      lost: (lock) => lock.status === "lost",
+    };
+  }
+  let dynamodb;
+  if (sdk === "v2") {
+    // Kept-alive connections, as SDK v3 does by default (v2 opens a connection per request
+    // unless told otherwise): the peer at its best.
+    const agent = new modules.http.Agent({ keepAlive: true, maxSockets: 64 });
+    dynamodb = new modules.AWS.DynamoDB.DocumentClient({
+      endpoint, region: REGION, credentials: new modules.AWS.Credentials(CREDENTIALS), httpOptions: { agent },
+    });
+  } else {
+    dynamodb = modules.DynamoDBDocument.from(new modules.DynamoDBClient({ endpoint, region: REGION, credentials: CREDENTIALS }));
+  }
+  const client = new modules.locks.FailOpen({
+    dynamodb, lockTable: TABLE, partitionKey: "id", leaseDurationMs: LEASE_MS, heartbeatPeriodMs: HEARTBEAT_MS, retryCount,
+  });
+  const failures = new WeakSet();
+  return {
+    // dlc's callback API (the drop-in also returns Promises, dlc does not).
+    acquire: (id) => new Promise((resolve, reject) => client.acquireLock(id, (error, lock) => {
+      if (error) return reject(error);
+      lock.on("error", () => failures.add(lock)); // a failed heartbeat (unhandled, it would crash)
+      return resolve(lock);
+    })),
+    release: (lock) => new Promise((resolve, reject) => lock.release((error) => (error ? reject(error) : resolve()))),
+    lost: (lock) => failures.has(lock),
+  };
+}
+
+function client(name, endpoint, options) {
+  return construct(name, load(name), endpoint, options);
+}
+
+async function cycle(c, id) {
+  await c.release(await c.acquire(id));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figure 1: requests per cycle, through bench/counting_proxy.py (the Python benchmark's proxy).
+
+function lineReader(stream) {
+  const lines = [];
+  const waiting = [];
+  readline.createInterface({ input: stream }).on("line", (line) => {
+    if (waiting.length) waiting.shift()(line);
+    else lines.push(line);
+  });
+  return () => (lines.length ? Promise.resolve(lines.shift()) : new Promise((resolve) => waiting.push(resolve)));
+}
+
+async function requestsPerCycle(cycles) {
+  const port = new URL(args.endpoint).port;
+  const proxy = childProcess.spawn(args.python, [path.join(__dirname, "counting_proxy.py"), port], { stdio: ["pipe", "pipe", "inherit"] });
+  const readLine = lineReader(proxy.stdout);
+  const ask = async (command) => {
+    proxy.stdin.write(`${command}\n`);
+    return Number(await readLine());
+  };
+  try {
+    const proxyEndpoint = `http://127.0.0.1:${Number(await readLine())}`;
+    const out = {};
+    for (const name of Object.keys(CLIENTS)) {
+      const c = client(name, proxyEndpoint);
+      await cycle(c, ids("req-warm", 1)[0]);
+      await ask("reset");
+      for (const id of ids("req", cycles)) await cycle(c, id);
+      out[name] = (await ask("count")) / cycles;
+    }
+    return out;
+  } finally {
+    proxy.stdin.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figures 2 and 4: uncontended cycles, one async loop per lock id.
+
+async function timedCycles(c, lockIds, perId) {
+  for (const id of ids("warm", 5)) await cycle(c, id); // connections and JIT, for every client alike
+  const latencies = [];
+  const cpu0 = cpuMs();
+  const wall0 = nowMs();
+  await Promise.all(lockIds.map(async (id) => {
+    for (let i = 0; i < perId; i++) {
+      const start = nowMs();
+      await cycle(c, id);
+      latencies.push(nowMs() - start);
+    }
+  }));
+  const wallMs = nowMs() - wall0;
+  const cpu = cpuMs() - cpu0;
+  return { ...summaryMs(latencies), cycles_per_s: latencies.length / (wallMs / 1e3), cpu_ms_per_cycle: cpu / latencies.length };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figure 3: handover. The holder (this process) releases while a persistent waiter process,
+// fed one lock id per round on stdin, waits for that id; the handover runs from just before the
+// release to the waiter holding, both on the machine's monotonic clock.
+
+async function handover(name, rounds) {
+  const holder = client(name, args.endpoint);
+  const waiter = childProcess.spawn(process.execPath, [__filename, "--role", "waiter", "--client", name, "--env", args.env, "--endpoint", args.endpoint], { stdio: ["pipe", "pipe", "inherit"] });
+  const readLine = lineReader(waiter.stdout);
+  const samples = [];
+  try {
+    const ready = await readLine();
+    if (ready !== "ready") throw new Error(`handover waiter (${name}): ${ready}`);
+    for (const id of ids("handover", rounds)) {
+      const lock = await holder.acquire(id);
+      waiter.stdin.write(`${id}\n`);
+      const ready = await readLine();
+      if (ready !== "waiting") throw new Error(`handover waiter (${name}): ${ready}`);
+      await sleep(HANDOVER_SETTLE_MS);
+      const releasedAt = monotonicNs();
+      await holder.release(lock);
+      const answer = await readLine();
+      if (!/^\d+$/.test(answer)) throw new Error(`handover waiter (${name}): ${answer}`);
+      samples.push(Number(BigInt(answer) - releasedAt) / 1e6);
+    }
+  } finally {
+    waiter.stdin.end();
+  }
+  return summaryMs(samples);
+}
+
+async function waiterRole() {
+  // dlc-style waiters must not give up while they sleep out the holder's lease.
+  const c = client(args.client, args.endpoint, { retryCount: 10 });
+  // Warm (connection, credentials, JIT) before the first round: a cold first request can be
+  // slower than the holder's settle time, and a dlc-style waiter that reads the item only after
+  // the release takes over at once.
+  await cycle(c, ids("waiter-warm", 1)[0]);
+  process.stdout.write("ready\n");
+  const readLine = lineReader(process.stdin);
+  const ended = new Promise((resolve) => process.stdin.once("end", () => resolve(null)));
+  for (;;) {
+    const id = await Promise.race([readLine(), ended]);
+    if (id === null) break;
+    process.stdout.write("waiting\n");
+    try {
+      const lock = await c.acquire(id, 60000);
+      process.stdout.write(`${monotonicNs()}\n`);
+      await c.release(lock);
+    } catch (error) {
+      process.stdout.write(`error: ${(error && (error.code || error.name)) || ""} ${(error && error.message) || error}\n`);
+    }
+  }
+  process.exit(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figure 5: cold start in a fresh process.
+
+async function coldRole() {
+  const t0 = nowMs();
+  const modules = load(args.client);
+  const t1 = nowMs();
+  const c = construct(args.client, modules, args.endpoint);
+  const t2 = nowMs();
+  await cycle(c, ids("cold", 1)[0]);
+  const t3 = nowMs();
+  process.stdout.write(JSON.stringify({ import: t1 - t0, client: t2 - t1, first_acquire_release: t3 - t2 }) + "\n");
+  process.exit(0);
+}
+
+function child(role, name, extra = []) {
+  const out = childProcess.execFileSync(process.execPath, [__filename, "--role", role, "--client", name, "--env", args.env, "--endpoint", args.endpoint, ...extra], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 20 });
+  return JSON.parse(out.trim().split("\n").pop());
+}
+
+function coldStart(name, runs) {
+  const phases = { import: [], client: [], first_acquire_release: [] };
+  for (let i = 0; i < runs; i++) {
+    const start = nowMs();
+    const r = child("cold", name);
+    const processMs = nowMs() - start;
+    for (const key of Object.keys(phases)) phases[key].push(r[key]);
+    (phases.process ||= []).push(processMs);
+  }
+  return Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, median(v)]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figure 6: one fresh process holding `many` heartbeating locks for `holdSeconds`.
+
+async function manyRole() {
+  const modules = load(args.client);
+  const rssBefore = rssMb();
+  const c = construct(args.client, modules, args.endpoint);
+  const held = [];
+  const lockIds = ids("many", args.many);
+  // 16 acquisitions in flight at a time, so 1,000 locks take seconds, not minutes.
+  let next = 0;
+  await Promise.all(Array.from({ length: 16 }, async () => {
+    while (next < lockIds.length) held.push(await c.acquire(lockIds[next++]));
+  }));
+  const cpu0 = cpuMs();
+  const wall0 = nowMs();
+  await sleep(args.holdSeconds * 1000);
+  const cpu = cpuMs() - cpu0;
+  const wall = nowMs() - wall0;
+  const result = { rss_mb: rssMb(), rss_before_mb: rssBefore, cpu_percent: (cpu / wall) * 100, lost: held.filter((lock) => c.lost(lock)).length };
+  let i = 0;
+  await Promise.all(Array.from({ length: 16 }, async () => {
+    while (i < held.length) await c.release(held[i++]).catch(() => {});
+  }));
+  process.stdout.write(JSON.stringify(result) + "\n");
+  process.exit(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figure 7: installed sizes (a package with the packages it depends on, as npm installed them).
+
+function dirBytes(dir, skipNodeModules) {
+  let total = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (skipNodeModules && entry.name === "node_modules") continue;
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) total += dirBytes(full, false);
+    else if (entry.isFile()) total += fs.statSync(full).size;
+  }
+  return total;
+}
+
+/** Bytes of `roots` and every package they depend on (dependencies, and optional ones that npm
+ * installed), each package directory counted once. */
+function installedBytes(roots) {
+  const envDir = path.resolve(args.env);
+  const seen = new Set();
+  let total = 0;
+  const resolveFrom = (fromDir, name) => {
+    for (let dir = fromDir; dir.startsWith(envDir); dir = path.dirname(dir)) {
+      const candidate = path.join(dir, "node_modules", name);
+      if (fs.existsSync(path.join(candidate, "package.json"))) return fs.realpathSync(candidate);
+      if (dir === envDir) break;
+    }
+    return null;
+  };
+  const visit = (dir) => {
+    if (seen.has(dir)) return;
+    seen.add(dir);
+    total += dirBytes(dir, true);
+    const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));
+    for (const name of Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies })) {
+      const found = resolveFrom(dir, name);
+      if (found) visit(found);
+      else if (!(pkg.optionalDependencies && name in pkg.optionalDependencies)) throw new Error(`sizes: ${name} (needed by ${dir}) is not installed`);
+    }
+  };
+  for (const root of roots) {
+    const found = resolveFrom(envDir, root);
+    if (!found) throw new Error(`sizes: ${root} is not installed in ${envDir}`);
+    visit(found);
+  }
+  return total;
+}
+
+function sizes() {
+  const out = {};
+  const tarballs = args.tarballs ? args.tarballs.split(",") : [];
+  if (tarballs.length) {
+    out["dynalease npm tarballs (main package + linux-x64-gnu platform package)"] = tarballs.reduce((sum, file) => sum + fs.statSync(file).size, 0);
+  }
+  out["dynalease installed (with the platform package and joi)"] = installedBytes(["dynalease", "@dynalease/binding-linux-x64-gnu"]);
+  out["dynamodb-lock-client + aws-sdk v2 installed"] = installedBytes(["dynamodb-lock-client", "aws-sdk"]);
+  out["dynamodb-lock-client + SDK v3 (client-dynamodb, lib-dynamodb) installed"] = installedBytes(["dynamodb-lock-client", "@aws-sdk/client-dynamodb", "@aws-sdk/lib-dynamodb"]);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const log = (message) => process.stderr.write(`node_bench: ${message}\n`);
+  const { createTable } = envRequire("dynalease");
+  await createTable(TABLE, { partitionKey: "id", endpoint: args.endpoint, region: REGION });
+  const names = Object.keys(CLIENTS);
+  const slow = names.filter((name) => CLIENTS[name].lib !== "native");
+  const results = { node_version: process.version, peer_handover_rounds: args.peerHandoverRounds };
+
+  log("1. requests per cycle");
+  results.requests_per_cycle = await requestsPerCycle(args.ops);
+
+  log("2/4. uncontended cycles");
+  const perId16 = Math.max(1, Math.floor(args.ops / 16)) * 4;
+  results.cycles = {};
+  for (const name of names) {
+    const c = client(name, args.endpoint);
+    results.cycles[name] = { 1: await timedCycles(c, ids("c1", 1), args.ops), 16: await timedCycles(c, ids("c16", 16), perId16) };
+  }
+
+  log("3. handover");
+  results.handover = {};
+  // The dlc-protocol waiters sleep out the holder's whole lease each round: their rounds run
+  // side by side (separate lock ids and processes), so they cost one lease per round in all.
+  const slowRuns = await Promise.all(slow.map((name) => handover(name, args.peerHandoverRounds)));
+  slow.forEach((name, i) => { results.handover[name] = slowRuns[i]; });
+  results.handover["dynalease Promise API"] = await handover("dynalease Promise API", args.handoverRounds);
+
+  log("5. cold start");
+  results.cold_start = {};
+  for (const name of names) results.cold_start[name] = coldStart(name, args.coldRuns);
+
+  log(`6. ${args.many} locks for ${args.holdSeconds} s, one client at a time`);
+  results.many_locks = { count: args.many, hold_seconds: args.holdSeconds };
+  for (const name of names) {
+    results.many_locks[name] = child("many", name, ["--many", String(args.many), "--hold-seconds", String(args.holdSeconds)]);
+  }
+
+  results.sizes = sizes();
+  process.stdout.write(JSON.stringify(results, null, 2) + "\n");
+  process.exit(0);
+}
+
+const roles = { main, waiter: waiterRole, cold: coldRole, many: manyRole };
+roles[args.role]().catch((error) => {
+  process.stderr.write(`node_bench.js (${args.role}${args.client ? `, ${args.client}` : ""}): ${(error && error.stack) || error}\n`);
+  process.exit(1);
+});
