@@ -348,6 +348,15 @@ def test_a_lost_answer_on_a_fenced_increment_neither_loses_nor_doubles_it(
 # ---------------------------------------------------------------------------------------------
 
 
+def assert_never_taken(ddb_endpoint: str, lock_table: str, lock_id: str) -> None:
+    """A throttled acquire left nothing behind: the lock is free, and its first holder gets token 1."""
+    direct = dynalease.LockClient(lock_table, lease_duration=5.0, endpoint_url=ddb_endpoint)
+    taken = direct.try_acquire(lock_id)
+    assert taken is not None, "a throttled acquire left the lock held"
+    assert taken.fencing_token == 1
+    taken.release()
+
+
 def test_throttling_is_retried_with_backoff_then_a_typed_error_and_nothing_is_half_written(
     proxy: FaultProxy, ddb_endpoint: str, lock_table: str, kv_table: str
 ) -> None:
@@ -377,11 +386,7 @@ def test_throttling_is_retried_with_backoff_then_a_typed_error_and_nothing_is_ha
         locks.acquire("fresh", timeout=30.0)
     assert rule.injected >= 3
     proxy.clear()
-    direct = dynalease.LockClient(lock_table, lease_duration=5.0, endpoint_url=ddb_endpoint)
-    taken = direct.try_acquire("fresh")
-    assert taken is not None, "a throttled acquire left the lock held"
-    assert taken.fencing_token == 1
-    taken.release()
+    assert_never_taken(ddb_endpoint, lock_table, "fresh")
 
 
 def test_throttling_of_the_node_promise_api_is_retried_with_backoff_then_a_typed_error_and_nothing_is_half_written(
@@ -419,11 +424,7 @@ def test_throttling_of_the_node_promise_api_is_retried_with_backoff_then_a_typed
         proxy.clear()
     finally:
         node.close()
-    direct = dynalease.LockClient(lock_table, lease_duration=5.0, endpoint_url=ddb_endpoint)
-    taken = direct.try_acquire("fresh")
-    assert taken is not None, "a throttled acquire left the lock held"
-    assert taken.fencing_token == 1
-    taken.release()
+    assert_never_taken(ddb_endpoint, lock_table, "fresh")
 
 
 # ---------------------------------------------------------------------------------------------
