@@ -204,8 +204,13 @@ async function requestsPerCycle(cycles) {
 // ---------------------------------------------------------------------------------------------
 // Figures 2 and 4: uncontended cycles, one async loop per lock id.
 
+// Cycles before timing: connections, and V8's JIT, which optimises a function only after many
+// calls. Each client runs in a fresh process (cyclesRole), so none inherits SDK code another
+// client's cycles had already made hot.
+const WARM_UP_CYCLES = 50;
+
 async function timedCycles(c, lockIds, perId) {
-  for (const id of ids("warm", 5)) await cycle(c, id); // connections and JIT, for every client alike
+  for (const id of ids("warm", WARM_UP_CYCLES)) await cycle(c, id);
   const latencies = [];
   const cpu0 = cpuMs();
   const wall0 = nowMs();
@@ -309,6 +314,14 @@ function coldStart(name, runs) {
   return Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, median(v)]));
 }
 
+async function cyclesRole() {
+  const c = construct(args.client, load(args.client), args.endpoint);
+  const perId16 = Math.max(1, Math.floor(args.ops / 16)) * 4;
+  const result = { 1: await timedCycles(c, ids("c1", 1), args.ops), 16: await timedCycles(c, ids("c16", 16), perId16) };
+  process.stdout.write(JSON.stringify(result) + "\n");
+  process.exit(0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Figure 6: one fresh process holding `many` heartbeating locks for `holdSeconds`.
 
@@ -410,12 +423,8 @@ async function main() {
   results.requests_per_cycle = await requestsPerCycle(args.ops);
 
   log("2/4. uncontended cycles");
-  const perId16 = Math.max(1, Math.floor(args.ops / 16)) * 4;
   results.cycles = {};
-  for (const name of names) {
-    const c = client(name, args.endpoint);
-    results.cycles[name] = { 1: await timedCycles(c, ids("c1", 1), args.ops), 16: await timedCycles(c, ids("c16", 16), perId16) };
-  }
+  for (const name of names) results.cycles[name] = child("cycles", name, ["--ops", String(args.ops)]);
 
   log("3. handover");
   results.handover = {};
@@ -440,7 +449,7 @@ async function main() {
   process.exit(0);
 }
 
-const roles = { main, waiter: waiterRole, cold: coldRole, many: manyRole };
+const roles = { main, waiter: waiterRole, cold: coldRole, cycles: cyclesRole, many: manyRole };
 roles[args.role]().catch((error) => {
   process.stderr.write(`node_bench.js (${args.role}${args.client ? `, ${args.client}` : ""}): ${(error && error.stack) || error}\n`);
   process.exit(1);

@@ -182,8 +182,10 @@ def render(py: dict, py_sizes: dict, node: dict) -> str:
         f"{node.get('peer_handover_rounds', '?')} Node, the Node ones side by side on separate ids and "
         "processes): pdl's waiter retries once per retry period (its heartbeat period, 3.3 s); dlc's waiter reads "
         "the held item, sleeps the holder's whole lease (10 s), then takes over with a put conditioned on the "
-        "item it read. The drop-in keeps that protocol, so its handover is dlc's: it cannot meet the goal "
-        "without changing what dlc clients sharing the table expect. dynalease's own waiters poll every 50 ms "
+        "item it read. The drop-in keeps that protocol, so its handover is dlc's and misses the goal. It could "
+        "poll instead (a waiter that sees the release may take the lock at once, safely); but a drop-in promises "
+        "dlc's requests, and a waiter reading every 50 ms for a whole lease would multiply the read capacity "
+        "that teams switching from dlc have provisioned. dynalease's own waiters poll every 50 ms "
         "at most (a release in the same process wakes its waiters at once, which this figure does not use).\n")
 
     # 4 ------------------------------------------------------------------------------------
@@ -208,8 +210,8 @@ def render(py: dict, py_sizes: dict, node: dict) -> str:
     if dropin_missed:
         add("The drop-in's requests are built, signed, sent and parsed by the caller's own SDK client, as dlc's are; "
             "only the protocol decisions run in the native core. The SDK's work for those three requests is most of "
-            "dlc's CPU per cycle, so the drop-in saves only what dlc spends around the SDK, and lands at or above "
-            "half of dlc while it makes the same requests through the same SDK. The Promise API, which does "
+            "dlc's CPU per cycle, so the drop-in can save only what dlc spends around the SDK: it cannot reach half "
+            "of dlc while it makes the same requests through the same SDK. The Promise API, which does "
             "everything natively, is the one to use where CPU matters.\n")
 
     # 5 ------------------------------------------------------------------------------------
