@@ -46,13 +46,15 @@ EXPLAINED = {
     "increment: LockLost": "Rust: as above.",
     "increment: ERR_DYNALEASE_LOCK_LOST": "Node Promise API: as above.",
     "heartbeat: ConditionalCheckFailedException": (
-        "dlc-style clients (drop-in and dynamodb-lock-client): a heartbeat whose answer was lost, resent by the AWS SDK, "
-        "fails its own condition (the first attempt already changed the guid); the lock emits 'error' and the hold is "
-        "counted lost. A false alarm on the safe side (docs/fleet.md)."
+        "dynamodb-lock-client: a heartbeat whose answer was lost, resent by the AWS SDK, fails its own condition (the "
+        "first attempt already changed the guid); the lock emits 'error' and the hold is counted lost. A false alarm "
+        "on the safe side; the drop-in reads the item back and carries on (docs/fleet.md)."
     ),
     "release: FailedToReleaseLock": (
-        "drop-in: the release after such a failed heartbeat, conditioned on the guid the heartbeat replaced; the lock "
-        "stays held until its lease ends (dynamodb-lock-client reports success in that case)."
+        "drop-in: a release whose answer was lost, resent by the AWS SDK after another client had already taken the "
+        "freed lock, fails its condition against the new holder: the release landed, but is reported failed. No "
+        "overlap (the checker shows it); the drop-in cannot tell this from a takeover without a lease clock "
+        "(docs/fleet.md). dynamodb-lock-client reports every failed release condition as success."
     ),
 }
 CLIENT_ERRORS = (

@@ -248,7 +248,12 @@ class LeaseWatch {
         const id = params && params.Item ? String(params.Item[watch.partitionKey]) : undefined;
         const sentAt = now();
         return dynamodb.put(params, (error, data) => {
-          if (!error && id !== undefined) watch.sent.set(id, sentAt);
+          // A failed condition counts too: the SDK may have resent a put that had landed, and
+          // the drop-in then reads its own guid back and holds the lock from that put. Where the
+          // condition really failed, the lock is not held from this put: a later put records
+          // its own time, or the heartbeat failure marks the hold lost.
+          const landed = !error || error.name === "ConditionalCheckFailedException" || error.code === "ConditionalCheckFailedException";
+          if (landed && id !== undefined) watch.sent.set(id, sentAt);
           callback(error, data);
         });
       },
