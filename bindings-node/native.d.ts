@@ -26,17 +26,20 @@ export declare class DlcAcquire {
    * Feeds one input (`start`, `timer`, `item` with the read item or null, `written`,
    * `conditionFailed`, `otherError`); returns the next action as JSON.
    */
-  next(inputKind: string, item: string | undefined | null, nowUnixMs: number): string
+  next(inputKind: string, item: string | undefined | null, nowUnixMs: number, nowMonoMs: number): string
 }
 
 /** A held dlc lock: heartbeats and release. */
 export declare class DlcLock {
-  /** `config`: the Lock's dlc config as JSON (plus `"failClosed"`); `guid`: base64. */
-  constructor(config: string, id: string, guid: string)
+  /**
+   * `config`: the Lock's dlc config as JSON (plus `"failClosed"`); `guid`: base64;
+   * `lease_from_mono_ms`: the acquisition's `leaseFromMonoMs`, if known.
+   */
+  constructor(config: string, id: string, guid: string, leaseFromMonoMs?: number | undefined | null)
   /** When to send the first heartbeat. */
   start(): string
-  release(nowUnixMs: number): string
-  next(inputKind: string, item: string | undefined | null, nowUnixMs: number): string
+  release(nowUnixMs: number, nowMonoMs: number): string
+  next(inputKind: string, item: string | undefined | null, nowUnixMs: number, nowMonoMs: number): string
   /** The guid the item carries as far as this lock knows (base64). */
   get guid(): string
 }

@@ -16,6 +16,11 @@ const { fromDynamoPlain, isBytes, itemToDynamo, toDynamo } = require("./codec.js
 const schemas = require("./schemas.js");
 const pkg = require("../../package.json");
 
+// Carries an acquisition's lease start (the send of its put, on performance.now()'s monotonic
+// clock) from acquireLock to its Lock: the core uses it to tell a release that landed unseen
+// from a takeover.
+const LEASE_FROM = Symbol("leaseFromMonoMs");
+
 function defaultOwner() {
   let user = "unknown";
   try {
@@ -72,7 +77,7 @@ function documentParams(params) {
 // gets that action and the error of the last request.
 function run(dynamodb, next, action, finish, onTimer) {
   let lastError;
-  const step = (kind, item) => handle(JSON.parse(next(kind, item === undefined ? null : item, Date.now())));
+  const step = (kind, item) => handle(JSON.parse(next(kind, item === undefined ? null : item, Date.now(), performance.now())));
   const handle = (act) => {
     switch (act.type) {
       case "send":
@@ -159,8 +164,8 @@ function acquireLock(self, type, id, callback) {
   } catch (error) {
     return callback(error);
   }
-  const next = (kind, item, now) => machine.next(kind, item, now);
-  const start = JSON.parse(next("start", null, Date.now()));
+  const next = (kind, item, now, mono) => machine.next(kind, item, now, mono);
+  const start = JSON.parse(next("start", null, Date.now(), performance.now()));
   return run(config.dynamodb, next, start, (action, error) => {
     switch (action.type) {
       case "acquired": {
@@ -182,6 +187,8 @@ function acquireLock(self, type, id, callback) {
               trustLocalTime: config.trustLocalTime,
               type: FailOpen,
             };
+        // Not a dlc config field: kept out of sight, as the config is the caller's to see.
+        Object.defineProperty(lockConfig, LEASE_FROM, { value: action.leaseFromMonoMs });
         return callback(undefined, new Lock(lockConfig));
       }
       case "failedToAcquire":
@@ -237,6 +244,7 @@ function Lock(config) {
     }),
     lockKey(config.partitionID, config.sortKey ? config.sortID : undefined),
     Buffer.from(config.guid).toString("base64"),
+    config[LEASE_FROM],
   );
   Object.defineProperty(this, "_machine", { value: machine });
   Object.defineProperty(this, "_releaseCallbacks", { value: [], writable: true });
@@ -247,8 +255,8 @@ util.inherits(Lock, events.EventEmitter);
 // Runs the lock's machine: heartbeats and the release queued behind one.
 Lock.prototype._drive = function (action) {
   const machine = this._machine;
-  const next = (kind, item, now) => {
-    const out = machine.next(kind, item, now);
+  const next = (kind, item, now, mono) => {
+    const out = machine.next(kind, item, now, mono);
     // The item now carries a new guid (after a heartbeat): mirror it, as dlc does.
     if (this._guid === undefined || Buffer.from(this._guid).toString("base64") !== machine.guid) {
       this._guid = Buffer.from(machine.guid, "base64");
@@ -298,7 +306,7 @@ Lock.prototype.release = function (callback) {
     this._releaseCallbacks.push(cb);
     // One release on the wire at a time; later callers share its outcome.
     if (this._releaseCallbacks.length > 1) return;
-    this._drive(JSON.parse(this._machine.release(Date.now())));
+    this._drive(JSON.parse(this._machine.release(Date.now(), performance.now())));
   });
 };
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use dynalease::lock::dlc::{
-    Action, DlcKey, DlcTable, FailClosedAcquire, FailClosedConfig, FailOpenAcquire, FailOpenConfig, HeldLock, HeldMode, Input,
+    Action, DlcKey, DlcTable, FailClosedAcquire, FailClosedConfig, FailOpenAcquire, FailOpenConfig, HeldLock, HeldMode, Input, Now,
 };
 use dynalease::request::{RenderedExpressions, Request, Response};
 use dynalease::Error;
@@ -92,6 +92,11 @@ fn request_json(request: &Request) -> Json {
     json!({"op": op, "params": params})
 }
 
+/// JS's clocks (`Date.now()`, `performance.now()`) as the machines take them.
+fn now(unix_ms: f64, mono_ms: f64) -> Now {
+    Now { unix_ms: unix_ms as i64, mono_ms: mono_ms as i64 }
+}
+
 fn action_json(action: Action) -> String {
     let json = match action {
         Action::Send(request) => {
@@ -101,9 +106,12 @@ fn action_json(action: Action) -> String {
         }
         Action::Sleep(duration) => json!({"type": "sleep", "ms": duration.as_millis() as f64}),
         Action::Idle => json!({"type": "idle"}),
-        Action::Acquired { guid, fencing_token } => {
-            json!({"type": "acquired", "guid": STANDARD.encode(guid), "fencingToken": fencing_token})
-        }
+        Action::Acquired { guid, fencing_token, lease_from_mono_ms } => json!({
+            "type": "acquired",
+            "guid": STANDARD.encode(guid),
+            "fencingToken": fencing_token,
+            "leaseFromMonoMs": lease_from_mono_ms as f64,
+        }),
         Action::FailedToAcquire => json!({"type": "failedToAcquire"}),
         Action::Released => json!({"type": "released"}),
         Action::FailedToRelease => json!({"type": "failedToRelease"}),
@@ -152,10 +160,10 @@ impl DlcAcquire {
     /// Feeds one input (`start`, `timer`, `item` with the read item or null, `written`,
     /// `conditionFailed`, `otherError`); returns the next action as JSON.
     #[napi]
-    pub fn next(&mut self, input_kind: String, item: Option<String>, now_unix_ms: f64) -> Result<String> {
+    pub fn next(&mut self, input_kind: String, item: Option<String>, now_unix_ms: f64, now_mono_ms: f64) -> Result<String> {
         let input = input(&input_kind, item).js()?;
         Ok(action_json(match &mut self.machine {
-            Acquire::FailOpen(machine) => machine.next(input, now_unix_ms as i64),
+            Acquire::FailOpen(machine) => machine.next(input, now(now_unix_ms, now_mono_ms)),
             Acquire::FailClosed(machine) => machine.next(input),
         }))
     }
@@ -169,9 +177,10 @@ pub struct DlcLock {
 
 #[napi]
 impl DlcLock {
-    /// `config`: the Lock's dlc config as JSON (plus `"failClosed"`); `guid`: base64.
+    /// `config`: the Lock's dlc config as JSON (plus `"failClosed"`); `guid`: base64;
+    /// `lease_from_mono_ms`: the acquisition's `leaseFromMonoMs`, if known.
     #[napi(constructor)]
-    pub fn new(config: String, id: String, guid: String) -> Result<DlcLock> {
+    pub fn new(config: String, id: String, guid: String, lease_from_mono_ms: Option<f64>) -> Result<DlcLock> {
         let (config, id) = (parse(&config).js()?, key(&parse(&id).js()?).js()?);
         let guid = STANDARD.decode(guid).map_err(|_| Error::config("guid is not base64")).js()?;
         let mode = if field(&config, "failClosed").and_then(Json::as_bool).unwrap_or(false) {
@@ -186,7 +195,7 @@ impl DlcLock {
                 trust_local_time: field(&config, "trustLocalTime").and_then(Json::as_bool).unwrap_or(false),
             }
         };
-        Ok(DlcLock { machine: HeldLock::new(table(&config).js()?, id, mode, guid) })
+        Ok(DlcLock { machine: HeldLock::new(table(&config).js()?, id, mode, guid, lease_from_mono_ms.map(|ms| ms as i64)) })
     }
 
     /// When to send the first heartbeat.
@@ -196,14 +205,14 @@ impl DlcLock {
     }
 
     #[napi]
-    pub fn release(&mut self, now_unix_ms: f64) -> String {
-        action_json(self.machine.release(now_unix_ms as i64))
+    pub fn release(&mut self, now_unix_ms: f64, now_mono_ms: f64) -> String {
+        action_json(self.machine.release(now(now_unix_ms, now_mono_ms)))
     }
 
     #[napi]
-    pub fn next(&mut self, input_kind: String, item: Option<String>, now_unix_ms: f64) -> Result<String> {
+    pub fn next(&mut self, input_kind: String, item: Option<String>, now_unix_ms: f64, now_mono_ms: f64) -> Result<String> {
         let input = input(&input_kind, item).js()?;
-        Ok(action_json(self.machine.next(input, now_unix_ms as i64)))
+        Ok(action_json(self.machine.next(input, now(now_unix_ms, now_mono_ms))))
     }
 
     /// The guid the item carries as far as this lock knows (base64).

@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 
 use crate::connection::Connection;
 use crate::convert::{from_value, lock_id_to_py, optional_seconds, seconds, to_value};
-use crate::errors::{config_error, to_py_err, CoreResultExt};
+use crate::errors::{to_py_err, CoreResultExt};
 use crate::runtime::{awaitable, block_on, call_in_thread, runtime};
 
 /// What both lock clients hold: a validated configuration and where to send requests.

@@ -51,10 +51,8 @@ EXPLAINED = {
         "on the safe side; the drop-in reads the item back and carries on (docs/fleet.md)."
     ),
     "release: FailedToReleaseLock": (
-        "drop-in: a release whose answer was lost, resent by the AWS SDK after another client had already taken the "
-        "freed lock, fails its condition against the new holder: the release landed, but is reported failed. No "
-        "overlap (the checker shows it); the drop-in cannot tell this from a takeover without a lease clock "
-        "(docs/fleet.md). dynamodb-lock-client reports every failed release condition as success."
+        "dlc-style clients: a release whose condition failed against a new holder that the drop-in could not prove "
+        "came after its own release (a takeover after the lease, or a lock lost earlier); docs/fleet.md."
     ),
 }
 CLIENT_ERRORS = (

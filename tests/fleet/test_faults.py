@@ -479,14 +479,16 @@ def test_a_fleet_through_lost_responses_resets_drops_and_delays_stays_safe(
             assert gap <= lease + SLACK, f"{lock_id} free but untaken for {gap:.2f} s (lease {lease} s)"
 
 
+@pytest.mark.parametrize("client", ["python", "node-dropin"])
 def test_a_release_with_a_lost_answer_resent_after_a_new_holder_took_the_lock_reports_success(
-    proxy: FaultProxy, ddb_endpoint: str, lock_table: str
+    request: pytest.FixtureRequest, proxy: FaultProxy, ddb_endpoint: str, lock_table: str, client: str
 ) -> None:
-    # The first release lands but its answer is lost; the resend is held back until another
-    # client has acquired the freed lock, so the resend's condition fails against the new holder.
+    # The first release lands but its answer is lost; the resend (ours, or the AWS SDK's under
+    # the drop-in) is held back until another client has acquired the freed lock, so the
+    # resend's condition fails against the new holder.
     proxy.add(Rule("lose_response", table=lock_table, lock_op="release", times=1))
     proxy.add(Rule("delay", table=lock_table, lock_op="release", delay=1.5))
-    faulty = dynalease.LockClient(lock_table, lease_duration=5.0, endpoint_url=proxy.endpoint)
+    faulty = lock_client(request, client, lock_table, proxy.endpoint, lease=5.0, heartbeat=1.5)
     direct = dynalease.LockClient(lock_table, lease_duration=5.0, endpoint_url=ddb_endpoint)
     lock = faulty.acquire("r", timeout=30.0)
     contender = Contender(direct, "r", timeout=30.0)

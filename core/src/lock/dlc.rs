@@ -53,6 +53,14 @@ pub enum Input {
     OtherError,
 }
 
+/// The caller's two clocks when it feeds an input: the wall clock, written into items for
+/// `trustLocalTime`, and a monotonic clock (any origin), which times our own lease.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Now {
+    pub unix_ms: i64,
+    pub mono_ms: i64,
+}
+
 /// What the caller does next.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
@@ -60,7 +68,9 @@ pub enum Action {
     Sleep(Duration),
     /// Nothing to do until the next input (e.g. a release queued behind a heartbeat).
     Idle,
-    Acquired { guid: Vec<u8>, fencing_token: Option<i64> },
+    /// `lease_from_mono_ms`: when the put that took the lock was sent, on the caller's
+    /// monotonic clock; the held lock's lease runs from there.
+    Acquired { guid: Vec<u8>, fencing_token: Option<i64>, lease_from_mono_ms: i64 },
     /// Out of retries on a condition failure: dlc's `FailedToAcquireLock`.
     FailedToAcquire,
     Released,
@@ -192,22 +202,25 @@ pub struct FailOpenAcquire {
     guid: Vec<u8>,
     retries_left: u32,
     fencing_token: i64,
+    /// When the last put was sent (monotonic ms).
+    put_sent_mono_ms: i64,
     state: AcquireState,
 }
 
 impl FailOpenAcquire {
     pub fn new(config: FailOpenConfig, id: DlcKey) -> FailOpenAcquire {
         let retries_left = config.retry_count;
-        FailOpenAcquire { config, id, guid: new_guid(), retries_left, fencing_token: 0, state: AcquireState::Reading }
+        FailOpenAcquire { config, id, guid: new_guid(), retries_left, fencing_token: 0, put_sent_mono_ms: 0, state: AcquireState::Reading }
     }
 
     pub fn guid(&self) -> &[u8] {
         &self.guid
     }
 
-    /// Advances the machine. `now_unix_ms` is the caller's wall clock, used only with
-    /// `trust_local_time` (written into items and compared with the holder's timestamp).
-    pub fn next(&mut self, input: Input, now_unix_ms: i64) -> Action {
+    /// Advances the machine. The wall clock is used only with `trust_local_time` (written into
+    /// items and compared with the holder's timestamp).
+    pub fn next(&mut self, input: Input, now: Now) -> Action {
+        let now_unix_ms = now.unix_ms;
         let table = self.config.table.clone();
         match (std::mem::replace(&mut self.state, AcquireState::Done), input) {
             (AcquireState::Reading, Input::Start) => {
@@ -217,6 +230,7 @@ impl FailOpenAcquire {
             (AcquireState::Reading, Input::Response(Response::GetItem(None))) => {
                 self.fencing_token = 1;
                 self.state = AcquireState::Writing;
+                self.put_sent_mono_ms = now.mono_ms;
                 let item = self.item(now_unix_ms);
                 Action::Send(table.put(item, table.absent()))
             }
@@ -231,11 +245,12 @@ impl FailOpenAcquire {
             }
             (AcquireState::Waiting { seen_guid, seen_token }, Input::Timer) => {
                 self.state = AcquireState::Writing;
+                self.put_sent_mono_ms = now.mono_ms;
                 let item = self.item(now_unix_ms);
                 Action::Send(table.put(item, table.unchanged_since(&seen_guid, &seen_token)))
             }
             (AcquireState::Writing, Input::Response(_)) => {
-                Action::Acquired { guid: self.guid.clone(), fencing_token: Some(self.fencing_token) }
+                Action::Acquired { guid: self.guid.clone(), fencing_token: Some(self.fencing_token), lease_from_mono_ms: self.put_sent_mono_ms }
             }
             (AcquireState::Writing, Input::ConditionFailed) => {
                 self.state = AcquireState::Verifying;
@@ -245,7 +260,8 @@ impl FailOpenAcquire {
                 // Our guid is fresh for this call, so finding it proves our put landed.
                 if let Some(item) = found.as_ref().filter(|item| carries_guid(item, &self.guid)) {
                     let fencing_token = item.get(FENCING_TOKEN).and_then(AttributeValue::as_i64).unwrap_or(self.fencing_token);
-                    return Action::Acquired { guid: self.guid.clone(), fencing_token: Some(fencing_token) };
+                    // The put that landed was sent (and resent by the SDK) from put_sent_mono_ms.
+                    return Action::Acquired { guid: self.guid.clone(), fencing_token: Some(fencing_token), lease_from_mono_ms: self.put_sent_mono_ms };
                 }
                 if self.retries_left == 0 {
                     return Action::FailedToAcquire;
@@ -254,7 +270,7 @@ impl FailOpenAcquire {
                 // would from its own read.
                 self.retries_left -= 1;
                 self.state = AcquireState::Reading;
-                self.next(Input::Response(Response::GetItem(found)), now_unix_ms)
+                self.next(Input::Response(Response::GetItem(found)), now)
             }
             (_, Input::OtherError) => Action::PassError,
             (state, _) => {
@@ -337,7 +353,7 @@ impl FailClosedAcquire {
             Input::ConditionFailed => Action::Send(self.config.table.get(&self.id)),
             Input::Response(Response::GetItem(found)) => {
                 if found.as_ref().is_some_and(|item| carries_guid(item, &self.guid)) {
-                    Action::Acquired { guid: self.guid.clone(), fencing_token: None }
+                    Action::Acquired { guid: self.guid.clone(), fencing_token: None, lease_from_mono_ms: 0 }
                 } else if self.retries_left > 0 {
                     self.retries_left -= 1;
                     Action::Sleep(self.config.acquire_period)
@@ -345,7 +361,7 @@ impl FailClosedAcquire {
                     Action::FailedToAcquire
                 }
             }
-            Input::Response(_) => Action::Acquired { guid: self.guid.clone(), fencing_token: None },
+            Input::Response(_) => Action::Acquired { guid: self.guid.clone(), fencing_token: None, lease_from_mono_ms: 0 },
             Input::OtherError => Action::PassError,
         }
     }
@@ -381,6 +397,9 @@ enum HeldState {
     /// earlier send of the same heartbeat landed.
     VerifyingHeartbeat { next_guid: Vec<u8> },
     Releasing,
+    /// The release's condition failed while our lease still ran: reading the item to see
+    /// whether our release landed unseen and the next holder took the freed lock.
+    VerifyingRelease,
     Stopped,
 }
 
@@ -394,11 +413,30 @@ pub struct HeldLock {
     state: HeldState,
     released: bool,
     release_queued: bool,
+    /// A heartbeat found the item changed: whatever happens later, the lock was lost.
+    lost: bool,
+    /// When the write that last renewed our lease was sent (monotonic ms), and when the
+    /// heartbeat in flight was.
+    lease_from_mono_ms: Option<i64>,
+    heartbeat_sent_mono_ms: i64,
 }
 
 impl HeldLock {
-    pub fn new(table: DlcTable, id: DlcKey, mode: HeldMode, guid: Vec<u8>) -> HeldLock {
-        HeldLock { table, id, mode, guid, state: HeldState::Idle, released: false, release_queued: false }
+    /// `lease_from_mono_ms`: from [`Action::Acquired`]; `None` when unknown (a lock built by
+    /// hand), and then a release whose condition fails is always reported as failed.
+    pub fn new(table: DlcTable, id: DlcKey, mode: HeldMode, guid: Vec<u8>, lease_from_mono_ms: Option<i64>) -> HeldLock {
+        HeldLock {
+            table,
+            id,
+            mode,
+            guid,
+            state: HeldState::Idle,
+            released: false,
+            release_queued: false,
+            lost: false,
+            lease_from_mono_ms,
+            heartbeat_sent_mono_ms: 0,
+        }
     }
 
     /// The guid the item carries as far as we know (changes with every heartbeat).
@@ -420,7 +458,8 @@ impl HeldLock {
 
     /// The caller asks to release. Sent at once, or after an in-flight heartbeat (then this
     /// returns `Idle` and the heartbeat's outcome returns the release).
-    pub fn release(&mut self, now_unix_ms: i64) -> Action {
+    pub fn release(&mut self, now: Now) -> Action {
+        let now_unix_ms = now.unix_ms;
         self.released = true;
         match self.state {
             HeldState::Heartbeating { .. } => {
@@ -434,9 +473,11 @@ impl HeldLock {
         }
     }
 
-    pub fn next(&mut self, input: Input, now_unix_ms: i64) -> Action {
+    pub fn next(&mut self, input: Input, now: Now) -> Action {
+        let now_unix_ms = now.unix_ms;
         match (std::mem::replace(&mut self.state, HeldState::Idle), input) {
             (HeldState::Idle, Input::Timer) if !self.released && self.heartbeat_period().is_some() => {
+                self.heartbeat_sent_mono_ms = now.mono_ms;
                 let next_guid = new_guid();
                 let request = self.heartbeat_request(&next_guid, now_unix_ms);
                 self.state = HeldState::Heartbeating { next_guid };
@@ -444,6 +485,7 @@ impl HeldLock {
             }
             (HeldState::Heartbeating { next_guid }, Input::Response(_)) => {
                 self.guid = next_guid;
+                self.lease_from_mono_ms = Some(self.heartbeat_sent_mono_ms);
                 if self.release_queued {
                     self.state = HeldState::Releasing;
                     return Action::Send(self.release_request(now_unix_ms));
@@ -463,11 +505,12 @@ impl HeldLock {
             {
                 // Our heartbeat landed; only its answer was lost.
                 self.state = HeldState::Heartbeating { next_guid };
-                self.next(Input::Response(Response::Written(None)), now_unix_ms)
+                self.next(Input::Response(Response::Written(None)), now)
             }
             (HeldState::VerifyingHeartbeat { .. }, Input::Response(_)) if self.release_queued => {
                 // Taken over before we could release: the release reports it.
                 self.state = HeldState::Stopped;
+                self.lost = true;
                 Action::FailedToRelease
             }
             (HeldState::VerifyingHeartbeat { .. }, Input::OtherError) if self.release_queued => {
@@ -477,6 +520,7 @@ impl HeldLock {
             }
             (HeldState::VerifyingHeartbeat { .. }, Input::Response(_) | Input::OtherError) => {
                 self.state = HeldState::Stopped;
+                self.lost = true;
                 Action::HeartbeatFailed
             }
             (HeldState::Heartbeating { .. }, Input::OtherError) if self.release_queued => {
@@ -486,15 +530,56 @@ impl HeldLock {
             }
             (HeldState::Heartbeating { .. }, Input::OtherError) => {
                 self.state = HeldState::Stopped;
+                self.lost = true;
                 Action::HeartbeatFailed
             }
             (HeldState::Releasing, Input::Response(_)) => Action::Released,
+            (HeldState::Releasing, Input::ConditionFailed) if self.may_have_released_unseen(now) => {
+                self.state = HeldState::VerifyingRelease;
+                Action::Send(self.table.get(&self.id))
+            }
             (HeldState::Releasing, Input::ConditionFailed) => Action::FailedToRelease,
+            (HeldState::VerifyingRelease, Input::Response(Response::GetItem(found))) if self.next_holder_after_us(found.as_ref()) => {
+                Action::Released
+            }
+            (HeldState::VerifyingRelease, _) => Action::FailedToRelease,
             (HeldState::Releasing, Input::OtherError) => Action::PassError,
             (state, _) => {
                 self.state = state;
                 Action::Idle
             }
+        }
+    }
+
+    /// Whether a release whose condition failed at `now` may have landed unseen: the SDK
+    /// resent it after a lost answer, and someone took the freed lock in between. A contender
+    /// takes a held lock over only after waiting out a whole lease from its read of our last
+    /// write, so while that lease runs, a changed item can only be a new holder of the lock we
+    /// released (which [`Self::next_holder_after_us`] checks). Not once a heartbeat found the
+    /// item changed, nor with trustLocalTime, where a contender times our lease by our wall
+    /// clock and its own, which this process cannot bound.
+    fn may_have_released_unseen(&self, now: Now) -> bool {
+        match &self.mode {
+            HeldMode::FailOpen { lease_duration_ms, trust_local_time: false, .. } if !self.lost => {
+                // A millisecond of margin for callers that round their clock down.
+                self.lease_from_mono_ms.is_some_and(|from| now.mono_ms + 1 < from + lease_duration_ms)
+            }
+            HeldMode::FailOpen { .. } => false,
+            // Fail-closed locks are never taken over: only our delete or a hand-made one frees them.
+            HeldMode::FailClosed => !self.lost,
+        }
+    }
+
+    /// The item after a failed release condition shows the lock freed by our release: a
+    /// fail-open lock acquired once more since ours (the next fencing token; a deleted and
+    /// re-created item would count from 1 again), or a fail-closed lock's item gone.
+    fn next_holder_after_us(&self, found: Option<&Item>) -> bool {
+        match (&self.mode, found) {
+            (HeldMode::FailOpen { fencing_token, .. }, Some(item)) => {
+                !carries_guid(item, &self.guid) && item.get(FENCING_TOKEN).and_then(AttributeValue::as_i64) == Some(fencing_token + 1)
+            }
+            (HeldMode::FailOpen { .. }, None) => false,
+            (HeldMode::FailClosed, found) => found.is_none(),
         }
     }
 
@@ -547,6 +632,11 @@ mod tests {
     use super::*;
     use crate::request::RenderedExpressions;
 
+    /// A moment: wall clock `unix_ms`, monotonic clock at 0.
+    fn at(unix_ms: i64) -> Now {
+        Now { unix_ms, mono_ms: 0 }
+    }
+
     fn table(sort: bool) -> DlcTable {
         DlcTable { table: "locks".into(), partition_key: "pk".into(), sort_key: sort.then(|| "sk".into()) }
     }
@@ -589,10 +679,10 @@ mod tests {
     fn fail_open_new_lock_sends_dlcs_get_and_put() {
         let mut m = fail_open(false, false);
         assert_eq!(
-            m.next(Input::Start, 0),
+            m.next(Input::Start, at(0)),
             Action::Send(Request::GetItem(GetItem { table: "locks".into(), key: table(false).key(&id(false)), consistent_read: true }))
         );
-        let (put, rendered) = put(m.next(Input::Response(Response::GetItem(None)), 5));
+        let (put, rendered) = put(m.next(Input::Response(Response::GetItem(None)), at(5)));
         assert_eq!(rendered.condition.as_deref(), Some("attribute_not_exists(#partitionKey)"));
         assert!(rendered.attributes.values.is_empty());
         assert_eq!(put.item[FENCING_TOKEN], AttributeValue::int(1));
@@ -601,14 +691,14 @@ mod tests {
         assert!(!put.item.contains_key(LOCK_ACQUIRED_TIME_UNIX_MS));
         assert_eq!(put.item.len(), 5);
         let guid = m.guid().to_vec();
-        assert_eq!(m.next(Input::Response(Response::Written(None)), 6), Action::Acquired { guid, fencing_token: Some(1) });
+        assert_eq!(m.next(Input::Response(Response::Written(None)), at(6)), Action::Acquired { guid, fencing_token: Some(1), lease_from_mono_ms: 0 });
     }
 
     #[test]
     fn sort_key_conditions_are_parenthesised_like_dlc() {
         let mut m = fail_open(true, true);
-        m.next(Input::Start, 0);
-        let (put, rendered) = put(m.next(Input::Response(Response::GetItem(None)), 5));
+        m.next(Input::Start, at(0));
+        let (put, rendered) = put(m.next(Input::Response(Response::GetItem(None)), at(5)));
         assert_eq!(
             rendered.condition.as_deref(),
             Some("(attribute_not_exists(#partitionKey) and attribute_not_exists(#sortKey))")
@@ -620,10 +710,10 @@ mod tests {
     #[test]
     fn takeover_waits_the_items_lease_and_conditions_on_what_it_read() {
         let mut m = fail_open(true, false);
-        m.next(Input::Start, 0);
+        m.next(Input::Start, at(0));
         let found = holder(Some(42), Some(250), None);
-        assert_eq!(m.next(Input::Response(Response::GetItem(Some(found))), 0), Action::Sleep(Duration::from_millis(250)));
-        let (put, rendered) = put(m.next(Input::Timer, 0));
+        assert_eq!(m.next(Input::Response(Response::GetItem(Some(found))), at(0)), Action::Sleep(Duration::from_millis(250)));
+        let (put, rendered) = put(m.next(Input::Timer, at(0)));
         assert_eq!(
             rendered.condition.as_deref(),
             Some("(attribute_not_exists(#partitionKey) and attribute_not_exists(#sortKey)) or (guid = :guid and fencingToken = :fencingToken)")
@@ -637,23 +727,23 @@ mod tests {
     #[test]
     fn trusted_clock_without_timestamp_waits_the_whole_lease() {
         let mut m = fail_open(false, true);
-        m.next(Input::Start, 0);
+        m.next(Input::Start, at(0));
         let found = holder(Some(1), Some(300), None);
-        assert_eq!(m.next(Input::Response(Response::GetItem(Some(found))), 1_000_000), Action::Sleep(Duration::from_millis(300)));
+        assert_eq!(m.next(Input::Response(Response::GetItem(Some(found))), at(1_000_000)), Action::Sleep(Duration::from_millis(300)));
         // With a timestamp, only what is left of the lease.
         let mut m = fail_open(false, true);
-        m.next(Input::Start, 0);
+        m.next(Input::Start, at(0));
         let found = holder(Some(1), Some(300), Some(1_000));
-        assert_eq!(m.next(Input::Response(Response::GetItem(Some(found))), 1_100), Action::Sleep(Duration::from_millis(200)));
+        assert_eq!(m.next(Input::Response(Response::GetItem(Some(found))), at(1_100)), Action::Sleep(Duration::from_millis(200)));
     }
 
     #[test]
     fn fail_closed_holder_counts_as_token_zero_and_a_full_lease() {
         let mut m = fail_open(false, false);
-        m.next(Input::Start, 0);
+        m.next(Input::Start, at(0));
         let found = holder(None, None, None);
-        assert_eq!(m.next(Input::Response(Response::GetItem(Some(found))), 0), Action::Sleep(Duration::from_millis(100)));
-        let (put, rendered) = put(m.next(Input::Timer, 0));
+        assert_eq!(m.next(Input::Response(Response::GetItem(Some(found))), at(0)), Action::Sleep(Duration::from_millis(100)));
+        let (put, rendered) = put(m.next(Input::Timer, at(0)));
         assert_eq!(rendered.attributes.values[":fencingToken"], AttributeValue::int(0));
         assert_eq!(put.item[FENCING_TOKEN], AttributeValue::int(1));
     }
@@ -661,17 +751,17 @@ mod tests {
     #[test]
     fn condition_failures_retry_from_the_read_then_fail() {
         let mut m = fail_open(false, false);
-        m.next(Input::Start, 0);
-        m.next(Input::Response(Response::GetItem(None)), 0);
-        assert!(matches!(m.next(Input::ConditionFailed, 0), Action::Send(Request::GetItem(_))));
+        m.next(Input::Start, at(0));
+        m.next(Input::Response(Response::GetItem(None)), at(0));
+        assert!(matches!(m.next(Input::ConditionFailed, at(0)), Action::Send(Request::GetItem(_))));
         // The read shows someone else's lock: wait it out (the one retry), then fail.
-        assert_eq!(m.next(Input::Response(Response::GetItem(Some(holder(Some(3), Some(50), None)))), 0), Action::Sleep(Duration::from_millis(50)));
-        assert!(matches!(m.next(Input::Timer, 0), Action::Send(Request::PutItem(_))));
-        assert!(matches!(m.next(Input::ConditionFailed, 0), Action::Send(Request::GetItem(_))));
-        assert_eq!(m.next(Input::Response(Response::GetItem(Some(holder(Some(4), Some(50), None)))), 0), Action::FailedToAcquire);
+        assert_eq!(m.next(Input::Response(Response::GetItem(Some(holder(Some(3), Some(50), None)))), at(0)), Action::Sleep(Duration::from_millis(50)));
+        assert!(matches!(m.next(Input::Timer, at(0)), Action::Send(Request::PutItem(_))));
+        assert!(matches!(m.next(Input::ConditionFailed, at(0)), Action::Send(Request::GetItem(_))));
+        assert_eq!(m.next(Input::Response(Response::GetItem(Some(holder(Some(4), Some(50), None)))), at(0)), Action::FailedToAcquire);
         let mut m = fail_open(false, false);
-        m.next(Input::Start, 0);
-        assert_eq!(m.next(Input::OtherError, 0), Action::PassError);
+        m.next(Input::Start, at(0));
+        assert_eq!(m.next(Input::OtherError, at(0)), Action::PassError);
     }
 
     #[test]
@@ -699,55 +789,97 @@ mod tests {
             heartbeat_period: heartbeat.map(Duration::from_millis),
             trust_local_time: false,
         };
-        HeldLock::new(table(false), id(false), mode, vec![1; 64])
+        HeldLock::new(table(false), id(false), mode, vec![1; 64], Some(0))
     }
 
     #[test]
     fn heartbeat_writes_a_new_guid_conditioned_on_the_old_one() {
         let mut lock = held(Some(10));
         assert_eq!(lock.start(), Action::Sleep(Duration::from_millis(10)));
-        let (put, rendered) = put(lock.next(Input::Timer, 0));
+        let (put, rendered) = put(lock.next(Input::Timer, at(0)));
         assert_eq!(rendered.condition.as_deref(), Some("attribute_exists(#partitionKey) and guid = :guid"));
         assert_eq!(rendered.attributes.values[":guid"], AttributeValue::B(vec![1; 64]));
         let next = put.item[GUID].as_b().unwrap().to_vec();
-        assert_eq!(lock.next(Input::Response(Response::Written(None)), 0), Action::Sleep(Duration::from_millis(10)));
+        assert_eq!(lock.next(Input::Response(Response::Written(None)), at(0)), Action::Sleep(Duration::from_millis(10)));
         assert_eq!(lock.guid(), next.as_slice());
     }
 
     #[test]
     fn release_waits_for_an_in_flight_heartbeat_and_uses_its_guid() {
         let mut lock = held(Some(10));
-        let (put_hb, _) = put(lock.next(Input::Timer, 0));
-        assert_eq!(lock.release(0), Action::Idle);
-        let (release, rendered) = put(lock.next(Input::Response(Response::Written(None)), 0));
+        let (put_hb, _) = put(lock.next(Input::Timer, at(0)));
+        assert_eq!(lock.release(at(0)), Action::Idle);
+        let (release, rendered) = put(lock.next(Input::Response(Response::Written(None)), at(0)));
         assert_eq!(release.item[LEASE_DURATION_MS], AttributeValue::int(1));
         assert_eq!(rendered.attributes.values[":guid"], put_hb.item[GUID]);
         assert_eq!(release.item[GUID], put_hb.item[GUID]);
-        assert_eq!(lock.next(Input::Response(Response::Written(None)), 0), Action::Released);
+        assert_eq!(lock.next(Input::Response(Response::Written(None)), at(0)), Action::Released);
         // No heartbeat after release.
-        assert_eq!(lock.next(Input::Timer, 0), Action::Idle);
+        assert_eq!(lock.next(Input::Timer, at(0)), Action::Idle);
     }
 
     #[test]
     fn release_of_a_taken_over_lock_is_reported() {
+        // Taken over: the release's condition failed after our lease (100 ms from 0) ran out.
+        let after_lease = Now { unix_ms: 0, mono_ms: 150 };
         let mut lock = held(None);
         assert_eq!(lock.start(), Action::Idle);
-        assert!(matches!(lock.release(0), Action::Send(_)));
-        assert_eq!(lock.next(Input::ConditionFailed, 0), Action::FailedToRelease);
+        assert!(matches!(lock.release(after_lease), Action::Send(_)));
+        assert_eq!(lock.next(Input::ConditionFailed, after_lease), Action::FailedToRelease);
         let mut lock = held(Some(10));
-        lock.next(Input::Timer, 0);
-        lock.release(0);
-        assert!(matches!(lock.next(Input::ConditionFailed, 0), Action::Send(Request::GetItem(_))));
-        assert_eq!(lock.next(Input::Response(Response::GetItem(Some(holder(Some(43), Some(100), None)))), 0), Action::FailedToRelease);
+        lock.next(Input::Timer, at(0));
+        lock.release(at(0));
+        assert!(matches!(lock.next(Input::ConditionFailed, at(0)), Action::Send(Request::GetItem(_))));
+        assert_eq!(lock.next(Input::Response(Response::GetItem(Some(holder(Some(43), Some(100), None)))), at(0)), Action::FailedToRelease);
     }
 
     #[test]
     fn heartbeat_failure_stops_heartbeats() {
         let mut lock = held(Some(10));
-        lock.next(Input::Timer, 0);
-        assert!(matches!(lock.next(Input::ConditionFailed, 0), Action::Send(Request::GetItem(_))));
-        assert_eq!(lock.next(Input::Response(Response::GetItem(Some(holder(Some(43), Some(100), None)))), 0), Action::HeartbeatFailed);
-        assert_eq!(lock.next(Input::Timer, 0), Action::Idle);
+        lock.next(Input::Timer, at(0));
+        assert!(matches!(lock.next(Input::ConditionFailed, at(0)), Action::Send(Request::GetItem(_))));
+        assert_eq!(lock.next(Input::Response(Response::GetItem(Some(holder(Some(43), Some(100), None)))), at(0)), Action::HeartbeatFailed);
+        assert_eq!(lock.next(Input::Timer, at(0)), Action::Idle);
+    }
+
+    #[test]
+    fn a_release_that_fails_its_condition_within_our_lease_had_landed() {
+        // The SDK resent a release whose answer was lost; meanwhile another client took the
+        // freed lock (token 43 after our 42). No contender can take over while our lease runs.
+        let next_holder = || Input::Response(Response::GetItem(Some(holder(Some(43), Some(100), None))));
+        let within_lease = Now { unix_ms: 0, mono_ms: 98 };
+        let mut lock = held(None);
+        lock.release(within_lease);
+        assert!(matches!(lock.next(Input::ConditionFailed, within_lease), Action::Send(Request::GetItem(_))));
+        assert_eq!(lock.next(next_holder(), within_lease), Action::Released);
+        // Any other item (re-created by hand: token 1; gone) is a loss, as is a failed read.
+        for found in [Input::Response(Response::GetItem(Some(holder(Some(1), Some(100), None)))), Input::Response(Response::GetItem(None)), Input::OtherError] {
+            let mut lock = held(None);
+            lock.release(within_lease);
+            lock.next(Input::ConditionFailed, within_lease);
+            assert_eq!(lock.next(found, within_lease), Action::FailedToRelease);
+        }
+        // The lease counts from the send of the last heartbeat that landed.
+        for (failed_at, verifies) in [(178, true), (179, false)] {
+            let mut lock = held(Some(10));
+            lock.next(Input::Timer, Now { unix_ms: 0, mono_ms: 80 });
+            lock.next(Input::Response(Response::Written(None)), Now { unix_ms: 0, mono_ms: 90 });
+            lock.release(Now { unix_ms: 0, mono_ms: 170 });
+            let action = lock.next(Input::ConditionFailed, Now { unix_ms: 0, mono_ms: failed_at });
+            assert_eq!(matches!(action, Action::Send(Request::GetItem(_))), verifies, "{action:?}");
+        }
+        // A lock a heartbeat found changed stays lost.
+        let mut lock = held(Some(10));
+        lock.next(Input::Timer, at(0));
+        lock.next(Input::ConditionFailed, at(0));
+        assert_eq!(lock.next(next_holder(), at(0)), Action::HeartbeatFailed);
+        lock.release(at(0));
+        assert_eq!(lock.next(Input::ConditionFailed, at(0)), Action::FailedToRelease);
+        // A fail-closed lock is never taken over: its item gone proves the delete landed.
+        let mut lock = HeldLock::new(table(false), id(false), HeldMode::FailClosed, vec![3; 64], Some(0));
+        lock.release(at(0));
+        lock.next(Input::ConditionFailed, at(0));
+        assert_eq!(lock.next(Input::Response(Response::GetItem(None)), at(0)), Action::Released);
     }
 
     /// The item as our own write left it: `guid` is the one we sent.
@@ -761,33 +893,35 @@ mod tests {
     fn an_acquire_whose_put_landed_unseen_holds_the_lock() {
         // The SDK resent a put whose answer was lost; the resend failed against our own item.
         let mut m = fail_open(false, false);
-        m.next(Input::Start, 0);
-        m.next(Input::Response(Response::GetItem(None)), 0);
-        assert!(matches!(m.next(Input::ConditionFailed, 0), Action::Send(Request::GetItem(_))));
+        m.next(Input::Start, at(0));
+        // The put goes out at 5 ms (monotonic): the lease counts from its send, not its answer.
+        m.next(Input::Response(Response::GetItem(None)), Now { unix_ms: 0, mono_ms: 5 });
+        assert!(matches!(m.next(Input::ConditionFailed, at(0)), Action::Send(Request::GetItem(_))));
         let guid = m.guid().to_vec();
-        assert_eq!(m.next(Input::Response(Response::GetItem(Some(ours(&guid, Some(1))))), 0), Action::Acquired { guid, fencing_token: Some(1) });
+        let found = Input::Response(Response::GetItem(Some(ours(&guid, Some(1)))));
+        assert_eq!(m.next(found, Now { unix_ms: 0, mono_ms: 40 }), Action::Acquired { guid, fencing_token: Some(1), lease_from_mono_ms: 5 });
 
         let config = FailClosedConfig { table: table(false), owner: "me".into(), acquire_period: Duration::from_millis(7), retry_count: 0 };
         let mut m = FailClosedAcquire::new(config, id(false));
         m.next(Input::Start);
         assert!(matches!(m.next(Input::ConditionFailed), Action::Send(Request::GetItem(_))));
         let guid = m.guid().to_vec();
-        assert_eq!(m.next(Input::Response(Response::GetItem(Some(ours(&guid, None))))), Action::Acquired { guid, fencing_token: None });
+        assert_eq!(m.next(Input::Response(Response::GetItem(Some(ours(&guid, None))))), Action::Acquired { guid, fencing_token: None, lease_from_mono_ms: 0 });
     }
 
     #[test]
     fn a_heartbeat_that_landed_unseen_keeps_the_lock() {
         let mut lock = held(Some(10));
-        let Action::Send(Request::PutItem(heartbeat)) = lock.next(Input::Timer, 0) else { panic!("expected a heartbeat") };
+        let Action::Send(Request::PutItem(heartbeat)) = lock.next(Input::Timer, at(0)) else { panic!("expected a heartbeat") };
         let Some(AttributeValue::B(next_guid)) = heartbeat.item.get(GUID).cloned() else { panic!("no guid") };
-        assert!(matches!(lock.next(Input::ConditionFailed, 0), Action::Send(Request::GetItem(_))));
-        assert_eq!(lock.next(Input::Response(Response::GetItem(Some(ours(&next_guid, Some(42))))), 0), Action::Sleep(Duration::from_millis(10)));
+        assert!(matches!(lock.next(Input::ConditionFailed, at(0)), Action::Send(Request::GetItem(_))));
+        assert_eq!(lock.next(Input::Response(Response::GetItem(Some(ours(&next_guid, Some(42))))), at(0)), Action::Sleep(Duration::from_millis(10)));
         assert_eq!(lock.guid(), next_guid.as_slice());
         // A release queued behind a heartbeat that landed unseen goes out on the new guid.
-        lock.next(Input::Timer, 0);
-        lock.release(0);
-        assert!(matches!(lock.next(Input::ConditionFailed, 0), Action::Send(Request::GetItem(_))));
-        let Action::Send(Request::PutItem(release)) = lock.next(Input::Response(Response::GetItem(Some(ours(&lock_next_guid(&lock), Some(42))))), 0) else {
+        lock.next(Input::Timer, at(0));
+        lock.release(at(0));
+        assert!(matches!(lock.next(Input::ConditionFailed, at(0)), Action::Send(Request::GetItem(_))));
+        let Action::Send(Request::PutItem(release)) = lock.next(Input::Response(Response::GetItem(Some(ours(&lock_next_guid(&lock), Some(42))))), at(0)) else {
             panic!("expected the release")
         };
         assert_eq!(release.item.get(LEASE_DURATION_MS), Some(&AttributeValue::int(RELEASED_LEASE_MS)));
@@ -802,14 +936,14 @@ mod tests {
 
     #[test]
     fn fail_closed_release_deletes_on_our_guid() {
-        let mut lock = HeldLock::new(table(true), id(true), HeldMode::FailClosed, vec![3; 64]);
-        let Action::Send(Request::DeleteItem(delete)) = lock.release(0) else { panic!() };
+        let mut lock = HeldLock::new(table(true), id(true), HeldMode::FailClosed, vec![3; 64], Some(0));
+        let Action::Send(Request::DeleteItem(delete)) = lock.release(at(0)) else { panic!() };
         let rendered = RenderedExpressions::new(delete.condition.as_ref(), None, None, None);
         assert_eq!(
             rendered.condition.as_deref(),
             Some("(attribute_exists(#partitionKey) and attribute_exists(#sortKey)) and guid = :guid")
         );
         assert_eq!(delete.key.len(), 2);
-        assert_eq!(lock.next(Input::Response(Response::Written(None)), 0), Action::Released);
+        assert_eq!(lock.next(Input::Response(Response::Written(None)), at(0)), Action::Released);
     }
 }
