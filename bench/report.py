@@ -211,8 +211,10 @@ def render(py: dict, py_sizes: dict, node: dict) -> str:
         add("The drop-in's requests are built, signed, sent and parsed by the caller's own SDK client, as dlc's are; "
             "only the protocol decisions run in the native core. The SDK's work for those three requests is most of "
             "dlc's CPU per cycle, so the drop-in can save only what dlc spends around the SDK: it cannot reach half "
-            "of dlc while it makes the same requests through the same SDK. The Promise API, which does "
-            "everything natively, is the one to use where CPU matters.\n")
+            "of dlc while it makes the same requests through the same SDK. It costs a little more than dlc "
+            "instead: each step of the core's lock machine crosses between JS and Rust as JSON, where dlc runs "
+            "a few lines of JS. The Promise API, which does everything natively, is the one to use where CPU "
+            "matters.\n")
 
     # 5 ------------------------------------------------------------------------------------
     add("## 5. Cold start in a fresh process (median of the runs, ms)\n")
