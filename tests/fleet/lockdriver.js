@@ -20,29 +20,30 @@
 
 const path = require("path");
 const readline = require("readline");
+const util = require("util");
+
+const { SHARED_OPTIONS, sharedArgs } = require("./flags.js");
 
 const dynalease = require(path.join(__dirname, "..", ".."));
 
 function parseArgs(argv) {
-  const args = { leaseMs: 3000, heartbeatMs: null, maxAttempts: 3 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const [flag, value] = [argv[i], argv[i + 1]];
-    if (value === undefined) throw new Error(`${flag} needs a value`);
-    switch (flag) {
-      case "--client": args.client = value; break;
-      case "--endpoint": args.endpoint = value; break;
-      case "--lock-table": args.lockTable = value; break;
-      case "--kv-table": args.kvTable = value; break;
-      case "--kv-partition": args.kvPartition = value; break;
-      case "--lease-ms": args.leaseMs = Number(value); break;
-      case "--heartbeat-ms": args.heartbeatMs = Number(value); break;
-      case "--max-attempts": args.maxAttempts = Number(value); break;
-      default: throw new Error(`unknown flag ${flag}`);
-    }
-  }
+  const { values } = util.parseArgs({
+    args: argv,
+    options: {
+      ...SHARED_OPTIONS,
+      "lease-ms": { type: "string", default: "3000" },
+      "heartbeat-ms": { type: "string" },
+      "max-attempts": { type: "string", default: "3" },
+    },
+  });
+  const args = {
+    ...sharedArgs(values),
+    leaseMs: Number(values["lease-ms"]),
+    maxAttempts: Number(values["max-attempts"]),
+  };
   if (!["node-new", "node-dropin"].includes(args.client)) throw new Error("--client must be node-new or node-dropin");
   if (!args.endpoint || !args.lockTable) throw new Error("--endpoint and --lock-table are required");
-  if (args.heartbeatMs === null) args.heartbeatMs = Math.round(args.leaseMs / 3);
+  args.heartbeatMs = values["heartbeat-ms"] === undefined ? Math.round(args.leaseMs / 3) : Number(values["heartbeat-ms"]);
   return args;
 }
 

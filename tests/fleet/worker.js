@@ -21,6 +21,9 @@
 
 const fs = require("fs");
 const path = require("path");
+const util = require("util");
+
+const { SHARED_OPTIONS, sharedArgs, text } = require("./flags.js");
 
 process.env.AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE = "1"; // aws-sdk v2's notice
 
@@ -40,49 +43,45 @@ function usage(message) {
 }
 
 function parseArgs(argv) {
-  const args = { duration: 10, lease: 3, heartbeat: null, holdMs: 20, tasks: 1, announce: false, seed: null, deadlineNs: null };
   const seconds = (value, name) => {
     const s = Number(value);
     if (!Number.isFinite(s) || s <= 0) usage(`${name}: not a positive number of seconds: ${value}`);
     return s;
   };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    if (flag === "--announce") {
-      args.announce = true;
-      continue;
-    }
-    if (i + 1 >= argv.length) usage(`${flag} needs a value`);
-    const value = argv[++i];
-    switch (flag) {
-      case "--client": args.client = value; break;
-      case "--endpoint": args.endpoint = value; break;
-      case "--lock-table": args.lockTable = value; break;
-      case "--kv-table": args.kvTable = value; break;
-      case "--kv-partition": args.kvPartition = value; break;
-      case "--locks": args.lockIds = value.split(",").filter((s) => s); break;
-      case "--log": args.log = value; break;
-      case "--duration": args.duration = seconds(value, "--duration"); break;
-      case "--deadline-ns":
-        if (!/^-?\d+$/.test(value)) usage(`--deadline-ns: not an integer: ${value}`);
-        args.deadlineNs = BigInt(value);
-        break;
-      case "--lease": args.lease = seconds(value, "--lease"); break;
-      case "--heartbeat": args.heartbeat = seconds(value, "--heartbeat"); break;
-      case "--hold-ms":
-        args.holdMs = Number(value);
-        if (!Number.isFinite(args.holdMs) || args.holdMs < 0) usage("--hold-ms: not a number >= 0");
-        break;
-      case "--tasks":
-        args.tasks = Number(value);
-        if (!Number.isInteger(args.tasks) || args.tasks < 1) usage("--tasks: not a number >= 1");
-        break;
-      case "--seed":
-        if (!/^\d+$/.test(value)) usage(`--seed: not an integer: ${value}`);
-        args.seed = Number(value);
-        break;
-      default: usage(`unknown flag ${flag}`);
-    }
+  let values;
+  try {
+    ({ values } = util.parseArgs({
+      args: argv,
+      options: {
+        ...SHARED_OPTIONS, locks: text, log: text, duration: text, "deadline-ns": text, lease: text, heartbeat: text, "hold-ms": text, tasks: text, seed: text,
+        announce: { type: "boolean", default: false },
+      },
+    }));
+  } catch (error) {
+    usage(error.message);
+  }
+  const args = {
+    ...sharedArgs(values),
+    lockIds: values.locks === undefined ? undefined : values.locks.split(",").filter((id) => id),
+    log: values.log,
+    duration: values.duration === undefined ? 10 : seconds(values.duration, "--duration"),
+    lease: values.lease === undefined ? 3 : seconds(values.lease, "--lease"),
+    heartbeat: values.heartbeat === undefined ? null : seconds(values.heartbeat, "--heartbeat"),
+    holdMs: values["hold-ms"] === undefined ? 20 : Number(values["hold-ms"]),
+    tasks: values.tasks === undefined ? 1 : Number(values.tasks),
+    announce: values.announce,
+    seed: null,
+    deadlineNs: null,
+  };
+  if (!Number.isFinite(args.holdMs) || args.holdMs < 0) usage("--hold-ms: not a number >= 0");
+  if (!Number.isInteger(args.tasks) || args.tasks < 1) usage("--tasks: not a number >= 1");
+  if (values.seed !== undefined) {
+    if (!/^\d+$/.test(values.seed)) usage(`--seed: not an integer: ${values.seed}`);
+    args.seed = Number(values.seed);
+  }
+  if (values["deadline-ns"] !== undefined) {
+    if (!/^-?\d+$/.test(values["deadline-ns"])) usage(`--deadline-ns: not an integer: ${values["deadline-ns"]}`);
+    args.deadlineNs = BigInt(values["deadline-ns"]);
   }
   if (!CLIENT_KINDS.includes(args.client)) usage(`--client must be one of ${CLIENT_KINDS.join(", ")}`);
   for (const [key, flag] of [["endpoint", "--endpoint"], ["lockTable", "--lock-table"], ["kvTable", "--kv-table"], ["kvPartition", "--kv-partition"], ["log", "--log"]]) {
