@@ -7,6 +7,7 @@ so the standard AWS variables point it at the test's DynamoDB Local.
 
 from __future__ import annotations
 
+import builtins
 import pathlib
 import re
 from typing import Dict, Iterator, List, NamedTuple, Optional
@@ -88,7 +89,7 @@ def snapshot(namespace: Dict[str, object]) -> tuple:
 @pytest.mark.parametrize("row", ROWS, ids=[row.id for row in ROWS])
 def test_row(row: Row, page: Dict[str, object]) -> None:
     before = snapshot(page)
-    expected = getattr(dynalease, row.error, None) or getattr(__import__("builtins"), row.error)
+    expected = getattr(dynalease, row.error, None) or getattr(builtins, row.error)
     with pytest.raises(expected) as raised:
         exec(row.code, dict(page))
     if row.fragment is not None:
