@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use dynalease::transport::{Target, Transport};
+use dynalease::transport::{Target, TargetOptions, Transport};
 use tokio::sync::OnceCell;
 
 #[derive(Debug)]
@@ -17,7 +17,7 @@ pub struct Connection {
 impl Connection {
     /// Fails on a malformed endpoint or region (see `Target::new`).
     pub fn new(endpoint: Option<String>, region: Option<String>) -> dynalease::Result<Arc<Connection>> {
-        Ok(Arc::new(Connection { target: Target::new(endpoint, region)?, transport: OnceCell::new() }))
+        Ok(Arc::new(Connection { target: Target::new(TargetOptions { endpoint_url: endpoint, region, ..TargetOptions::default() })?, transport: OnceCell::new() }))
     }
 
     pub async fn transport(&self) -> dynalease::Result<Arc<dyn Transport>> {

@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use dynalease::transport::{Target, Transport};
+use dynalease::transport::{Target, TargetOptions, Transport};
 
 #[derive(Debug)]
 pub struct Connection {
@@ -22,7 +22,7 @@ pub struct Connection {
 impl Connection {
     /// Fails on a malformed endpoint or region (see `Target::new`).
     pub fn new(endpoint_url: Option<String>, region: Option<String>) -> dynalease::Result<Connection> {
-        let target = Target::new(endpoint_url.clone(), region.clone())?;
+        let target = Target::new(TargetOptions { endpoint_url: endpoint_url.clone(), region: region.clone(), ..TargetOptions::default() })?;
         Ok(Connection { endpoint_url, region, target, cached: Mutex::new(None) })
     }
 

@@ -43,6 +43,12 @@ create_exception!(
     Error,
     "DynamoDB could not be reached or refused the request (network, credentials, throttling after retries)."
 );
+create_exception!(
+    dynalease,
+    OutcomeUnknownError,
+    TransportError,
+    "A write got no answer and could not be resolved: it may or may not have been applied, and may still land. Read the current state before retrying. Never raised for a write that certainly did not happen."
+);
 
 /// `ConfigError` is both a `dynalease.Error` and a `ValueError`, which `create_exception!`
 /// (one base) cannot express, so it is made with `type()` once per interpreter.
@@ -86,6 +92,7 @@ pub fn to_py_err(error: dynalease::Error) -> PyErr {
         ErrorKind::KeyNotFound => KeyNotFoundError::new_err(message),
         ErrorKind::Table => TableError::new_err(message),
         ErrorKind::Transport => TransportError::new_err(message),
+        ErrorKind::OutcomeUnknown => OutcomeUnknownError::new_err(message),
     }
 }
 
@@ -111,5 +118,6 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("KeyNotFoundError", py.get_type::<KeyNotFoundError>())?;
     module.add("TableError", py.get_type::<TableError>())?;
     module.add("TransportError", py.get_type::<TransportError>())?;
+    module.add("OutcomeUnknownError", py.get_type::<OutcomeUnknownError>())?;
     Ok(())
 }

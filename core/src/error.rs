@@ -59,8 +59,9 @@ pub enum Error {
     Network { operation: &'static str, message: String },
 
     /// The request may or may not have been applied (timeout, connection reset after sending,
-    /// server error). Engines resolve these by reading the item back before reporting.
-    #[error("the outcome of {operation} is unknown: {message}")]
+    /// server error). Engines resolve these before reporting; one that reaches the caller could
+    /// not be resolved, and the write may still land.
+    #[error("the outcome of {operation} is unknown: {message}; it may have been applied: read the current state before retrying")]
     Ambiguous { operation: &'static str, message: String },
 
     /// Any other error DynamoDB returned.
@@ -79,6 +80,9 @@ pub enum ErrorKind {
     KeyNotFound,
     Table,
     Transport,
+    /// A write that may or may not have been applied (a subfamily of `Transport` in the
+    /// bindings): never reported for a write that certainly did not happen.
+    OutcomeUnknown,
 }
 
 impl ErrorKind {
@@ -93,6 +97,7 @@ impl ErrorKind {
             ErrorKind::KeyNotFound => "ERR_DYNALEASE_KEY_NOT_FOUND",
             ErrorKind::Table => "ERR_DYNALEASE_TABLE",
             ErrorKind::Transport => "ERR_DYNALEASE_TRANSPORT",
+            ErrorKind::OutcomeUnknown => "ERR_DYNALEASE_OUTCOME_UNKNOWN",
         }
     }
 }
@@ -122,8 +127,8 @@ impl Error {
             | Error::Throttled { .. }
             | Error::Credentials(_)
             | Error::Network { .. }
-            | Error::Ambiguous { .. }
             | Error::Service { .. } => ErrorKind::Transport,
+            Error::Ambiguous { .. } => ErrorKind::OutcomeUnknown,
         }
     }
 

@@ -321,7 +321,7 @@ async fn impatient_transport(endpoint: String, call_timeout: Duration) -> Native
     let config = NativeConfig {
         endpoint_url: Some(endpoint),
         call_timeout,
-        max_attempts: 3,
+        max_retries: 2,
         base_backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(5),
         ..NativeConfig::default()

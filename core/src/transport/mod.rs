@@ -5,6 +5,7 @@
 //! the user's DocumentClient.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -25,13 +26,34 @@ pub enum Target {
     Native(native::NativeConfig),
 }
 
+/// The connection options every binding's clients take.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TargetOptions {
+    pub endpoint_url: Option<String>,
+    pub region: Option<String>,
+    /// The deadline of one DynamoDB call (default [`native::DEFAULT_CALL_TIMEOUT`]).
+    pub call_timeout: Option<Duration>,
+    /// Repeats after failures that are safe to repeat (default [`native::DEFAULT_MAX_RETRIES`]).
+    pub max_retries: Option<u32>,
+}
+
 impl Target {
     /// Validates the options now; connecting waits for [`Target::connect`], which is async.
-    pub fn new(endpoint_url: Option<String>, region: Option<String>) -> Result<Target> {
-        if let Some(name) = endpoint_url.as_deref().and_then(|url| url.strip_prefix(MEMORY_SCHEME)) {
+    /// The call timeout and retries are checked for `memory://` targets too (and then unused),
+    /// so a configuration that works in unit tests also works against DynamoDB.
+    pub fn new(options: TargetOptions) -> Result<Target> {
+        let defaults = native::NativeConfig::default();
+        let config = native::NativeConfig {
+            call_timeout: options.call_timeout.unwrap_or(defaults.call_timeout),
+            max_retries: options.max_retries.unwrap_or(defaults.max_retries),
+            endpoint_url: options.endpoint_url,
+            region: options.region,
+            ..defaults
+        };
+        if let Some(name) = config.endpoint_url.as_deref().and_then(|url| url.strip_prefix(MEMORY_SCHEME)) {
+            native::NativeConfig { endpoint_url: None, ..config.clone() }.validate()?;
             return Ok(Target::Memory(name.to_owned()));
         }
-        let config = native::NativeConfig { endpoint_url, region, ..native::NativeConfig::default() };
         config.validate()?;
         Ok(Target::Native(config))
     }
@@ -55,6 +77,13 @@ impl Target {
 #[async_trait]
 pub trait Transport: Send + Sync + std::fmt::Debug {
     async fn execute(&self, request: Request) -> Result<Response>;
+
+    /// How long after a call gave up its request may still be applied: engines that undo a
+    /// write nobody waits for any more send the undo again after this long, to catch a late
+    /// landing. Zero for transports that apply a request before answering.
+    fn late_landing_window(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// Typed calls over [`Transport::execute`], so engines never match on [`Response`].

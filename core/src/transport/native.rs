@@ -66,9 +66,9 @@ pub struct NativeConfig {
     pub endpoint_url: Option<String>,
     /// The deadline of one attempt: connecting, sending and reading the response.
     pub call_timeout: Duration,
-    /// Attempts per request, counting the first, for failures that are safe to repeat (0 counts
-    /// as 1).
-    pub max_attempts: u32,
+    /// Repeats of a request after a failure that is safe to repeat (throttling, a failed
+    /// connect, or any failure of a request DynamoDB deduplicates); 0 sends each request once.
+    pub max_retries: u32,
     /// The backoff cap after the first failure; it doubles with every further failure.
     pub base_backoff: Duration,
     /// The largest backoff cap.
@@ -80,8 +80,8 @@ impl Default for NativeConfig {
         NativeConfig {
             region: None,
             endpoint_url: None,
-            call_timeout: Duration::from_secs(5),
-            max_attempts: 8,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            max_retries: DEFAULT_MAX_RETRIES,
             base_backoff: Duration::from_millis(25),
             max_backoff: Duration::from_secs(2),
         }
@@ -94,6 +94,18 @@ pub struct NativeTransport {
     client: Client,
     config: NativeConfig,
 }
+
+/// Repeats after a failure that is safe to repeat: with the default backoff, about 8 s of
+/// throttling is ridden out before the caller sees [`Error::Throttled`].
+pub const DEFAULT_MAX_RETRIES: u32 = 7;
+
+/// The deadline of one DynamoDB call: DynamoDB answers in milliseconds, so 5 s only passes when
+/// the network or the service is in trouble.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most repeats a client may ask for: each can wait up to `max_backoff`, so more would make
+/// one call outlast any reasonable caller.
+pub const MAX_RETRIES_LIMIT: u32 = 100;
 
 /// The region used with an explicit endpoint when none is configured: DynamoDB Local and most
 /// proxies ignore it, but SigV4 signing needs one.
@@ -112,6 +124,12 @@ impl NativeConfig {
     pub fn validate(&self) -> Result<()> {
         if self.call_timeout.is_zero() {
             return Err(Error::config("call_timeout must be longer than zero"));
+        }
+        if self.max_retries > MAX_RETRIES_LIMIT {
+            return Err(Error::config(format!(
+                "max_retries is {}; at most {MAX_RETRIES_LIMIT} is allowed (each retry can wait up to {:?}); use 0 to send each request once",
+                self.max_retries, self.max_backoff
+            )));
         }
         if let Some(region) = &self.region {
             if region.is_empty() || !region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
@@ -199,8 +217,11 @@ impl NativeTransport {
 
     /// Sends prepared `call` until it succeeds, fails for good, or runs out of attempts.
     async fn send_with_retries(&self, call: Call, context: &Context) -> Result<Response> {
-        let max_attempts = self.config.max_attempts.max(1);
+        let max_attempts = self.config.max_retries.saturating_add(1);
         let mut attempt = 1;
+        // Whether an earlier attempt may have been applied: then running out of attempts is an
+        // unknown outcome, whatever the last attempt's failure says.
+        let mut maybe_applied = false;
         loop {
             let verdict = match tokio::time::timeout(self.config.call_timeout, call.clone().send(context)).await {
                 Ok(Ok(response)) => return Ok(response),
@@ -210,11 +231,17 @@ impl NativeTransport {
                 Err(_) => context.lost_in_transit(format!("no response within {:?}", self.config.call_timeout)),
             };
             let reason = match verdict {
-                Verdict::Final(error) => return Err(error),
+                Verdict::Final(error) => return Err(context.settle(error, maybe_applied)),
                 Verdict::Throttled(message) if attempt >= max_attempts => {
-                    return Err(Error::Throttled { operation: context.operation, attempts: attempt, message });
+                    let error = Error::Throttled { operation: context.operation, attempts: attempt, message };
+                    return Err(context.settle(error, maybe_applied));
                 }
-                Verdict::Retry(error) if attempt >= max_attempts => return Err(error),
+                Verdict::MaybeApplied(error) if attempt >= max_attempts => return Err(context.settle(error, true)),
+                Verdict::Retry(error) if attempt >= max_attempts => return Err(context.settle(error, maybe_applied)),
+                Verdict::MaybeApplied(error) => {
+                    maybe_applied = true;
+                    error.to_string()
+                }
                 Verdict::Throttled(message) => message,
                 Verdict::Retry(error) => error.to_string(),
             };
@@ -240,6 +267,12 @@ impl Transport for NativeTransport {
         debug!(operation = context.operation, table = %context.tables, "DynamoDB request");
         let call = prepare(&self.client, request)?;
         self.send_with_retries(call, &context).await
+    }
+
+    /// An attempt that timed out may still reach DynamoDB; one that is still on its way a whole
+    /// call timeout later is taken to be lost.
+    fn late_landing_window(&self) -> Duration {
+        self.config.call_timeout
     }
 }
 
@@ -301,9 +334,12 @@ enum Verdict {
     /// DynamoDB throttled the request and did not apply it: back off and repeat; when the
     /// attempts run out, report [`Error::Throttled`].
     Throttled(String),
-    /// The request was not applied, or is safe to repeat: back off and repeat; when the attempts
-    /// run out, report this error.
+    /// The request was not applied: back off and repeat; when the attempts run out, report
+    /// this error.
     Retry(Error),
+    /// The request may have been applied, and repeating it is safe (DynamoDB deduplicates it, or
+    /// it only reads): back off and repeat; when the attempts run out, the outcome is unknown.
+    MaybeApplied(Error),
 }
 
 /// What classification needs to know about the request.
@@ -314,6 +350,8 @@ struct Context {
     tables: String,
     /// Sending the request twice has the effect of sending it once.
     safe_to_repeat: bool,
+    /// The request changes data (an unanswered attempt leaves its outcome unknown).
+    writes: bool,
 }
 
 impl Context {
@@ -325,13 +363,14 @@ impl Context {
             operation: request.operation(),
             tables: tables_of(request),
             safe_to_repeat: request.is_idempotent() || deduplicated,
+            writes: !request.is_idempotent(),
         }
     }
 
     /// The request may have reached DynamoDB, but no answer came back.
     fn lost_in_transit(&self, message: String) -> Verdict {
         if self.safe_to_repeat {
-            Verdict::Retry(Error::Network { operation: self.operation, message })
+            Verdict::MaybeApplied(Error::Network { operation: self.operation, message })
         } else {
             Verdict::Final(Error::Ambiguous { operation: self.operation, message })
         }
@@ -340,9 +379,19 @@ impl Context {
     /// DynamoDB answered with a server error: it may or may not have applied the request.
     fn server_error(&self, error: Error, message: String) -> Verdict {
         if self.safe_to_repeat {
-            Verdict::Retry(error)
+            Verdict::MaybeApplied(error)
         } else {
             Verdict::Final(Error::Ambiguous { operation: self.operation, message })
+        }
+    }
+
+    /// The error to report when the attempts end with `last`: a write of which any attempt may
+    /// have been applied has an unknown outcome (a read has no outcome to be unsure of).
+    fn settle(&self, last: Error, maybe_applied: bool) -> Error {
+        if maybe_applied && self.writes && !last.is_ambiguous() && !matches!(last, Error::TransactionCanceled { .. }) {
+            Error::Ambiguous { operation: self.operation, message: format!("an attempt may have been applied before this failure: {last}") }
+        } else {
+            last
         }
     }
 }
@@ -438,7 +487,7 @@ fn classify_service_error(context: &Context, status: u16, error: aws_sdk_dynamod
     if code == "TransactionInProgressException" {
         // An earlier attempt with the same ClientRequestToken is still running: it may yet be
         // applied, so this request's outcome is unknown until that one finishes.
-        return Verdict::Retry(Error::Ambiguous { operation: context.operation, message: summary });
+        return Verdict::MaybeApplied(Error::Ambiguous { operation: context.operation, message: summary });
     }
     if let aws_sdk_dynamodb::Error::TransactionCanceledException(canceled) = &error {
         let reasons = cancellation_codes(canceled);
@@ -1141,7 +1190,7 @@ mod tests {
         let verdict = classify(&write(), service(PutItemError::InternalServerError(internal()), 500));
         assert!(matches!(&verdict, Verdict::Final(Error::Ambiguous { operation: "PutItem", .. })), "{verdict:?}");
         let verdict = classify(&read(), service(GetItemError::InternalServerError(internal()), 500));
-        assert!(matches!(&verdict, Verdict::Retry(Error::Service { .. })), "{verdict:?}");
+        assert!(matches!(&verdict, Verdict::MaybeApplied(Error::Service { .. })), "{verdict:?}");
 
         // Unmodelled 5xx answers, with or without an error code.
         for (code, status) in [("ServiceUnavailable", 503), ("", 502)] {
@@ -1158,7 +1207,7 @@ mod tests {
         let verdict = classify(&Context::of(&transaction(None)), failure());
         assert!(matches!(&verdict, Verdict::Final(Error::Ambiguous { .. })), "{verdict:?}");
         let verdict = classify(&Context::of(&transaction(Some("token"))), failure());
-        assert!(matches!(&verdict, Verdict::Retry(_)), "{verdict:?}");
+        assert!(matches!(&verdict, Verdict::MaybeApplied(_)), "{verdict:?}");
     }
 
     #[test]
@@ -1271,7 +1320,7 @@ mod tests {
             assert!(matches!(&verdict, Verdict::Final(Error::Ambiguous { operation: "PutItem", .. })), "{verdict:?}");
         }
         let verdict = classify(&read(), SdkError::<GetItemError, HttpResponse>::timeout_error("operation timed out"));
-        assert!(matches!(&verdict, Verdict::Retry(Error::Network { operation: "GetItem", .. })), "{verdict:?}");
+        assert!(matches!(&verdict, Verdict::MaybeApplied(Error::Network { operation: "GetItem", .. })), "{verdict:?}");
     }
 
     #[test]
@@ -1302,21 +1351,10 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn throttling_gives_up_after_max_attempts() {
+    async fn throttling_gives_up_after_max_retries() {
         // A transport whose every attempt is throttled: counted through the retry loop alone.
-        let config = NativeConfig { max_attempts: 3, ..NativeConfig::default() };
-        let transport = NativeTransport::from_client(
-            Client::from_conf(
-                aws_sdk_dynamodb::Config::builder()
-                    .behavior_version(BehaviorVersion::latest())
-                    .region(Region::new("us-east-1"))
-                    .credentials_provider(Credentials::new("a", "b", None, None, "test"))
-                    .http_client(throttling_http_client())
-                    .build(),
-            ),
-            config,
-        )
-        .unwrap();
+        let config = NativeConfig { max_retries: 2, ..NativeConfig::default() };
+        let transport = answering(400, "ThrottlingException", config);
         match transport.execute(put_request()).await {
             Err(Error::Throttled { operation: "PutItem", attempts: 3, message }) => {
                 assert!(message.contains("ThrottlingException"), "{message}")
@@ -1325,23 +1363,50 @@ mod tests {
         }
     }
 
-    /// An HTTP client that answers every request with DynamoDB's throttling error.
-    fn throttling_http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    #[tokio::test(start_paused = true)]
+    async fn a_deduplicated_write_that_never_got_an_answer_has_an_unknown_outcome() {
+        // Every attempt may have been applied: running out of them proves nothing was.
+        let config = NativeConfig { max_retries: 2, ..NativeConfig::default() };
+        let result = answering(500, "InternalServerError", config).execute(transaction(Some("token"))).await;
+        assert!(matches!(&result, Err(Error::Ambiguous { operation: "TransactWriteItems", .. })), "{result:?}");
+        assert_eq!(result.unwrap_err().kind(), crate::ErrorKind::OutcomeUnknown);
+        // A read has nothing to be unsure of.
+        let config = NativeConfig { max_retries: 2, ..NativeConfig::default() };
+        let result = answering(500, "InternalServerError", config).execute(get_request()).await;
+        assert!(matches!(&result, Err(Error::Service { operation: "GetItem", .. })), "{result:?}");
+    }
+
+    #[test]
+    fn too_many_retries_are_refused() {
+        let message = NativeConfig { max_retries: 1000, ..NativeConfig::default() }.validate().unwrap_err().to_string();
+        assert!(message.contains("max_retries is 1000; at most 100"), "{message}");
+    }
+
+    /// A transport whose HTTP client answers every request with DynamoDB error `code`.
+    fn answering(status: u16, code: &'static str, config: NativeConfig) -> NativeTransport {
         use aws_smithy_runtime_api::client::http::{
             http_client_fn, HttpConnector, HttpConnectorFuture, SharedHttpConnector,
         };
         #[derive(Debug)]
-        struct Throttling;
-        impl HttpConnector for Throttling {
+        struct Failing(u16, &'static str);
+        impl HttpConnector for Failing {
             fn call(&self, _request: aws_smithy_runtime_api::client::orchestrator::HttpRequest) -> HttpConnectorFuture {
-                let body =
-                    r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate exceeded"}"#;
-                let mut response = HttpResponse::new(StatusCode::try_from(400).unwrap(), SdkBody::from(body));
+                let body = format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{}","message":"injected"}}"#, self.1);
+                let mut response = HttpResponse::new(StatusCode::try_from(self.0).unwrap(), SdkBody::from(body));
                 response.headers_mut().insert("content-type", "application/x-amz-json-1.0");
                 HttpConnectorFuture::ready(Ok(response))
             }
         }
-        http_client_fn(|_, _| SharedHttpConnector::new(Throttling))
+        let failing = Failing(status, code);
+        let client = Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new("a", "b", None, None, "test"))
+                .http_client(http_client_fn(move |_, _| SharedHttpConnector::new(Failing(failing.0, failing.1))))
+                .build(),
+        );
+        NativeTransport::from_client(client, config).unwrap()
     }
 
     #[test]
