@@ -312,7 +312,7 @@ impl KvStore {
             Some(lock) => {
                 // DynamoDB makes resends with the same token idempotent for ten minutes (at most 36
                 // characters).
-                let token = format!("{:032x}", rand::rng().random::<u128>());
+                let token = format!("{:032x}", crate::random::random::<u128>());
                 lock.fenced(|check: FenceCheck| {
                     let action = action.clone();
                     let token = token.clone();
@@ -389,7 +389,7 @@ impl KvStore {
     fn new_item(&self, key: &str, value: &Value, options: &WriteOptions) -> Result<(Item, KvPair)> {
         self.check_key(key)?;
         // Versions stay below 2^53 so JavaScript numbers hold them exactly.
-        let version = rand::rng().random_range(1..(1i64 << 53));
+        let version = crate::random::with_rng(|rng| rng.random_range(1..(1i64 << 53)));
         let expires = match options.ttl {
             Some(ttl) if ttl.is_zero() => return Err(Error::config("ttl must be greater than zero, or None for no expiry")),
             Some(ttl) => Some(((self.clock.now_unix_ms() + ttl.as_millis() as u64).div_ceil(1000)) as i64),

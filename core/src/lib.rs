@@ -5,6 +5,7 @@ pub mod error;
 pub mod expr;
 pub mod kv;
 pub mod lock;
+pub mod random;
 pub mod request;
 pub mod table;
 pub mod transport;

@@ -146,7 +146,9 @@ impl LockClient {
             }
             // Never poll in a tight loop, whatever the item claims its lease is.
             wake_at = wake_at.max(Instant::now() + Duration::from_millis(1));
+            // Biased: a seeded simulation replays the same branch choices.
             tokio::select! {
+                biased;
                 _ = tokio::time::sleep_until(wake_at) => {}
                 _ = notified => try_write = true,
             }
@@ -286,5 +288,5 @@ fn carries_guid(item: &Item, guid: &[u8]) -> bool {
 /// A pause between half and all of `pause`, so waiters in many processes do not read in step.
 fn jitter(pause: Duration) -> Duration {
     let half = pause / 2;
-    half + rand::rng().random_range(Duration::ZERO..=half)
+    half + crate::random::with_rng(|rng| rng.random_range(Duration::ZERO..=half))
 }

@@ -63,7 +63,7 @@ impl<T: Into<KeyValue>> From<T> for LockId {
 /// condition that shows our own guid proves an earlier attempt of the same write landed.
 pub fn new_guid() -> Vec<u8> {
     let mut guid = vec![0u8; GUID_BYTES];
-    rand::rng().fill_bytes(&mut guid);
+    crate::random::with_rng(|rng| rng.fill_bytes(&mut guid));
     guid
 }
 

@@ -319,7 +319,7 @@ fn backoff_delay(config: &NativeConfig, failures: u32) -> Duration {
     let doublings = failures.saturating_sub(1).min(31);
     let cap = config.base_backoff.saturating_mul(1 << doublings).min(config.max_backoff);
     let cap_nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
-    Duration::from_nanos(rand::rng().random_range(0..=cap_nanos))
+    Duration::from_nanos(crate::random::with_rng(|rng| rng.random_range(0..=cap_nanos)))
 }
 
 // ---------------------------------------------------------------------------------------------
