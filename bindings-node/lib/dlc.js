@@ -73,17 +73,20 @@ function documentParams(params) {
   return out;
 }
 
-// Runs a machine until it returns something other than send/sleep; `finish(action, error)`
-// gets that action and the error of the last request.
+// Runs a machine until it returns something other than send/undo/sleep; `finish(action,
+// error)` gets that action and the error of the last request that was not an undo.
 function run(dynamodb, next, action, finish, onTimer) {
   let lastError;
   const step = (kind, item) => handle(JSON.parse(next(kind, item === undefined ? null : item, Date.now(), performance.now())));
   const handle = (act) => {
     switch (act.type) {
       case "send":
+      case "undo":
         return send(dynamodb, act.op, documentParams(act.params), (error, data) => {
           if (error) {
-            lastError = error;
+            // An undo follows a write whose outcome is unknown; the error to report is the one
+            // that made it unknown, not the undo's (whose condition fails when nothing landed).
+            if (act.type === "send") lastError = error;
             return step(isConditionFailed(error) ? "conditionFailed" : "otherError");
           }
           if (act.op === "get") {
@@ -158,6 +161,7 @@ function acquireLock(self, type, id, callback) {
         trustLocalTime: config.trustLocalTime,
         retryCount: self._retryCount,
         acquirePeriodMs: config.acquirePeriodMs,
+        undoDelayMs: self._undoDelayMs,
       }),
       lockKey(partitionID, sortID),
     );
@@ -204,6 +208,13 @@ function FailClosed(config) {
   this._config = config;
   validate(FailClosed.schema.config, config);
   this._retryCount = config.retryCount === undefined ? 1 : config.retryCount;
+  // After a put that failed with an error other than a condition failure (a timeout, a network
+  // error) and that a read could not show ours, the lock may still be taken by that put
+  // landing late, and a fail-closed lock never frees itself: the acquire deletes it on our
+  // guid at once and again this long after, then reports the error. Not a dlc option (dlc's
+  // schema refuses unknown ones), so it is set on the instance (non-enumerable, so the
+  // instance looks like dlc's); undefined means 5 s.
+  Object.defineProperty(this, "_undoDelayMs", { value: undefined, writable: true });
 }
 FailClosed.schema = { config: schemas.failClosed };
 FailClosed.prototype.acquireLock = function (id, callback) {

@@ -11,6 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use dynalease::lock::dlc::{
     Action, DlcKey, DlcTable, FailClosedAcquire, FailClosedConfig, FailOpenAcquire, FailOpenConfig, HeldLock, HeldMode, Input, Now,
+    DEFAULT_UNDO_DELAY,
 };
 use dynalease::request::{RenderedExpressions, Request, Response};
 use dynalease::Error;
@@ -104,6 +105,12 @@ fn action_json(action: Action) -> String {
             json["type"] = json!("send");
             json
         }
+        // Sent like a request, but its error is never the one reported (lib/dlc.js).
+        Action::Undo(request) => {
+            let mut json = request_json(&request);
+            json["type"] = json!("undo");
+            json
+        }
         Action::Sleep(duration) => json!({"type": "sleep", "ms": duration.as_millis() as f64}),
         Action::Idle => json!({"type": "idle"}),
         Action::Acquired { guid, fencing_token, lease_from_mono_ms } => json!({
@@ -117,6 +124,7 @@ fn action_json(action: Action) -> String {
         Action::FailedToRelease => json!({"type": "failedToRelease"}),
         Action::HeartbeatFailed => json!({"type": "heartbeatFailed"}),
         Action::PassError => json!({"type": "passError"}),
+        Action::Abandoned => json!({"type": "abandoned"}),
     };
     json.to_string()
 }
@@ -134,7 +142,9 @@ pub struct DlcAcquire {
 
 #[napi]
 impl DlcAcquire {
-    /// `config`: the client's dlc options as JSON (plus `"failClosed"`); `id`: the lock id.
+    /// `config`: the client's dlc options as JSON (plus `"failClosed"`, and `"undoDelayMs"`,
+    /// the fail-closed undo's delay, which is not a dlc option: 5 s when absent); `id`: the
+    /// lock id.
     #[napi(constructor)]
     pub fn new(config: String, id: String) -> Result<DlcAcquire> {
         let (config, id) = (parse(&config).js()?, key(&parse(&id).js()?).js()?);
@@ -143,7 +153,8 @@ impl DlcAcquire {
         let retry_count = int(&config, "retryCount").unwrap_or(1).max(0) as u32;
         let machine = if field(&config, "failClosed").and_then(Json::as_bool).unwrap_or(false) {
             let acquire_period = Duration::from_millis(int(&config, "acquirePeriodMs").unwrap_or(0).max(0) as u64);
-            Acquire::FailClosed(FailClosedAcquire::new(FailClosedConfig { table, owner, acquire_period, retry_count }, id))
+            let undo_delay = int(&config, "undoDelayMs").map_or(DEFAULT_UNDO_DELAY, |ms| Duration::from_millis(ms.max(0) as u64));
+            Acquire::FailClosed(FailClosedAcquire::new(FailClosedConfig { table, owner, acquire_period, retry_count, undo_delay }, id))
         } else {
             let config = FailOpenConfig {
                 table,

@@ -13,8 +13,17 @@
 //! - an item without `fencingToken` (a fail-closed holder) counts as token 0 (dlc sends NaN);
 //!   an item without `leaseDurationMs` is waited out for our own lease (dlc waits NaN ms);
 //! - heartbeat and release never overlap: a release asked for while a heartbeat is in flight
-//!   is sent after it, with the guid it wrote (dlc conditions on the stale guid);
-//! - a release whose condition fails reports [`Action::FailedToRelease`] (dlc reports success).
+//!   (or being verified) is sent after it, with the guid it wrote (dlc conditions on the stale
+//!   guid); after a heartbeat whose outcome is unknown the release tries both guids;
+//! - a release whose condition fails reports [`Action::FailedToRelease`] (dlc reports success);
+//! - an acquire whose put got an error other than a condition failure (a timeout or network
+//!   error, which may have landed) reads the item back: our fresh guid there means we hold the
+//!   lock; otherwise the put may still land, so the machine sends a best-effort undo
+//!   ([`Action::Undo`], conditioned on our guid) before the error is reported. A fail-closed
+//!   lock never frees itself, so a put of ours landing unseen would leave it held by nobody
+//!   for good: its undo is sent once more after [`FailClosedConfig::undo_delay`]. dlc reports
+//!   such errors at once and sends nothing more, so these requests appear only on paths dlc
+//!   never handled.
 
 use std::time::Duration;
 
@@ -80,7 +89,20 @@ pub enum Action {
     /// heartbeats stop.
     HeartbeatFailed,
     /// Report the error the last request got, unchanged, to the caller of the operation.
+    /// [`Action::Undo`] requests do not count: after an undo, report the error that the last
+    /// request before it got (the one that left the acquire's outcome unknown).
     PassError,
+    /// Send this best-effort undo, then feed back its outcome as for [`Action::Send`]. An
+    /// acquire emits it when its put may have landed unseen (an error other than a condition
+    /// failure, and no read proved it either way) or when the caller abandons it: a put
+    /// landing after we gave up would leave a lock held by nobody, which for a fail-closed
+    /// lock means for ever. The request is conditioned on our own fresh guid, so it can never
+    /// touch another holder's lock. Its own outcome is never reported (it is expected to fail
+    /// its condition when our put did not land).
+    Undo(Request),
+    /// The caller gave up on the acquire ([`FailOpenAcquire::abandon`],
+    /// [`FailClosedAcquire::abandon`]) and any undo it needed has been sent: nothing to report.
+    Abandoned,
 }
 
 impl DlcTable {
@@ -141,6 +163,17 @@ impl DlcTable {
         })
     }
 
+    /// dlc's fail-closed release: delete the item if it still carries `guid`.
+    fn delete_held(&self, id: &DlcKey, guid: &[u8]) -> Request {
+        Request::DeleteItem(DeleteItem {
+            table: self.table.clone(),
+            key: self.key(id),
+            condition: Some(self.held_by(guid)),
+            return_values: ReturnValues::None,
+            return_old_on_condition_failure: false,
+        })
+    }
+
     fn get(&self, id: &DlcKey) -> Request {
         Request::GetItem(GetItem { table: self.table.clone(), key: self.key(id), consistent_read: true })
     }
@@ -190,6 +223,11 @@ enum AcquireState {
     /// The put's condition failed: reading the item, which shows whether an earlier send of
     /// the same put (resent by the SDK after a lost answer) landed.
     Verifying,
+    /// The put failed otherwise (a timeout or network error): reading the item, since the
+    /// put may have landed all the same.
+    ReadingBack,
+    /// The put's outcome stayed unknown: our release write (the undo) is in flight.
+    Undoing,
     Done,
 }
 
@@ -205,12 +243,23 @@ pub struct FailOpenAcquire {
     /// When the last put was sent (monotonic ms).
     put_sent_mono_ms: i64,
     state: AcquireState,
+    /// The caller gave up ([`Self::abandon`]): the undo ends in `Abandoned`, not `PassError`.
+    abandoned: bool,
 }
 
 impl FailOpenAcquire {
     pub fn new(config: FailOpenConfig, id: DlcKey) -> FailOpenAcquire {
         let retries_left = config.retry_count;
-        FailOpenAcquire { config, id, guid: new_guid(), retries_left, fencing_token: 0, put_sent_mono_ms: 0, state: AcquireState::Reading }
+        FailOpenAcquire {
+            config,
+            id,
+            guid: new_guid(),
+            retries_left,
+            fencing_token: 0,
+            put_sent_mono_ms: 0,
+            state: AcquireState::Reading,
+            abandoned: false,
+        }
     }
 
     pub fn guid(&self) -> &[u8] {
@@ -256,13 +305,25 @@ impl FailOpenAcquire {
                 self.state = AcquireState::Verifying;
                 Action::Send(table.get(&self.id))
             }
-            (AcquireState::Verifying, Input::Response(Response::GetItem(found))) => {
+            (AcquireState::Writing, Input::OtherError) => {
+                // dlc reports this error at once; but a put that timed out may have landed, and
+                // then we hold a lock nobody knows about.
+                self.state = AcquireState::ReadingBack;
+                Action::Send(table.get(&self.id))
+            }
+            (AcquireState::Verifying | AcquireState::ReadingBack, Input::Response(Response::GetItem(Some(item))))
+                if carries_guid(&item, &self.guid) =>
+            {
                 // Our guid is fresh for this call, so finding it proves our put landed.
-                if let Some(item) = found.as_ref().filter(|item| carries_guid(item, &self.guid)) {
-                    let fencing_token = item.get(FENCING_TOKEN).and_then(AttributeValue::as_i64).unwrap_or(self.fencing_token);
-                    // The put that landed was sent (and resent by the SDK) from put_sent_mono_ms.
-                    return Action::Acquired { guid: self.guid.clone(), fencing_token: Some(fencing_token), lease_from_mono_ms: self.put_sent_mono_ms };
-                }
+                let fencing_token = item.get(FENCING_TOKEN).and_then(AttributeValue::as_i64).unwrap_or(self.fencing_token);
+                // The put that landed was sent (and resent by the SDK) from put_sent_mono_ms.
+                Action::Acquired { guid: self.guid.clone(), fencing_token: Some(fencing_token), lease_from_mono_ms: self.put_sent_mono_ms }
+            }
+            // Not ours (yet), or the read failed: the put may still land. Undo and report.
+            (AcquireState::ReadingBack, Input::Response(_) | Input::ConditionFailed | Input::OtherError)
+            | (AcquireState::Verifying, Input::OtherError) => self.undo(now),
+            (AcquireState::Undoing, Input::Response(_) | Input::ConditionFailed | Input::OtherError) => self.finish_undo(),
+            (AcquireState::Verifying, Input::Response(Response::GetItem(found))) => {
                 if self.retries_left == 0 {
                     return Action::FailedToAcquire;
                 }
@@ -278,6 +339,40 @@ impl FailOpenAcquire {
                 self.state = state;
                 Action::Idle
             }
+        }
+    }
+
+    /// The caller gives up on this acquire (a deadline of its own, say) and feeds no answer
+    /// to the request in flight, if any. When a put of ours may still land (one was sent and
+    /// no answer settled it), this returns the [`Action::Undo`] to send; later inputs answer
+    /// it and the machine ends with [`Action::Abandoned`]. Otherwise `Abandoned` at once.
+    /// A fail-open lock left behind would free itself after its lease; the undo frees it now.
+    pub fn abandon(&mut self, now: Now) -> Action {
+        self.abandoned = true;
+        match std::mem::replace(&mut self.state, AcquireState::Done) {
+            AcquireState::Writing | AcquireState::Verifying | AcquireState::ReadingBack => self.undo(now),
+            _ => Action::Abandoned,
+        }
+    }
+
+    /// Our release write, conditioned on our guid: the request a release of the lock sends.
+    fn undo(&mut self, now: Now) -> Action {
+        self.state = AcquireState::Undoing;
+        let table = &self.config.table;
+        let mut item = self.item(now.unix_ms);
+        item.insert(LEASE_DURATION_MS.into(), AttributeValue::int(RELEASED_LEASE_MS));
+        Action::Undo(table.put(item, table.held_by(&self.guid)))
+    }
+
+    /// One undo suffices here: a put of ours that lands after it frees itself after our lease
+    /// (nobody heartbeats it), which is what fail-open means; waiting to undo it again would
+    /// hold up every error report.
+    fn finish_undo(&mut self) -> Action {
+        self.state = AcquireState::Done;
+        if self.abandoned {
+            Action::Abandoned
+        } else {
+            Action::PassError
         }
     }
 
@@ -324,6 +419,32 @@ pub struct FailClosedConfig {
     pub owner: String,
     pub acquire_period: Duration,
     pub retry_count: u32,
+    /// How long after the first undo of an acquire whose outcome stayed unknown the undo is
+    /// sent once more, before the error is reported: long enough for a put still on its way
+    /// (the SDK's own retries, a slow connection) to have landed or died. Not one of dlc's
+    /// options; [`DEFAULT_UNDO_DELAY`] unless the caller knows its SDK's per-call deadline.
+    pub undo_delay: Duration,
+}
+
+/// [`FailClosedConfig::undo_delay`]'s default: 5 s, longer than the SDKs' usual per-attempt
+/// timeouts on a healthy network, short enough that a caller who got an error is not kept
+/// waiting long.
+pub const DEFAULT_UNDO_DELAY: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug, PartialEq)]
+enum ClosedState {
+    /// Before the first put, or sleeping before the next attempt.
+    Idle,
+    Putting,
+    /// Reading the item to learn whether a put of ours landed: after its condition failed
+    /// (`after_error: false`; an earlier send may have landed before the SDK's resend), or
+    /// after another error (`true`; the put itself may have landed).
+    Checking { after_error: bool },
+    /// The undo (a delete conditioned on our guid) is in flight; `last`: the second one.
+    Undoing { last: bool },
+    /// Between the two undos.
+    UndoWaiting,
+    Done,
 }
 
 /// One `FailClosed.acquireLock`: conditional put, retried after `acquire_period`.
@@ -333,12 +454,15 @@ pub struct FailClosedAcquire {
     id: DlcKey,
     guid: Vec<u8>,
     retries_left: u32,
+    state: ClosedState,
+    /// The caller gave up ([`Self::abandon`]): the undo ends in `Abandoned`, not `PassError`.
+    abandoned: bool,
 }
 
 impl FailClosedAcquire {
     pub fn new(config: FailClosedConfig, id: DlcKey) -> FailClosedAcquire {
         let retries_left = config.retry_count;
-        FailClosedAcquire { config, id, guid: new_guid(), retries_left }
+        FailClosedAcquire { config, id, guid: new_guid(), retries_left, state: ClosedState::Idle, abandoned: false }
     }
 
     pub fn guid(&self) -> &[u8] {
@@ -346,24 +470,85 @@ impl FailClosedAcquire {
     }
 
     pub fn next(&mut self, input: Input) -> Action {
-        match input {
-            Input::Start | Input::Timer => Action::Send(self.put()),
+        match (std::mem::replace(&mut self.state, ClosedState::Done), input) {
+            (ClosedState::Idle, Input::Start | Input::Timer) => {
+                self.state = ClosedState::Putting;
+                Action::Send(self.put())
+            }
+            (ClosedState::Putting, Input::Response(_)) => self.acquired(),
             // The put's condition failed: read the item, since a fail-closed lock whose put
             // landed unseen (resent by the SDK after a lost answer) would stay held forever.
-            Input::ConditionFailed => Action::Send(self.config.table.get(&self.id)),
-            Input::Response(Response::GetItem(found)) => {
-                if found.as_ref().is_some_and(|item| carries_guid(item, &self.guid)) {
-                    Action::Acquired { guid: self.guid.clone(), fencing_token: None, lease_from_mono_ms: 0 }
-                } else if self.retries_left > 0 {
+            (ClosedState::Putting, Input::ConditionFailed) => {
+                self.state = ClosedState::Checking { after_error: false };
+                Action::Send(self.config.table.get(&self.id))
+            }
+            // dlc reports this error at once; but a put that timed out may have landed, and a
+            // fail-closed lock nobody knows it holds is never freed.
+            (ClosedState::Putting, Input::OtherError) => {
+                self.state = ClosedState::Checking { after_error: true };
+                Action::Send(self.config.table.get(&self.id))
+            }
+            (ClosedState::Checking { .. }, Input::Response(Response::GetItem(Some(item)))) if carries_guid(&item, &self.guid) => self.acquired(),
+            (ClosedState::Checking { after_error: false }, Input::Response(Response::GetItem(_))) => {
+                if self.retries_left > 0 {
                     self.retries_left -= 1;
+                    self.state = ClosedState::Idle;
                     Action::Sleep(self.config.acquire_period)
                 } else {
                     Action::FailedToAcquire
                 }
             }
-            Input::Response(_) => Action::Acquired { guid: self.guid.clone(), fencing_token: None, lease_from_mono_ms: 0 },
-            Input::OtherError => Action::PassError,
+            // Not ours (yet), or the read failed: our put may still land.
+            (ClosedState::Checking { after_error: true }, Input::Response(_) | Input::ConditionFailed)
+            | (ClosedState::Checking { .. }, Input::OtherError) => self.undo(false),
+            (ClosedState::Undoing { last: false }, Input::Response(_) | Input::ConditionFailed | Input::OtherError) => {
+                // Even a delete that removed our item does not end it: another send of the put
+                // (an SDK retry) may still be on its way.
+                self.state = ClosedState::UndoWaiting;
+                Action::Sleep(self.config.undo_delay)
+            }
+            (ClosedState::UndoWaiting, Input::Timer) => self.undo(true),
+            (ClosedState::Undoing { last: true }, Input::Response(_) | Input::ConditionFailed | Input::OtherError) => {
+                if self.abandoned {
+                    Action::Abandoned
+                } else {
+                    Action::PassError
+                }
+            }
+            (state, _) => {
+                // An input the current state does not expect (a caller bug): stay put.
+                self.state = state;
+                Action::Idle
+            }
         }
+    }
+
+    /// The caller gives up on this acquire (a deadline of its own, say) and feeds no answer
+    /// to the request in flight, if any. When a put of ours may still land (one was sent and
+    /// no answer settled it), this returns the [`Action::Undo`] to send, and the machine goes
+    /// on as after an unknown outcome (a second undo after `undo_delay`), ending with
+    /// [`Action::Abandoned`]. Abandoned during the undos, it drops the one in flight and
+    /// waits for the next. Otherwise `Abandoned` at once.
+    pub fn abandon(&mut self) -> Action {
+        self.abandoned = true;
+        match std::mem::replace(&mut self.state, ClosedState::Done) {
+            ClosedState::Putting | ClosedState::Checking { .. } => self.undo(false),
+            ClosedState::Undoing { last: false } | ClosedState::UndoWaiting => {
+                self.state = ClosedState::UndoWaiting;
+                Action::Sleep(self.config.undo_delay)
+            }
+            _ => Action::Abandoned,
+        }
+    }
+
+    fn acquired(&self) -> Action {
+        Action::Acquired { guid: self.guid.clone(), fencing_token: None, lease_from_mono_ms: 0 }
+    }
+
+    /// The request a release of the lock sends: a delete conditioned on our guid.
+    fn undo(&mut self, last: bool) -> Action {
+        self.state = ClosedState::Undoing { last };
+        Action::Undo(self.config.table.delete_held(&self.id, &self.guid))
     }
 
     fn put(&self) -> Request {
@@ -396,10 +581,15 @@ enum HeldState {
     /// A heartbeat's condition failed: reading the item, which carries `next_guid` if an
     /// earlier send of the same heartbeat landed.
     VerifyingHeartbeat { next_guid: Vec<u8> },
-    Releasing,
-    /// The release's condition failed while our lease still ran: reading the item to see
-    /// whether our release landed unseen and the next holder took the freed lock.
-    VerifyingRelease,
+    /// The release is in flight, conditioned on `guid`. `unsettled`: the new guid of a
+    /// heartbeat whose outcome is unknown (it got an error other than a condition failure),
+    /// which the item carries if that heartbeat landed after all.
+    Releasing { unsettled: Option<Vec<u8>> },
+    /// The release's condition failed: reading the item to see whether it carries the
+    /// `unsettled` heartbeat's guid (then we release on that), or, when `landed_unseen` (the
+    /// failure came while our lease still ran), whether our release landed unseen and the
+    /// next holder took the freed lock.
+    VerifyingRelease { unsettled: Option<Vec<u8>>, landed_unseen: bool },
     Stopped,
 }
 
@@ -413,8 +603,12 @@ pub struct HeldLock {
     state: HeldState,
     released: bool,
     release_queued: bool,
-    /// A heartbeat found the item changed: whatever happens later, the lock was lost.
+    /// A heartbeat found the item changed (or failed otherwise): the lock counts as lost,
+    /// unless a later read finds the item carrying our guid.
     lost: bool,
+    /// A heartbeat that stopped the heartbeats without a known outcome: its new guid, which
+    /// a later release tries when its own guid is no longer there.
+    unsettled_guid: Option<Vec<u8>>,
     /// When the write that last renewed our lease was sent (monotonic ms), and when the
     /// heartbeat in flight was.
     lease_from_mono_ms: Option<i64>,
@@ -434,6 +628,7 @@ impl HeldLock {
             released: false,
             release_queued: false,
             lost: false,
+            unsettled_guid: None,
             lease_from_mono_ms,
             heartbeat_sent_mono_ms: 0,
         }
@@ -456,18 +651,19 @@ impl HeldLock {
         self.heartbeat_period().map(Action::Sleep).unwrap_or(Action::Idle)
     }
 
-    /// The caller asks to release. Sent at once, or after an in-flight heartbeat (then this
-    /// returns `Idle` and the heartbeat's outcome returns the release).
+    /// The caller asks to release. Sent at once, or after an in-flight heartbeat, including
+    /// one whose condition failed and whose read is in flight (then this returns `Idle` and
+    /// the heartbeat's outcome returns the release: that read's answer is not the release's).
     pub fn release(&mut self, now: Now) -> Action {
         let now_unix_ms = now.unix_ms;
         self.released = true;
         match self.state {
-            HeldState::Heartbeating { .. } => {
+            HeldState::Heartbeating { .. } | HeldState::VerifyingHeartbeat { .. } => {
                 self.release_queued = true;
                 Action::Idle
             }
             _ => {
-                self.state = HeldState::Releasing;
+                self.state = HeldState::Releasing { unsettled: self.unsettled_guid.clone() };
                 Action::Send(self.release_request(now_unix_ms))
             }
         }
@@ -487,7 +683,7 @@ impl HeldLock {
                 self.guid = next_guid;
                 self.lease_from_mono_ms = Some(self.heartbeat_sent_mono_ms);
                 if self.release_queued {
-                    self.state = HeldState::Releasing;
+                    self.state = HeldState::Releasing { unsettled: None };
                     return Action::Send(self.release_request(now_unix_ms));
                 }
                 match self.heartbeat_period() {
@@ -513,37 +709,65 @@ impl HeldLock {
                 self.lost = true;
                 Action::FailedToRelease
             }
-            (HeldState::VerifyingHeartbeat { .. }, Input::OtherError) if self.release_queued => {
-                // Unknown whether we still hold it: the release reports the read's error.
-                self.state = HeldState::Stopped;
-                Action::PassError
-            }
-            (HeldState::VerifyingHeartbeat { .. }, Input::Response(_) | Input::OtherError) => {
-                self.state = HeldState::Stopped;
-                self.lost = true;
-                Action::HeartbeatFailed
-            }
-            (HeldState::Heartbeating { .. }, Input::OtherError) if self.release_queued => {
-                // The heartbeat may not have landed: release on the guid we know.
-                self.state = HeldState::Releasing;
-                Action::Send(self.release_request(now_unix_ms))
-            }
-            (HeldState::Heartbeating { .. }, Input::OtherError) => {
-                self.state = HeldState::Stopped;
-                self.lost = true;
-                Action::HeartbeatFailed
-            }
-            (HeldState::Releasing, Input::Response(_)) => Action::Released,
-            (HeldState::Releasing, Input::ConditionFailed) if self.may_have_released_unseen(now) => {
-                self.state = HeldState::VerifyingRelease;
+            (HeldState::VerifyingHeartbeat { next_guid }, Input::OtherError) if self.release_queued => {
+                // The heartbeat's old guid is gone (its condition failed), and whether its new
+                // one is there is unknown: read once more before the release reports anything.
+                self.state = HeldState::VerifyingRelease { unsettled: Some(next_guid), landed_unseen: false };
                 Action::Send(self.table.get(&self.id))
             }
-            (HeldState::Releasing, Input::ConditionFailed) => Action::FailedToRelease,
-            (HeldState::VerifyingRelease, Input::Response(Response::GetItem(found))) if self.next_holder_after_us(found.as_ref()) => {
+            (HeldState::VerifyingHeartbeat { next_guid }, Input::OtherError) => {
+                self.state = HeldState::Stopped;
+                self.lost = true;
+                self.unsettled_guid = Some(next_guid);
+                Action::HeartbeatFailed
+            }
+            (HeldState::VerifyingHeartbeat { .. }, Input::Response(_)) => {
+                self.state = HeldState::Stopped;
+                self.lost = true;
+                Action::HeartbeatFailed
+            }
+            (HeldState::Heartbeating { next_guid }, Input::OtherError) if self.release_queued => {
+                // The heartbeat may or may not have landed (or may land yet): release on the
+                // guid we know, and on the heartbeat's if that one fails.
+                self.state = HeldState::Releasing { unsettled: Some(next_guid) };
+                Action::Send(self.release_request(now_unix_ms))
+            }
+            (HeldState::Heartbeating { next_guid }, Input::OtherError) => {
+                self.state = HeldState::Stopped;
+                self.lost = true;
+                self.unsettled_guid = Some(next_guid);
+                Action::HeartbeatFailed
+            }
+            (HeldState::Releasing { .. }, Input::Response(_)) => Action::Released,
+            (HeldState::Releasing { unsettled }, Input::ConditionFailed) => {
+                let landed_unseen = self.may_have_released_unseen(now);
+                if unsettled.is_none() && !landed_unseen {
+                    return Action::FailedToRelease;
+                }
+                self.state = HeldState::VerifyingRelease { unsettled, landed_unseen };
+                Action::Send(self.table.get(&self.id))
+            }
+            (HeldState::VerifyingRelease { unsettled: Some(next_guid), .. }, Input::Response(Response::GetItem(Some(item))))
+                if carries_guid(&item, &next_guid) =>
+            {
+                // The heartbeat landed unseen: we still hold the lock, on its guid, with the
+                // lease it renewed. Release that.
+                self.guid = next_guid;
+                self.lease_from_mono_ms = Some(self.heartbeat_sent_mono_ms);
+                self.lost = false;
+                self.unsettled_guid = None;
+                self.state = HeldState::Releasing { unsettled: None };
+                Action::Send(self.release_request(now_unix_ms))
+            }
+            (HeldState::VerifyingRelease { landed_unseen: true, .. }, Input::Response(Response::GetItem(found)))
+                if self.next_holder_after_us(found.as_ref()) =>
+            {
                 Action::Released
             }
-            (HeldState::VerifyingRelease, _) => Action::FailedToRelease,
-            (HeldState::Releasing, Input::OtherError) => Action::PassError,
+            // Whether the heartbeat's guid is there is unknown: report the read's error.
+            (HeldState::VerifyingRelease { unsettled: Some(_), .. }, Input::OtherError) => Action::PassError,
+            (HeldState::VerifyingRelease { .. }, _) => Action::FailedToRelease,
+            (HeldState::Releasing { .. }, Input::OtherError) => Action::PassError,
             (state, _) => {
                 self.state = state;
                 Action::Idle
@@ -616,13 +840,7 @@ impl HeldLock {
                 );
                 self.table.put(item, self.table.held_by(&self.guid))
             }
-            HeldMode::FailClosed => Request::DeleteItem(DeleteItem {
-                table: self.table.table.clone(),
-                key: self.table.key(&self.id),
-                condition: Some(self.table.held_by(&self.guid)),
-                return_values: ReturnValues::None,
-                return_old_on_condition_failure: false,
-            }),
+            HeldMode::FailClosed => self.table.delete_held(&self.id, &self.guid),
         }
     }
 }
@@ -766,7 +984,7 @@ mod tests {
 
     #[test]
     fn fail_closed_acquire_retries_after_the_period() {
-        let config = FailClosedConfig { table: table(true), owner: "me".into(), acquire_period: Duration::from_millis(7), retry_count: 1 };
+        let config = FailClosedConfig { table: table(true), owner: "me".into(), acquire_period: Duration::from_millis(7), retry_count: 1, undo_delay: DEFAULT_UNDO_DELAY };
         let mut m = FailClosedAcquire::new(config, id(true));
         let (put, rendered) = put(m.next(Input::Start));
         assert_eq!(put.item.len(), 4);
@@ -901,7 +1119,7 @@ mod tests {
         let found = Input::Response(Response::GetItem(Some(ours(&guid, Some(1)))));
         assert_eq!(m.next(found, Now { unix_ms: 0, mono_ms: 40 }), Action::Acquired { guid, fencing_token: Some(1), lease_from_mono_ms: 5 });
 
-        let config = FailClosedConfig { table: table(false), owner: "me".into(), acquire_period: Duration::from_millis(7), retry_count: 0 };
+        let config = FailClosedConfig { table: table(false), owner: "me".into(), acquire_period: Duration::from_millis(7), retry_count: 0, undo_delay: DEFAULT_UNDO_DELAY };
         let mut m = FailClosedAcquire::new(config, id(false));
         m.next(Input::Start);
         assert!(matches!(m.next(Input::ConditionFailed), Action::Send(Request::GetItem(_))));
@@ -945,5 +1163,258 @@ mod tests {
         );
         assert_eq!(delete.key.len(), 2);
         assert_eq!(lock.next(Input::Response(Response::Written(None)), at(0)), Action::Released);
+    }
+
+    /// The guid a heartbeat (or release) put writes.
+    fn written_guid(action: &Action) -> Vec<u8> {
+        let Action::Send(Request::PutItem(put)) = action else { panic!("expected a put, got {action:?}") };
+        put.item[GUID].as_b().unwrap().to_vec()
+    }
+
+    /// The `:guid` a put or delete is conditioned on.
+    fn conditioned_on(request: &Request) -> AttributeValue {
+        let condition = match request {
+            Request::PutItem(put) => put.condition.as_ref(),
+            Request::DeleteItem(delete) => delete.condition.as_ref(),
+            other => panic!("no condition on {other:?}"),
+        };
+        RenderedExpressions::new(condition, None, None, None).attributes.values[":guid"].clone()
+    }
+
+    fn read(found: Option<Item>) -> Input {
+        Input::Response(Response::GetItem(found))
+    }
+
+    #[test]
+    fn a_release_during_a_heartbeat_verification_waits_for_it() {
+        // The heartbeat's condition failed and its read is in flight when the release comes:
+        // the release must not go out, and the read's answer is not the release's.
+        let mut lock = held(Some(10));
+        let next_guid = written_guid(&lock.next(Input::Timer, at(0)));
+        assert!(matches!(lock.next(Input::ConditionFailed, at(0)), Action::Send(Request::GetItem(_))));
+        assert_eq!(lock.release(at(0)), Action::Idle);
+        // Someone else's item: we lost the lock, and the release says so.
+        assert_eq!(lock.next(read(Some(holder(Some(43), Some(100), None))), at(0)), Action::FailedToRelease);
+
+        // The heartbeat had landed (its answer was lost): the release goes out on its guid.
+        let mut lock = held(Some(10));
+        let next_guid_2 = written_guid(&lock.next(Input::Timer, at(0)));
+        lock.next(Input::ConditionFailed, at(0));
+        assert_eq!(lock.release(at(0)), Action::Idle);
+        let action = lock.next(read(Some(ours(&next_guid_2, Some(42)))), at(0));
+        let Action::Send(release) = &action else { panic!("expected the release, got {action:?}") };
+        assert_eq!(conditioned_on(release), AttributeValue::B(next_guid_2.clone()));
+        assert_eq!(written_guid(&action), next_guid_2);
+        assert_eq!(lock.next(Input::Response(Response::Written(None)), at(0)), Action::Released);
+        assert_ne!(next_guid, next_guid_2);
+    }
+
+    #[test]
+    fn a_release_queued_behind_a_heartbeat_of_unknown_outcome_tries_both_guids() {
+        let after_lease = Now { unix_ms: 0, mono_ms: 150 };
+        let start = |lock: &mut HeldLock| {
+            let next_guid = written_guid(&lock.next(Input::Timer, at(0)));
+            assert_eq!(lock.release(at(0)), Action::Idle);
+            // The heartbeat timed out: the release goes out on the guid we know, as before.
+            let action = lock.next(Input::OtherError, at(0));
+            let Action::Send(release) = &action else { panic!("expected the release, got {action:?}") };
+            assert_eq!(conditioned_on(release), AttributeValue::B(vec![1; 64]));
+            next_guid
+        };
+        // The heartbeat landed after all: the release on the old guid fails, the item carries
+        // the heartbeat's guid, and the release goes out on that one (even after our first
+        // lease: the heartbeat renewed it).
+        let mut lock = held(Some(10));
+        let next_guid = start(&mut lock);
+        assert!(matches!(lock.next(Input::ConditionFailed, after_lease), Action::Send(Request::GetItem(_))));
+        let action = lock.next(read(Some(ours(&next_guid, Some(42)))), after_lease);
+        let Action::Send(release) = &action else { panic!("expected the release, got {action:?}") };
+        assert_eq!(conditioned_on(release), AttributeValue::B(next_guid.clone()));
+        assert_eq!(lock.guid(), next_guid.as_slice());
+        assert_eq!(lock.next(Input::Response(Response::Written(None)), after_lease), Action::Released);
+
+        // It did not land: the release on the old guid answers.
+        let mut lock = held(Some(10));
+        start(&mut lock);
+        assert_eq!(lock.next(Input::Response(Response::Written(None)), at(0)), Action::Released);
+
+        // Neither guid is there (taken over after our lease): a failure.
+        let mut lock = held(Some(10));
+        start(&mut lock);
+        lock.next(Input::ConditionFailed, after_lease);
+        assert_eq!(lock.next(read(Some(holder(Some(43), Some(100), None))), after_lease), Action::FailedToRelease);
+
+        // The read fails: unknown, so the read's error is reported.
+        let mut lock = held(Some(10));
+        start(&mut lock);
+        lock.next(Input::ConditionFailed, at(0));
+        assert_eq!(lock.next(Input::OtherError, at(0)), Action::PassError);
+
+        // Within our lease, the next holder's token proves our release landed unseen.
+        let mut lock = held(Some(10));
+        start(&mut lock);
+        lock.next(Input::ConditionFailed, at(0));
+        assert_eq!(lock.next(read(Some(holder(Some(43), Some(100), None))), at(0)), Action::Released);
+    }
+
+    #[test]
+    fn a_heartbeat_read_that_fails_under_a_queued_release_is_read_again() {
+        let mut lock = held(Some(10));
+        let next_guid = written_guid(&lock.next(Input::Timer, at(0)));
+        lock.release(at(0));
+        lock.next(Input::ConditionFailed, at(0));
+        assert!(matches!(lock.next(Input::OtherError, at(0)), Action::Send(Request::GetItem(_))));
+        let action = lock.next(read(Some(ours(&next_guid, Some(42)))), at(0));
+        let Action::Send(release) = &action else { panic!("expected the release, got {action:?}") };
+        assert_eq!(conditioned_on(release), AttributeValue::B(next_guid));
+        assert_eq!(lock.next(Input::Response(Response::Written(None)), at(0)), Action::Released);
+    }
+
+    #[test]
+    fn a_release_after_a_heartbeat_error_tries_the_heartbeats_guid() {
+        // The heartbeat timed out with no release queued: 'error', heartbeats stop. The user
+        // then releases; the heartbeat had landed, so the item carries its guid.
+        let mut lock = held(Some(10));
+        let next_guid = written_guid(&lock.next(Input::Timer, at(0)));
+        assert_eq!(lock.next(Input::OtherError, at(0)), Action::HeartbeatFailed);
+        let Action::Send(release) = lock.release(at(0)) else { panic!("expected the release") };
+        assert_eq!(conditioned_on(&release), AttributeValue::B(vec![1; 64]));
+        assert!(matches!(lock.next(Input::ConditionFailed, at(0)), Action::Send(Request::GetItem(_))));
+        let action = lock.next(read(Some(ours(&next_guid, Some(42)))), at(0));
+        let Action::Send(release) = &action else { panic!("expected the release, got {action:?}") };
+        assert_eq!(conditioned_on(release), AttributeValue::B(next_guid));
+        assert_eq!(lock.next(Input::Response(Response::Written(None)), at(0)), Action::Released);
+        // Nothing of ours there: still a failure.
+        let mut lock = held(Some(10));
+        lock.next(Input::Timer, at(0));
+        lock.next(Input::OtherError, at(0));
+        lock.release(at(0));
+        lock.next(Input::ConditionFailed, at(0));
+        assert_eq!(lock.next(read(Some(holder(Some(43), Some(100), None))), at(0)), Action::FailedToRelease);
+    }
+
+    fn fail_closed_acquire() -> FailClosedAcquire {
+        let config = FailClosedConfig {
+            table: table(false),
+            owner: "me".into(),
+            acquire_period: Duration::from_millis(7),
+            retry_count: 1,
+            undo_delay: Duration::from_millis(900),
+        };
+        FailClosedAcquire::new(config, id(false))
+    }
+
+    /// The fail-closed undo: dlc's release delete, on our guid.
+    fn assert_delete_undo(action: Action, guid: &[u8]) {
+        let Action::Undo(Request::DeleteItem(delete)) = action else { panic!("expected a delete undo, got {action:?}") };
+        let mut release = HeldLock::new(table(false), id(false), HeldMode::FailClosed, guid.to_vec(), Some(0));
+        assert_eq!(release.release(at(0)), Action::Send(Request::DeleteItem(delete)));
+    }
+
+    #[test]
+    fn a_fail_closed_put_that_errs_but_landed_holds_the_lock() {
+        let mut m = fail_closed_acquire();
+        assert!(matches!(m.next(Input::Start), Action::Send(Request::PutItem(_))));
+        let action = m.next(Input::OtherError);
+        assert_eq!(action, Action::Send(table(false).get(&id(false))), "a consistent read of the lock");
+        let guid = m.guid().to_vec();
+        assert_eq!(m.next(read(Some(ours(&guid, None)))), Action::Acquired { guid, fencing_token: None, lease_from_mono_ms: 0 });
+    }
+
+    #[test]
+    fn a_fail_closed_put_of_unknown_outcome_is_undone_twice_before_the_error() {
+        // The read shows no item (or another holder's, or fails): our put may land yet.
+        for found in [read(None), read(Some(holder(None, None, None))), Input::OtherError] {
+            let mut m = fail_closed_acquire();
+            m.next(Input::Start);
+            m.next(Input::OtherError);
+            let guid = m.guid().to_vec();
+            assert_delete_undo(m.next(found), &guid);
+            // Whatever the undo's outcome (its condition fails if our put never landed), it
+            // goes out once more after the delay, then the put's error is reported.
+            assert_eq!(m.next(Input::ConditionFailed), Action::Sleep(Duration::from_millis(900)));
+            assert_delete_undo(m.next(Input::Timer), &guid);
+            assert_eq!(m.next(Input::Response(Response::Written(None))), Action::PassError);
+        }
+        // A condition failure whose read fails is unknown too (an earlier send may have landed).
+        let mut m = fail_closed_acquire();
+        m.next(Input::Start);
+        m.next(Input::ConditionFailed);
+        let guid = m.guid().to_vec();
+        assert_delete_undo(m.next(Input::OtherError), &guid);
+        assert_eq!(m.next(Input::OtherError), Action::Sleep(Duration::from_millis(900)));
+        assert_delete_undo(m.next(Input::Timer), &guid);
+        assert_eq!(m.next(Input::ConditionFailed), Action::PassError);
+    }
+
+    #[test]
+    fn an_abandoned_fail_closed_acquire_undoes_a_put_that_may_land() {
+        // Given up while the put is in flight.
+        let mut m = fail_closed_acquire();
+        m.next(Input::Start);
+        let guid = m.guid().to_vec();
+        assert_delete_undo(m.abandon(), &guid);
+        assert_eq!(m.next(Input::ConditionFailed), Action::Sleep(Duration::from_millis(900)));
+        assert_delete_undo(m.next(Input::Timer), &guid);
+        assert_eq!(m.next(Input::ConditionFailed), Action::Abandoned);
+        // Given up before sending anything, or while sleeping after a settled condition failure.
+        assert_eq!(fail_closed_acquire().abandon(), Action::Abandoned);
+        let mut m = fail_closed_acquire();
+        m.next(Input::Start);
+        m.next(Input::ConditionFailed);
+        assert_eq!(m.next(read(Some(holder(None, None, None)))), Action::Sleep(Duration::from_millis(7)));
+        assert_eq!(m.abandon(), Action::Abandoned);
+    }
+
+    #[test]
+    fn a_fail_open_put_that_errs_is_read_back() {
+        // Landed: we hold it, with the lease counted from the put's send.
+        let mut m = fail_open(false, false);
+        m.next(Input::Start, at(0));
+        m.next(read(None), Now { unix_ms: 0, mono_ms: 5 });
+        assert_eq!(m.next(Input::OtherError, at(0)), Action::Send(table(false).get(&id(false))));
+        let guid = m.guid().to_vec();
+        assert_eq!(m.next(read(Some(ours(&guid, Some(1)))), at(0)), Action::Acquired { guid, fencing_token: Some(1), lease_from_mono_ms: 5 });
+
+        // Unknown: undone with the very request a release of the lock sends, then the error.
+        for found in [read(None), read(Some(holder(Some(1), Some(100), None))), Input::OtherError] {
+            let mut m = fail_open(false, false);
+            m.next(Input::Start, at(0));
+            m.next(read(None), at(0));
+            m.next(Input::OtherError, at(0));
+            let Action::Undo(undo) = m.next(found, at(0)) else { panic!("expected an undo") };
+            let mode = HeldMode::FailOpen { fencing_token: 1, lease_duration_ms: 100, owner: "me".into(), heartbeat_period: None, trust_local_time: false };
+            let mut release = HeldLock::new(table(false), id(false), mode, m.guid().to_vec(), Some(0));
+            assert_eq!(release.release(at(0)), Action::Send(undo));
+            assert_eq!(m.next(Input::ConditionFailed, at(0)), Action::PassError);
+        }
+        // A condition failure whose read fails: undo too.
+        let mut m = fail_open(false, false);
+        m.next(Input::Start, at(0));
+        m.next(read(None), at(0));
+        m.next(Input::ConditionFailed, at(0));
+        let Action::Undo(undo) = m.next(Input::OtherError, at(0)) else { panic!("expected an undo") };
+        assert_eq!(conditioned_on(&undo), AttributeValue::B(m.guid().to_vec()));
+        assert_eq!(m.next(Input::Response(Response::Written(None)), at(0)), Action::PassError);
+        // The first read failing sent no put: nothing to undo.
+        let mut m = fail_open(false, false);
+        m.next(Input::Start, at(0));
+        assert_eq!(m.next(Input::OtherError, at(0)), Action::PassError);
+    }
+
+    #[test]
+    fn an_abandoned_fail_open_acquire_undoes_a_put_that_may_land() {
+        let mut m = fail_open(false, false);
+        m.next(Input::Start, at(0));
+        m.next(read(None), at(0));
+        let Action::Undo(undo) = m.abandon(at(0)) else { panic!("expected an undo") };
+        let (put, _) = put(Action::Send(undo));
+        assert_eq!(put.item[LEASE_DURATION_MS], AttributeValue::int(RELEASED_LEASE_MS));
+        assert_eq!(m.next(Input::ConditionFailed, at(0)), Action::Abandoned);
+        // Waiting out a holder: no put of ours is out.
+        let mut m = fail_open(false, false);
+        m.next(Input::Start, at(0));
+        m.next(read(Some(holder(Some(1), Some(100), None))), at(0));
+        assert_eq!(m.abandon(at(0)), Action::Abandoned);
     }
 }
