@@ -20,7 +20,11 @@ export declare class Acquisition {
 
 /** One `acquireLock` call of a `FailOpen` or `FailClosed` client. */
 export declare class DlcAcquire {
-  /** `config`: the client's dlc options as JSON (plus `"failClosed"`); `id`: the lock id. */
+  /**
+   * `config`: the client's dlc options as JSON (plus `"failClosed"`, and `"undoDelayMs"`,
+   * the fail-closed undo's delay, which is not a dlc option: 5 s when absent); `id`: the
+   * lock id.
+   */
   constructor(config: string, id: string)
   /**
    * Feeds one input (`start`, `timer`, `item` with the read item or null, `written`,
