@@ -74,9 +74,10 @@ function documentParams(params) {
 }
 
 // Runs a machine until it returns something other than send/undo/sleep; `finish(action,
-// error)` gets that action and the error of the last request that was not an undo.
+// error, firstOtherError)` gets that action, the error of the last request that was not an
+// undo, and the first error of the run that was not a condition failure.
 function run(dynamodb, next, action, finish, onTimer) {
-  let lastError;
+  let lastError, firstOtherError;
   const step = (kind, item) => handle(JSON.parse(next(kind, item === undefined ? null : item, Date.now(), performance.now())));
   const handle = (act) => {
     switch (act.type) {
@@ -87,7 +88,9 @@ function run(dynamodb, next, action, finish, onTimer) {
             // An undo follows a write whose outcome is unknown; the error to report is the one
             // that made it unknown, not the undo's (whose condition fails when nothing landed).
             if (act.type === "send") lastError = error;
-            return step(isConditionFailed(error) ? "conditionFailed" : "otherError");
+            const conditionFailed = isConditionFailed(error);
+            if (!conditionFailed && firstOtherError === undefined) firstOtherError = error;
+            return step(conditionFailed ? "conditionFailed" : "otherError");
           }
           if (act.op === "get") {
             const item = data && data.Item ? JSON.stringify(itemToDynamo(data.Item)) : null;
@@ -101,7 +104,7 @@ function run(dynamodb, next, action, finish, onTimer) {
         return undefined;
       }
       default:
-        return finish(act, lastError);
+        return finish(act, lastError, firstOtherError);
     }
   };
   return handle(action);
@@ -170,7 +173,7 @@ function acquireLock(self, type, id, callback) {
   }
   const next = (kind, item, now, mono) => machine.next(kind, item, now, mono);
   const start = JSON.parse(next("start", null, Date.now(), performance.now()));
-  return run(config.dynamodb, next, start, (action, error) => {
+  return run(config.dynamodb, next, start, (action, error, firstOtherError) => {
     switch (action.type) {
       case "acquired": {
         const guid = Buffer.from(action.guid, "base64");
@@ -198,7 +201,10 @@ function acquireLock(self, type, id, callback) {
       case "failedToAcquire":
         return callback(codedError("Failed to acquire lock.", "FailedToAcquireLock", error));
       default:
-        return callback(error);
+        // An acquire stops at its first error that is not a condition failure (after a read
+        // back and an undo, when its put may have landed): that error is the one to report,
+        // as dlc reports it, not the read back's.
+        return callback(firstOtherError || error);
     }
   });
 }
