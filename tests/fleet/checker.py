@@ -10,6 +10,9 @@
 - **counters**: each lock's KV counter equals the number of increments its holders saw succeed
   (at most that plus the increments whose outcome stayed unknown). Every increment is a
   compare-and-swap fenced by the lock, so a lost update or a write by a stale holder shows here.
+- **no stuck lock** (when the runner probed the locks after the fleet and the faults stopped,
+  see `LockProbe`): every lock id was free, or a fresh client acquired it within the bound (a
+  fail-open lock: one lease plus slack, since a holder that is gone leaves at most one lease).
 
     python tests/fleet/checker.py LOG_DIR_OR_FILES... [--counters counters.json] [--json]
 
@@ -71,6 +74,20 @@ def load(paths: Iterable[str]) -> Tuple[List[Hold], List[Event]]:
 
 
 @dataclass
+class LockProbe:
+    """What a fresh client found when it tried a lock after the fleet and the faults stopped."""
+
+    state: str  # "free" (taken at once), "waited" (taken after a wait), "stuck" (not within bound)
+    waited: float  # seconds until it was taken (or until it gave up)
+    bound: float  # the longest wait allowed
+    token: Optional[int] = None  # the fencing token it got
+
+    @property
+    def stuck(self) -> bool:
+        return self.state == "stuck" or self.waited > self.bound
+
+
+@dataclass
 class LockReport:
     lock: str
     holds: int = 0
@@ -81,6 +98,7 @@ class LockReport:
     increments: int = 0  # applied, as their holders saw
     unknown_increments: int = 0
     counter: Optional[int] = None  # found in the store; None: not given or absent
+    probe: Optional[LockProbe] = None  # None: not probed
 
     @property
     def tokens_increasing(self) -> bool:
@@ -127,12 +145,25 @@ class Report:
         ]
 
     @property
+    def stuck_locks(self) -> List[str]:
+        return [
+            f"{lock.lock}: stuck: a fresh client {'did not get it within' if lock.probe.state == 'stuck' else 'waited'} "
+            f"{lock.probe.waited:.2f} s (bound {lock.probe.bound:.2f} s) after the fleet and the faults stopped"
+            for lock in self.locks.values()
+            if lock.probe is not None and lock.probe.stuck
+        ]
+
+    @property
+    def probed(self) -> bool:
+        return any(lock.probe is not None for lock in self.locks.values())
+
+    @property
     def ok(self) -> bool:
-        return not self.overlaps and not self.token_violations and not self.counter_violations
+        return not self.overlaps and not self.token_violations and not self.counter_violations and not self.stuck_locks
 
     def failures(self) -> List[str]:
         out = [f"overlap on {a['lock']}: {describe(a)} and {describe(b)}" for a, b in self.overlaps]
-        return out + self.token_violations + self.counter_violations
+        return out + self.token_violations + self.counter_violations + self.stuck_locks
 
     def handover_ms(self, quantile: float) -> Optional[float]:
         return percentile(self.handovers_ns, quantile) / 1e6 if self.handovers_ns else None
@@ -149,12 +180,18 @@ def percentile(values: Sequence[int], quantile: float) -> float:
     return float(ordered[rank])
 
 
-def check(holds: Sequence[Hold], counters: Optional[Mapping[str, Optional[int]]] = None, events: Sequence[Event] = ()) -> Report:
-    """Checks holds (and, when given, the counters found in the store per lock id)."""
+def check(
+    holds: Sequence[Hold],
+    counters: Optional[Mapping[str, Optional[int]]] = None,
+    events: Sequence[Event] = (),
+    probes: Optional[Mapping[str, LockProbe]] = None,
+) -> Report:
+    """Checks holds (and, when given, the counters found in the store per lock id, and what a
+    fresh client found when it tried each lock at the end)."""
     by_lock: Dict[str, List[Hold]] = defaultdict(list)
     for hold in holds:
         by_lock[str(hold["lock"])].append(hold)
-    for lock_id in counters or {}:
+    for lock_id in list(counters or {}) + list(probes or {}):
         by_lock.setdefault(lock_id, [])
 
     locks: Dict[str, LockReport] = {}
@@ -199,6 +236,8 @@ def check(holds: Sequence[Hold], counters: Optional[Mapping[str, Optional[int]]]
 
         if counters is not None:
             report.counter = counters.get(lock_id)
+        if probes is not None:
+            report.probe = probes.get(lock_id)
         locks[lock_id] = report
 
     holds_by_client = Counter(str(h["client"]) for h in holds)
@@ -245,6 +284,13 @@ def format_report(report: Report) -> str:
         )
     lines.append("")
     lines.append(f"overlaps: {len(report.overlaps)}")
+    if report.probed:
+        probes = [lock.probe for lock in report.locks.values() if lock.probe is not None]
+        longest = max(p.waited for p in probes)
+        lines.append(
+            f"stuck locks: {len(report.stuck_locks)} of {len(probes)} probed after the fleet stopped "
+            f"({sum(p.state == 'free' for p in probes)} free at once, longest wait {longest:.2f} s, bound {probes[0].bound:.2f} s)"
+        )
     if report.errors:
         lines.append("errors seen by workers (handled): " + ", ".join(f"{k} x{v}" for k, v in report.errors.items()))
     for failure in report.failures():
@@ -260,6 +306,7 @@ def report_json(report: Report) -> Dict[str, Any]:
         "holds_by_client": report.holds_by_client,
         "processes_by_client": report.processes_by_client,
         "overlaps": len(report.overlaps),
+        "stuck_locks": len(report.stuck_locks),
         "handover_ms": {str(q): report.handover_ms(q) for q in (0.5, 0.9, 0.99, 1.0)},
         "errors": report.errors,
         "locks": {
@@ -273,6 +320,9 @@ def report_json(report: Report) -> Dict[str, Any]:
                 "unknown_increments": lock.unknown_increments,
                 "counter": lock.counter,
                 "lost_increments": lock.lost_increments,
+                "probe": None if lock.probe is None else {
+                    "state": lock.probe.state, "waited": lock.probe.waited, "bound": lock.probe.bound, "token": lock.probe.token,
+                },
             }
             for lock in report.locks.values()
         },

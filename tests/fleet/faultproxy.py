@@ -13,9 +13,24 @@ connection. Faults:
                    then close the client connection without sending it
     throttle       answer HTTP 400 ThrottlingException without forwarding (as DynamoDB does when
                    a table or account is over its request rate)
+    land_late      hold the request without forwarding until the client gave up on it (closed the
+                   connection at its own per-call deadline, or was reset by the proxy after
+                   `give_up` seconds), then forward it `delay` seconds later: the write lands after
+                   the client saw a timeout or reset and moved on (resent it, read the item back,
+                   or reported the outcome unknown); its answer goes nowhere
+    answer_late    forward at once (the write lands), then hold DynamoDB's answer until the client
+                   gave up (as above) and never deliver it: the client times out on a write that
+                   landed
+
+The two late faults stand for a client's per-call deadline: `give_up=None` waits for the client
+to close the connection itself (the native transport's attempt deadline, `call_timeout`, 5 s by
+default), `give_up=S` resets it after S seconds (a shorter deadline, or a client such as the AWS
+SDK for JavaScript that has none by default). The core sees a timeout and a reset alike: an
+unknown outcome.
 
 Bounded: loopback only, at most `max_connections` client connections, request and response
-sizes capped, every read with a timeout. Runs on its own asyncio loop in a daemon thread so that
+sizes capped, every read and every hold with a timeout. `quiesce()` stops injecting and waits
+until no held request is left to land, so a test can check the table once nothing is in flight. Runs on its own asyncio loop in a daemon thread so that
 synchronous tests can drive it; `rules` can be changed while it runs.
 """
 
@@ -33,7 +48,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
-FAULTS = ("delay", "drop", "reset", "lose_response", "throttle")
+FAULTS = ("delay", "drop", "reset", "lose_response", "throttle", "land_late", "answer_late")
+#: Faults that let the client give up first (see give_up).
+LATE_FAULTS = ("land_late", "answer_late")
+#: Writes that are not lock writes: in the fleet, the KV store's (fenced or not).
+WRITE_OPERATIONS = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
 MAX_HEAD = 64 * 1024
 MAX_BODY = 16 * 1024 * 1024
 
@@ -117,6 +136,18 @@ def parse_request(head: bytes, body: bytes) -> Request:
     return Request(operation, tuple(tables), classify_lock_op(operation, parsed), parsed)
 
 
+def op_label(request: Request) -> str:
+    """What a count is kept under: the lock operation (acquire, heartbeat, release) for lock
+    writes, `kv-write` for every other write (the fleet's KV increments: fenced
+    TransactWriteItems, or the dlc-style workers' plain compare-and-swaps), else the DynamoDB
+    operation (GetItem, ...)."""
+    if request.lock_op is not None:
+        return request.lock_op
+    if request.operation in WRITE_OPERATIONS:
+        return "kv-write"
+    return request.operation
+
+
 @dataclass
 class Rule:
     """Injects `fault` into requests that match every given criterion, with `probability`, at
@@ -130,6 +161,12 @@ class Rule:
     probability: float = 1.0
     times: Optional[int] = None
     delay: float = 0.0
+    #: When set, the delay (for land_late: the wait after the client gave up) is uniform in
+    #: [delay, delay_max] per injection.
+    delay_max: Optional[float] = None
+    #: land_late / answer_late: reset the client after this many seconds if it has not given up
+    #: by itself; None waits for its own deadline (bounded by the proxy's io_timeout).
+    give_up: Optional[float] = None
     injected: int = 0
     #: time.monotonic() of each injection, to see the backoff between retried attempts.
     injected_at: List[float] = field(default_factory=list)
@@ -137,6 +174,15 @@ class Rule:
     def __post_init__(self) -> None:
         if self.fault not in FAULTS:
             raise ValueError(f"unknown fault {self.fault!r}; one of {', '.join(FAULTS)}")
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError(f"probability {self.probability} is not in [0, 1]")
+        if self.delay < 0 or (self.delay_max is not None and self.delay_max < self.delay):
+            raise ValueError("delay must be >= 0 and delay_max >= delay")
+        if self.give_up is not None and self.give_up < 0:
+            raise ValueError("give_up must be >= 0")
+
+    def pick_delay(self, rng: random.Random) -> float:
+        return self.delay if self.delay_max is None else rng.uniform(self.delay, self.delay_max)
 
     def applies(self, request: Request, rng: random.Random) -> bool:
         if self.times is not None and self.injected >= self.times:
@@ -196,6 +242,15 @@ async def _read_message(reader: asyncio.StreamReader, timeout: float, until_eof_
         raise _Closed() from error
 
 
+def _late_result(head: bytes, body: bytes) -> str:
+    status = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
+    if status == b"200":
+        return "applied"
+    if b"ConditionalCheckFailed" in body or b"TransactionCanceled" in body:
+        return "refused"
+    return "error"
+
+
 def _reset(writer: asyncio.StreamWriter) -> None:
     """Closes with a TCP RST (SO_LINGER 0), as a crashed middlebox or peer would."""
     sock = writer.get_extra_info("socket")
@@ -217,8 +272,13 @@ class FaultProxy:
         self.io_timeout = io_timeout
         self.rules: List[Rule] = []
         self.injected: Counter = Counter()  # fault -> count
-        self.injected_by_op: Counter = Counter()  # (fault, lock_op or operation) -> count
-        self.requests: Counter = Counter()  # lock_op or operation -> count
+        self.injected_by_op: Counter = Counter()  # (fault, op_label) -> count
+        self.requests: Counter = Counter()  # op_label -> count
+        #: What became of the requests held by land_late: (op_label, "applied" | "refused" |
+        #: "error" | "not sent") -> count; "refused" is a failed condition (or a cancelled
+        #: transaction), so the write landed late but changed nothing.
+        self.late_results: Counter = Counter()
+        self._held = 0  # late faults not yet finished (requests still to land, answers held)
         self._mutex = threading.Lock()
         self._rng = random.Random(seed)
         self._slots = max_connections
@@ -272,6 +332,21 @@ class FaultProxy:
         with self._mutex:
             self.rules.clear()
 
+    @property
+    def held(self) -> int:
+        """Late faults still in progress: requests waiting to land, or answers held."""
+        with self._mutex:
+            return self._held
+
+    def quiesce(self, timeout: float = 60.0) -> bool:
+        """Stops injecting and waits until every held request has landed (or failed to): after
+        this, nothing a fault held back can still change the table. False on timeout."""
+        self.clear()
+        deadline = time.monotonic() + timeout
+        while self.held and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.held == 0
+
     # -- the proxy ------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -285,17 +360,59 @@ class FaultProxy:
         finally:
             self._loop.close()
 
-    def _choose(self, request: Request) -> Optional[Rule]:
+    def _choose(self, request: Request) -> Tuple[Optional[Rule], float]:
+        """The rule to apply (None: forward untouched) and its delay, drawn here so that one
+        seeded generator decides everything."""
+        label = op_label(request)
         with self._mutex:
-            self.requests[request.lock_op or request.operation] += 1
+            self.requests[label] += 1
             for rule in self.rules:
                 if rule.applies(request, self._rng):
                     rule.injected += 1
                     rule.injected_at.append(time.monotonic())
                     self.injected[rule.fault] += 1
-                    self.injected_by_op[(rule.fault, request.lock_op or request.operation)] += 1
-                    return rule
-        return None
+                    self.injected_by_op[(rule.fault, label)] += 1
+                    if rule.fault in LATE_FAULTS:
+                        self._held += 1
+                    return rule, rule.pick_delay(self._rng)
+        return None, 0.0
+
+    def _late_done(self) -> None:
+        with self._mutex:
+            self._held -= 1
+
+    async def _until_client_gives_up(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, give_up: Optional[float]) -> None:
+        """Returns once the client stopped waiting for this request's answer: it closed the
+        connection (its deadline passed), or `give_up` seconds went by and the proxy reset it."""
+        try:
+            # A waiting HTTP/1.1 client sends nothing more on this connection; EOF (or
+            # anything at all) means it gave up on the request.
+            await asyncio.wait_for(reader.read(1), self.io_timeout if give_up is None else give_up)
+            writer.transport.abort()
+        except (asyncio.TimeoutError, ConnectionError, OSError):
+            _reset(writer)
+
+    async def _land_late(self, head: bytes, body: bytes, label: str, delay: float) -> None:
+        """Sends a held request on a fresh connection and notes what it did."""
+        await asyncio.sleep(delay)
+        result = "not sent"
+        connection: Optional[Tuple[asyncio.StreamReader, asyncio.StreamWriter]] = None
+        try:
+            connection = await asyncio.wait_for(
+                asyncio.open_connection(self.upstream_host, self.upstream_port, limit=MAX_HEAD), self.io_timeout
+            )
+            connection[1].write(head + body)
+            await connection[1].drain()
+            result = "error"
+            response_head, response_body = await _read_message(connection[0], self.io_timeout, until_eof_ok=True)
+            result = _late_result(response_head, response_body)
+        except (_Closed, asyncio.TimeoutError, ConnectionError, OSError):
+            pass
+        finally:
+            if connection is not None:
+                connection[1].close()
+            with self._mutex:
+                self.late_results[(label, result)] += 1
 
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         if self._semaphore.locked():  # over the bound: refuse rather than queue
@@ -303,14 +420,20 @@ class FaultProxy:
             return
         async with self._semaphore:
             upstream: Optional[Tuple[asyncio.StreamReader, asyncio.StreamWriter]] = None
+            late = False
             try:
                 while True:
                     head, body = await _read_message(client_reader, self.io_timeout * 10, until_eof_ok=False)
                     request = parse_request(head, body)
-                    rule = self._choose(request)
+                    rule, delay = self._choose(request)
                     fault = rule.fault if rule else None
+                    late = fault in LATE_FAULTS  # counted as held until this connection ends
                     if fault == "delay":
-                        await asyncio.sleep(rule.delay)  # type: ignore[union-attr]
+                        await asyncio.sleep(delay)
+                    elif fault == "land_late":
+                        await self._until_client_gives_up(client_reader, client_writer, rule.give_up)  # type: ignore[union-attr]
+                        await self._land_late(head, body, op_label(request), delay)
+                        return
                     elif fault == "drop":
                         _reset(client_writer)
                         return
@@ -329,6 +452,10 @@ class FaultProxy:
                         # Let DynamoDB finish the request; its answer goes nowhere.
                         await _read_message(upstream[0], self.io_timeout, until_eof_ok=True)
                         return
+                    if fault == "answer_late":
+                        await _read_message(upstream[0], self.io_timeout, until_eof_ok=True)
+                        await self._until_client_gives_up(client_reader, client_writer, rule.give_up)  # type: ignore[union-attr]
+                        return
                     response_head, response_body = await _read_message(upstream[0], self.io_timeout, until_eof_ok=True)
                     if fault == "lose_response":
                         client_writer.close()
@@ -341,6 +468,8 @@ class FaultProxy:
             except (_Closed, asyncio.TimeoutError, ConnectionError, OSError, asyncio.CancelledError):
                 pass
             finally:
+                if late:
+                    self._late_done()
                 if upstream is not None:
                     upstream[1].close()
                 if not client_writer.is_closing():

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -48,6 +49,13 @@ class FleetConfig:
     lease: float = 3.0
     heartbeat: Optional[float] = None
     hold_ms: float = 20.0
+    #: Long holders: kind -> how many of its processes hold for up to `long_hold_ms` instead of
+    #: `hold_ms` (longer than a heartbeat period, so heartbeats meet the faults too).
+    long_holders: Dict[str, int] = field(default_factory=dict)
+    long_hold_ms: float = 0.0
+    #: Lock ids per client kind, instead of `locks` shared by all (a kind not named gets the
+    #: shared ones). Counters and the stuck-lock probe cover every id named anywhere.
+    locks_by_kind: Dict[str, List[str]] = field(default_factory=dict)
     async_tasks: int = 2
     worker_endpoint: Optional[str] = None  # where workers send requests (a fault proxy); default endpoint
     out_dir: Optional[str] = None
@@ -55,6 +63,12 @@ class FleetConfig:
     extra_commands: Dict[str, List[str]] = field(default_factory=dict)
     announce: bool = False
     progress: Optional[TextIO] = None  # where to print the live progress line; None: quiet
+    #: After the workers stopped: stop the faults and wait until nothing they held back can
+    #: still land (FaultProxy.quiesce); False when something was still in flight at its timeout.
+    quiesce: Optional[Callable[[], bool]] = None
+    #: Probe every lock at the end (a fresh client must get it within a lease plus this slack).
+    probe_locks: bool = True
+    probe_slack: float = 3.0
 
 
 @dataclass
@@ -100,6 +114,15 @@ def command_for(config: FleetConfig, kind: str) -> List[str]:
     raise SystemExit(f"runner: unknown worker kind {kind!r}; use --worker-command {kind}='COMMAND'")
 
 
+def shared_lock_ids(config: FleetConfig) -> List[str]:
+    return [f"lock-{i}" for i in range(1, config.locks + 1)]
+
+
+def hold_ms_for(config: FleetConfig, kind: str, nth: int) -> float:
+    """The hold time of the `nth` process (from 0) of `kind`."""
+    return config.long_hold_ms if nth < config.long_holders.get(kind, 0) else config.hold_ms
+
+
 def prepare(config: FleetConfig) -> FleetRun:
     run_id = uuid.uuid4().hex[:8]
     out_dir = config.out_dir or tempfile.mkdtemp(prefix="dynalease-fleet-")
@@ -110,8 +133,10 @@ def prepare(config: FleetConfig) -> FleetRun:
         lock_table=f"fleet-locks-{run_id}",
         kv_table=f"fleet-kv-{run_id}",
         kv_partition=f"fleet-{run_id}",
-        lock_ids=[f"lock-{i}" for i in range(1, config.locks + 1)],
+        lock_ids=shared_lock_ids(config),
     )
+    for ids in config.locks_by_kind.values():
+        run.lock_ids += [lock_id for lock_id in ids if lock_id not in run.lock_ids]
     dynalease.create_table(run.lock_table, partition_key="id", endpoint_url=config.endpoint)
     dynalease.create_table(run.kv_table, partition_key="pk", sort_key="sk", endpoint_url=config.endpoint)
     return run
@@ -123,16 +148,17 @@ def start(run: FleetRun) -> None:
     # Every worker stops acquiring at the same instant, whenever it started.
     run.deadline_ns = time.monotonic_ns() + int(config.duration * 1e9)
     for index, (kind, command) in enumerate(commands):
+        nth = run.kinds.count(kind)
         run.kinds.append(kind)
         args = [
             "--endpoint", config.worker_endpoint or config.endpoint,
             "--lock-table", run.lock_table,
             "--kv-table", run.kv_table,
             "--kv-partition", run.kv_partition,
-            "--locks", ",".join(run.lock_ids),
+            "--locks", ",".join(config.locks_by_kind.get(kind) or shared_lock_ids(config)),
             "--deadline-ns", str(run.deadline_ns),
             "--lease", str(config.lease),
-            "--hold-ms", str(config.hold_ms),
+            "--hold-ms", str(hold_ms_for(config, kind, nth)),
             "--log", run.log_path(index),
             "--seed", str(index),
         ]
@@ -247,6 +273,38 @@ def read_counters(run: FleetRun) -> Dict[str, Optional[int]]:
     return counters
 
 
+def probe_locks(run: FleetRun) -> Dict[str, checker.LockProbe]:
+    """Tries every lock with a fresh client, straight at DynamoDB, all at once. A fail-open lock
+    whose holders are gone is free, or free within one lease of their last write; the fresh
+    client waits out whatever lease it finds, so one lease (plus slack for polling and a loaded
+    machine) bounds a lock that is not stuck."""
+    config = run.config
+    bound = config.lease + config.probe_slack
+    client = dynalease.LockClient(run.lock_table, lease_duration=config.lease, endpoint_url=config.endpoint)
+    probes: Dict[str, checker.LockProbe] = {}
+
+    def probe(lock_id: str) -> None:
+        started = time.monotonic()
+        try:
+            # A little past the bound, so that "stuck" is told apart from "just made it".
+            lock = client.acquire(lock_id, timeout=bound + 2.0)
+        except dynalease.LockNotAcquiredError:
+            probes[lock_id] = checker.LockProbe("stuck", time.monotonic() - started, bound)
+            return
+        waited = time.monotonic() - started
+        probes[lock_id] = checker.LockProbe("free" if waited < 0.5 else "waited", waited, bound, lock.fencing_token)
+        lock.release()
+
+    threads = [threading.Thread(target=probe, args=(lock_id,), daemon=True) for lock_id in run.lock_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(bound + 30)
+    for lock_id in run.lock_ids:
+        probes.setdefault(lock_id, checker.LockProbe("stuck", bound + 30, bound))
+    return probes
+
+
 @dataclass
 class FleetResult:
     run: FleetRun
@@ -266,11 +324,16 @@ def run_fleet(config: FleetConfig, on_tick: Optional[Callable[[float], None]] = 
         problems = wait(run, on_tick)
     finally:
         stop(run)
+    # Late writes may still be on their way: the counters and the locks are read once nothing
+    # held back can change them any more.
+    if config.quiesce is not None and not config.quiesce():
+        problems.append("the fault proxy still held requests at its quiesce timeout")
     counters = read_counters(run)
     with open(os.path.join(run.out_dir, "counters.json"), "w") as file:
         json.dump(counters, file, indent=2)
+    probes = probe_locks(run) if config.probe_locks else None
     holds, events = checker.load([run.out_dir])
-    report = checker.check(holds, counters, events)
+    report = checker.check(holds, counters, events, probes)
     with open(os.path.join(run.out_dir, "report.json"), "w") as file:
         json.dump(checker.report_json(report), file, indent=2)
     return FleetResult(run, report, problems)
@@ -286,6 +349,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--lease", type=float, default=3.0)
     parser.add_argument("--heartbeat", type=float, default=None)
     parser.add_argument("--hold-ms", type=float, default=20.0)
+    parser.add_argument("--long-holders", default="", help="KIND:COUNT,...: processes that hold up to --long-hold-ms")
+    parser.add_argument("--long-hold-ms", type=float, default=0.0)
     parser.add_argument("--async-tasks", type=int, default=2)
     parser.add_argument("--out", help="directory for logs and the report (default: a new temp dir)")
     parser.add_argument("--rust-worker", help="path of the built fleet_worker example")
@@ -305,6 +370,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         lease=args.lease,
         heartbeat=args.heartbeat,
         hold_ms=args.hold_ms,
+        long_holders=parse_workers(args.long_holders),
+        long_hold_ms=args.long_hold_ms,
         async_tasks=args.async_tasks,
         out_dir=args.out,
         rust_worker=args.rust_worker,

@@ -135,3 +135,32 @@ def test_a_hold_line_missing_fields_is_an_error(tmp_path: Path) -> None:
     log.write_text(json.dumps({"lock": "a", "token": 1}) + "\n")
     with pytest.raises(ValueError, match="without"):
         checker.load([str(log)])
+
+
+def test_a_lock_that_a_fresh_client_could_not_get_in_time_is_a_stuck_lock() -> None:
+    probes = {
+        "a": checker.LockProbe("free", 0.01, 4.0, token=4),
+        "b": checker.LockProbe("waited", 1.2, 4.0, token=3),
+    }
+    report = checker.check(clean_history(), {"a": 3, "b": 2}, probes=probes)
+    assert report.ok, report.failures()
+    assert "stuck locks: 0 of 2" in checker.format_report(report)
+
+    probes["b"] = checker.LockProbe("stuck", 6.0, 4.0)
+    report = checker.check(clean_history(), {"a": 3, "b": 2}, probes=probes)
+    assert not report.ok
+    assert report.stuck_locks and report.stuck_locks[0].startswith("b: stuck")
+    # Taken, but only after the bound: stuck too.
+    probes["b"] = checker.LockProbe("waited", 4.5, 4.0, token=3)
+    assert not checker.check(clean_history(), {"a": 3, "b": 2}, probes=probes).ok
+    # A lock nobody held in the logs is still probed and reported.
+    probes["c"] = checker.LockProbe("stuck", 6.0, 4.0)
+    assert "c" in checker.check(clean_history(), {"a": 3, "b": 2}, probes=probes).locks
+
+
+def test_unknown_increments_allow_a_higher_counter_but_never_a_lower_one() -> None:
+    holds = clean_history() + [hold("b", 3, 20, 21, increment=None)]
+    assert checker.check(holds, {"a": 3, "b": 2}).ok  # the unknown one did not land
+    assert checker.check(holds, {"a": 3, "b": 3}).ok  # it did
+    assert not checker.check(holds, {"a": 3, "b": 4}).ok  # more than could have landed
+    assert not checker.check(holds, {"a": 3, "b": 1}).ok  # an acknowledged one lost

@@ -143,14 +143,25 @@ class Log {
 const counterKey = (lockId) => `counter/${lockId}`;
 const nextValue = (pair) => (pair === null ? 1 : Number(pair.value) + 1);
 
-// Refused for certain: not applied. Any other failure (a transport error after the client's own
-// resends) may have landed.
+// Refused for certain: not applied.
 const REFUSED = new Set([
   dynalease.codes.LOCK_LOST,
   dynalease.codes.KEY_MODIFIED,
   dynalease.codes.KEY_EXISTS,
   dynalease.codes.KEY_NOT_FOUND,
 ]);
+// A write the client could not tell landed or not. Before the package had this code every
+// failure but a refusal counted as possibly landed; with it, other failures say the write did not
+// land, and the checker holds them to it.
+const OUTCOME_UNKNOWN = (dynalease.codes && dynalease.codes.OUTCOME_UNKNOWN) || null;
+
+/** false: certainly not applied; null: unknown. */
+function incrementOutcome(error) {
+  const code = error && error.code;
+  if (REFUSED.has(code)) return false;
+  if (OUTCOME_UNKNOWN === null) return null;
+  return code === OUTCOME_UNKNOWN || code === "ERR_DYNALEASE_OUTCOME_UNKNOWN" ? null : false;
+}
 
 async function increment(kv, lockId, lock, log) {
   try {
@@ -159,7 +170,7 @@ async function increment(kv, lockId, lock, log) {
     return true;
   } catch (error) {
     log.error("increment", lockId, error);
-    return error && REFUSED.has(error.code) ? false : null;
+    return incrementOutcome(error);
   }
 }
 

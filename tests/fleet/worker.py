@@ -29,6 +29,22 @@ import dynalease
 
 CLIENT_KINDS = ("py-sync", "py-async")
 
+#: A write that may or may not have landed (the client could not tell after its resends). Before
+#: the bindings had this class every transport error counted as possibly landed; with it, the
+#: other transport errors say the write certainly did not land, and the checker holds them to it.
+OUTCOME_UNKNOWN = getattr(dynalease, "OutcomeUnknownError", None)
+#: Refused by DynamoDB or by the client: certainly not applied.
+REFUSED = (dynalease.LockLostError, dynalease.KeyModifiedError, dynalease.KeyExistsError, dynalease.KeyNotFoundError)
+
+
+def increment_outcome(error: BaseException) -> Optional[bool]:
+    """What a failed increment says about its write: False not applied, None unknown."""
+    if isinstance(error, REFUSED):
+        return False
+    if OUTCOME_UNKNOWN is None:
+        return None
+    return None if isinstance(error, OUTCOME_UNKNOWN) else False
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -127,10 +143,8 @@ def run_sync(args: argparse.Namespace, log: Log, rng: random.Random) -> None:
             previous = kv.get(counter_key(lock_id))
             kv.atomic_put(counter_key(lock_id), next_value(previous), previous=previous, lock=lock)
             increment = True
-        except (dynalease.LockLostError, dynalease.KeyModifiedError, dynalease.KeyExistsError, dynalease.KeyNotFoundError) as error:
-            log.error("increment", lock_id, error)  # refused: certainly not applied
         except dynalease.Error as error:
-            increment = None  # a transport failure after resends: it may have landed
+            increment = increment_outcome(error)
             log.error("increment", lock_id, error)
         time.sleep(rng.uniform(0, args.hold_ms) / 1000)
         released = time.monotonic_ns()
@@ -168,10 +182,8 @@ async def run_async(args: argparse.Namespace, log: Log, rng: random.Random) -> N
                 previous = await kv.get(counter_key(lock_id))
                 await kv.atomic_put(counter_key(lock_id), next_value(previous), previous=previous, lock=lock)
                 increment = True
-            except (dynalease.LockLostError, dynalease.KeyModifiedError, dynalease.KeyExistsError, dynalease.KeyNotFoundError) as error:
-                log.error("increment", lock_id, error)
             except dynalease.Error as error:
-                increment = None
+                increment = increment_outcome(error)
                 log.error("increment", lock_id, error)
             await asyncio.sleep(rng.uniform(0, args.hold_ms) / 1000)
             released = time.monotonic_ns()
