@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyTuple;
 
-use crate::connection::Connection;
+use crate::connection::{Connection, ConnectionArgs};
 use crate::convert::{from_value, optional_seconds, to_value};
 use crate::errors::{config_error, CoreResultExt};
 use crate::locks::core_lock;
@@ -109,10 +109,10 @@ struct Store {
 }
 
 impl Store {
-    fn new(table: String, partition: String, partition_key: String, sort_key: String, endpoint_url: Option<String>, region: Option<String>) -> PyResult<Store> {
+    fn new(table: String, partition: String, partition_key: String, sort_key: String, connection: ConnectionArgs<'_, '_>) -> PyResult<Store> {
         let config = KvConfig::new(table, partition).partition_key(partition_key).sort_key(sort_key);
         config.validate().py()?;
-        Ok(Store { config, connection: Connection::new(endpoint_url, region).py()? })
+        Ok(Store { config, connection: Connection::new(connection)? })
     }
 
     async fn store(&self) -> PyResult<CoreKvStore> {
@@ -194,6 +194,9 @@ macro_rules! store_doc {
             "Numbers keep their exact value; DynamoDB normalizes them, so a float with an integral\n",
             "value (2.0) may read back as an int (2), which compares equal.\n",
             "endpoint_url: as for LockClient (\"memory://NAME\" for an in-process table).\n",
+            "call_timeout (seconds per DynamoDB call, default 5.0) and max_retries (repeats of a\n",
+            "failed call when that is safe, default 7): as for LockClient. A write that got no\n",
+            "answer and could not be resolved raises OutcomeUnknownError: it may have applied.\n",
             "Reads are strongly consistent unless consistent=False. Writes take `lock=`: they then\n",
             "apply only while that lock is held (checked in the same transaction), else\n",
             "LockLostError."
@@ -219,10 +222,21 @@ macro_rules! store_common {
         impl $ty {
         $($items)*
         #[new]
-        #[pyo3(signature = (table, partition, partition_key = "pk".to_owned(), sort_key = "sk".to_owned(), endpoint_url = None, region = None))]
-        #[pyo3(text_signature = "(table, partition, partition_key='pk', sort_key='sk', endpoint_url=None, region=None)")]
-        fn new(table: String, partition: String, partition_key: String, sort_key: String, endpoint_url: Option<String>, region: Option<String>) -> PyResult<Self> {
-            Ok(Self { store: Arc::new(Store::new(table, partition, partition_key, sort_key, endpoint_url, region)?) })
+        #[pyo3(signature = (table, partition, partition_key = "pk".to_owned(), sort_key = "sk".to_owned(), endpoint_url = None, region = None, call_timeout = None, max_retries = None))]
+        #[pyo3(text_signature = "(table, partition, partition_key='pk', sort_key='sk', endpoint_url=None, region=None, call_timeout=None, max_retries=None)")]
+        #[allow(clippy::too_many_arguments)]
+        fn new(
+            table: String,
+            partition: String,
+            partition_key: String,
+            sort_key: String,
+            endpoint_url: Option<String>,
+            region: Option<String>,
+            call_timeout: Option<f64>,
+            max_retries: Option<&Bound<'_, PyAny>>,
+        ) -> PyResult<Self> {
+            let connection = ConnectionArgs { endpoint_url, region, call_timeout, max_retries };
+            Ok(Self { store: Arc::new(Store::new(table, partition, partition_key, sort_key, connection)?) })
         }
 
         /// Name of the table.
@@ -235,6 +249,18 @@ macro_rules! store_common {
         #[getter]
         fn partition(&self) -> &str {
             &self.store.config.partition
+        }
+
+        /// Seconds one DynamoDB call may take.
+        #[getter]
+        fn call_timeout(&self) -> f64 {
+            self.store.connection.call_timeout().as_secs_f64()
+        }
+
+        /// Repeats of a failed call that is safe to repeat.
+        #[getter]
+        fn max_retries(&self) -> u32 {
+            self.store.connection.max_retries()
         }
 
         fn __repr__(&self, py: Python<'_>) -> PyResult<String> {

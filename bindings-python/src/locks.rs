@@ -6,11 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dynalease::lock::{LockClient as CoreLockClient, LockConfig, LockStatus, Mode};
+use dynalease::lock::{LockClient as CoreLockClient, LockConfig, LockStatus, Mode, DEFAULT_POLL_INTERVAL};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
-use crate::connection::Connection;
+use crate::connection::{Connection, ConnectionArgs};
 use crate::convert::{from_value, lock_id_to_py, optional_seconds, seconds, to_value};
 use crate::errors::{to_py_err, CoreResultExt};
 use crate::runtime::{awaitable, block_on, call_in_thread, runtime};
@@ -19,23 +19,29 @@ use crate::runtime::{awaitable, block_on, call_in_thread, runtime};
 #[derive(Debug)]
 struct Locks {
     config: LockConfig,
+    /// What `config` was given (it has no getter for it), for the `poll_interval` property.
+    poll_interval: Duration,
     connection: Connection,
 }
 
+/// The constructor arguments both lock clients take, converted from Python.
+struct LockArgs<'a, 'py> {
+    table: String,
+    partition_key: String,
+    sort_key: Option<String>,
+    lease_duration: f64,
+    heartbeat_period: Option<f64>,
+    fail_closed: bool,
+    owner: Option<String>,
+    trust_local_time: bool,
+    poll_interval: Option<f64>,
+    connection: ConnectionArgs<'a, 'py>,
+}
+
 impl Locks {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        table: String,
-        partition_key: String,
-        sort_key: Option<String>,
-        lease_duration: f64,
-        heartbeat_period: Option<f64>,
-        fail_closed: bool,
-        owner: Option<String>,
-        trust_local_time: bool,
-        endpoint_url: Option<String>,
-        region: Option<String>,
-    ) -> PyResult<Locks> {
+    fn new(args: LockArgs<'_, '_>) -> PyResult<Locks> {
+        let LockArgs { table, partition_key, sort_key, lease_duration, heartbeat_period, fail_closed, owner, trust_local_time, poll_interval, connection } =
+            args;
         let mut config = LockConfig::new(table, partition_key).lease_duration(seconds("lease_duration", lease_duration)?);
         if let Some(sort_key) = sort_key {
             config = config.sort_key(sort_key);
@@ -54,8 +60,10 @@ impl Locks {
         if let Some(owner) = owner {
             config = config.owner(owner);
         }
+        let poll_interval = optional_seconds("poll_interval", poll_interval)?.unwrap_or(DEFAULT_POLL_INTERVAL);
+        config = config.poll_interval(poll_interval);
         config.validate().py()?;
-        Ok(Locks { config, connection: Connection::new(endpoint_url, region).py()? })
+        Ok(Locks { config, poll_interval, connection: Connection::new(connection)? })
     }
 
     /// A core client on this process's transport (cheap: the transport is cached).
@@ -113,6 +121,14 @@ macro_rules! client_doc {
             "    endpoint_url: DynamoDB endpoint (e.g. DynamoDB Local), or \"memory://NAME\" for an\n",
             "        in-process table shared by every client of that name. Default: AWS.\n",
             "    region: AWS region (default: AWS_REGION / the profile).\n",
+            "    call_timeout: seconds one DynamoDB call may take before it is abandoned (default\n",
+            "        5.0); a write abandoned this way that cannot be resolved raises\n",
+            "        OutcomeUnknownError.\n",
+            "    poll_interval: the longest pause, in seconds, between reads of a held lock while\n",
+            "        waiting for it (default 0.05): a release by another process is noticed within\n",
+            "        about this long; larger values read less often.\n",
+            "    max_retries: how often a failed call is repeated when that is safe (throttling,\n",
+            "        failed connects, reads; default 7; 0 sends each request once; at most 100).\n",
             "\n",
             "Nothing is sent until the first acquire; AWS configuration errors surface there.\n",
             "Raises ConfigError for invalid options (e.g. negative durations, reserved key names)."
@@ -192,6 +208,24 @@ macro_rules! client_properties {
             self.locks.connection.region()
         }
 
+        /// Seconds one DynamoDB call may take.
+        #[getter]
+        fn call_timeout(&self) -> f64 {
+            self.locks.connection.call_timeout().as_secs_f64()
+        }
+
+        /// The longest pause, in seconds, between reads while waiting for a held lock.
+        #[getter]
+        fn poll_interval(&self) -> f64 {
+            self.locks.poll_interval.as_secs_f64()
+        }
+
+        /// Repeats of a failed call that is safe to repeat.
+        #[getter]
+        fn max_retries(&self) -> u32 {
+            self.locks.connection.max_retries()
+        }
+
         fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
             let text = |s: Option<&str>| -> PyResult<String> {
                 Ok(match s {
@@ -224,8 +258,8 @@ impl AsyncLockClient {
 
 client_properties!(LockClient {
     #[new]
-    #[pyo3(signature = (table, partition_key = "id".to_owned(), sort_key = None, lease_duration = 10.0, heartbeat_period = None, fail_closed = false, owner = None, trust_local_time = false, endpoint_url = None, region = None))]
-    #[pyo3(text_signature = "(table, partition_key='id', sort_key=None, lease_duration=10.0, heartbeat_period=None, fail_closed=False, owner=None, trust_local_time=False, endpoint_url=None, region=None)")]
+    #[pyo3(signature = (table, partition_key = "id".to_owned(), sort_key = None, lease_duration = 10.0, heartbeat_period = None, fail_closed = false, owner = None, trust_local_time = false, endpoint_url = None, region = None, call_timeout = None, poll_interval = None, max_retries = None))]
+    #[pyo3(text_signature = "(table, partition_key='id', sort_key=None, lease_duration=10.0, heartbeat_period=None, fail_closed=False, owner=None, trust_local_time=False, endpoint_url=None, region=None, call_timeout=None, poll_interval=None, max_retries=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         table: String,
@@ -238,10 +272,22 @@ client_properties!(LockClient {
         trust_local_time: bool,
         endpoint_url: Option<String>,
         region: Option<String>,
+        call_timeout: Option<f64>,
+        poll_interval: Option<f64>,
+        max_retries: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let locks = Locks::new(
-            table, partition_key, sort_key, lease_duration, heartbeat_period, fail_closed, owner, trust_local_time, endpoint_url, region,
-        )?;
+        let locks = Locks::new(LockArgs {
+            table,
+            partition_key,
+            sort_key,
+            lease_duration,
+            heartbeat_period,
+            fail_closed,
+            owner,
+            trust_local_time,
+            poll_interval,
+            connection: ConnectionArgs { endpoint_url, region, call_timeout, max_retries },
+        })?;
         Ok(LockClient { locks: Arc::new(locks) })
     }
 
@@ -268,8 +314,8 @@ client_properties!(LockClient {
 
 client_properties!(AsyncLockClient {
     #[new]
-    #[pyo3(signature = (table, partition_key = "id".to_owned(), sort_key = None, lease_duration = 10.0, heartbeat_period = None, fail_closed = false, owner = None, trust_local_time = false, endpoint_url = None, region = None))]
-    #[pyo3(text_signature = "(table, partition_key='id', sort_key=None, lease_duration=10.0, heartbeat_period=None, fail_closed=False, owner=None, trust_local_time=False, endpoint_url=None, region=None)")]
+    #[pyo3(signature = (table, partition_key = "id".to_owned(), sort_key = None, lease_duration = 10.0, heartbeat_period = None, fail_closed = false, owner = None, trust_local_time = false, endpoint_url = None, region = None, call_timeout = None, poll_interval = None, max_retries = None))]
+    #[pyo3(text_signature = "(table, partition_key='id', sort_key=None, lease_duration=10.0, heartbeat_period=None, fail_closed=False, owner=None, trust_local_time=False, endpoint_url=None, region=None, call_timeout=None, poll_interval=None, max_retries=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         table: String,
@@ -282,10 +328,22 @@ client_properties!(AsyncLockClient {
         trust_local_time: bool,
         endpoint_url: Option<String>,
         region: Option<String>,
+        call_timeout: Option<f64>,
+        poll_interval: Option<f64>,
+        max_retries: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let locks = Locks::new(
-            table, partition_key, sort_key, lease_duration, heartbeat_period, fail_closed, owner, trust_local_time, endpoint_url, region,
-        )?;
+        let locks = Locks::new(LockArgs {
+            table,
+            partition_key,
+            sort_key,
+            lease_duration,
+            heartbeat_period,
+            fail_closed,
+            owner,
+            trust_local_time,
+            poll_interval,
+            connection: ConnectionArgs { endpoint_url, region, call_timeout, max_retries },
+        })?;
         Ok(AsyncLockClient { locks: Arc::new(locks) })
     }
 

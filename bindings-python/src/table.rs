@@ -4,7 +4,7 @@ use dynalease::table::TableSpec;
 use dynalease::KeyType;
 use pyo3::prelude::*;
 
-use crate::connection::Connection;
+use crate::connection::{Connection, ConnectionArgs};
 use crate::errors::{config_error, CoreResultExt};
 use crate::runtime::{awaitable, block_on};
 
@@ -36,10 +36,11 @@ async fn create(spec: TableSpec, connection: Connection) -> PyResult<()> {
 /// Idempotent: an existing table with the same key schema is accepted; one with a different
 /// schema raises TableError saying what differs. For a KV store use
 /// create_table(name, partition_key="pk", sort_key="sk"). Key types are "S" (default), "N" or
-/// "B". endpoint_url / region: as for LockClient.
+/// "B". endpoint_url, region, call_timeout (seconds per DynamoDB call) and max_retries: as for
+/// LockClient.
 #[pyfunction]
-#[pyo3(signature = (table, partition_key = "id".to_owned(), sort_key = None, endpoint_url = None, region = None, partition_key_type = "S", sort_key_type = "S"))]
-#[pyo3(text_signature = "(table, partition_key='id', sort_key=None, endpoint_url=None, region=None, partition_key_type='S', sort_key_type='S')")]
+#[pyo3(signature = (table, partition_key = "id".to_owned(), sort_key = None, endpoint_url = None, region = None, partition_key_type = "S", sort_key_type = "S", call_timeout = None, max_retries = None))]
+#[pyo3(text_signature = "(table, partition_key='id', sort_key=None, endpoint_url=None, region=None, partition_key_type='S', sort_key_type='S', call_timeout=None, max_retries=None)")]
 #[allow(clippy::too_many_arguments)]
 pub fn create_table(
     py: Python<'_>,
@@ -50,15 +51,18 @@ pub fn create_table(
     region: Option<String>,
     partition_key_type: &str,
     sort_key_type: &str,
+    call_timeout: Option<f64>,
+    max_retries: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<()> {
     let spec = spec(table, partition_key, sort_key, partition_key_type, sort_key_type)?;
-    block_on(py, create(spec, Connection::new(endpoint_url, region).py()?))
+    let connection = Connection::new(ConnectionArgs { endpoint_url, region, call_timeout, max_retries })?;
+    block_on(py, create(spec, connection))
 }
 
 /// Awaitable form of create_table (same arguments).
 #[pyfunction]
-#[pyo3(signature = (table, partition_key = "id".to_owned(), sort_key = None, endpoint_url = None, region = None, partition_key_type = "S", sort_key_type = "S"))]
-#[pyo3(text_signature = "(table, partition_key='id', sort_key=None, endpoint_url=None, region=None, partition_key_type='S', sort_key_type='S')")]
+#[pyo3(signature = (table, partition_key = "id".to_owned(), sort_key = None, endpoint_url = None, region = None, partition_key_type = "S", sort_key_type = "S", call_timeout = None, max_retries = None))]
+#[pyo3(text_signature = "(table, partition_key='id', sort_key=None, endpoint_url=None, region=None, partition_key_type='S', sort_key_type='S', call_timeout=None, max_retries=None)")]
 #[allow(clippy::too_many_arguments)]
 pub fn create_table_async<'py>(
     py: Python<'py>,
@@ -69,7 +73,10 @@ pub fn create_table_async<'py>(
     region: Option<String>,
     partition_key_type: &str,
     sort_key_type: &str,
+    call_timeout: Option<f64>,
+    max_retries: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let spec = spec(table, partition_key, sort_key, partition_key_type, sort_key_type)?;
-    awaitable(py, create(spec, Connection::new(endpoint_url, region).py()?))
+    let connection = Connection::new(ConnectionArgs { endpoint_url, region, call_timeout, max_retries })?;
+    awaitable(py, create(spec, connection))
 }

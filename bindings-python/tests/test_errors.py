@@ -20,6 +20,7 @@ FAMILIES = [
     dynalease.KeyNotFoundError,
     dynalease.TableError,
     dynalease.TransportError,
+    dynalease.OutcomeUnknownError,
 ]
 
 

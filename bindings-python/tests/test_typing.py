@@ -39,6 +39,14 @@ def test_usage_type_checks(tmp_path: Path) -> None:
             pair: dynalease.KVPair = kv.atomic_put("a", [1, 2], previous=None, ttl=5.0, lock=maybe)
             pairs: List[dynalease.KVPair] = kv.list("a")
             version: int = pair.version
+            tuned = dynalease.LockClient("locks", call_timeout=2.0, poll_interval=0.1, max_retries=3)
+            settings: float = tuned.call_timeout + tuned.poll_interval + tuned.max_retries
+            tuned_kv = dynalease.KVStore("kv", "agents", call_timeout=2.0, max_retries=0)
+            dynalease.create_table("kv", partition_key="pk", sort_key="sk", call_timeout=2.0, max_retries=1)
+            try:
+                tuned_kv.put("a", settings)
+            except dynalease.OutcomeUnknownError as unknown:
+                transport: dynalease.TransportError = unknown
 
             async def main() -> None:
                 client = dynalease.AsyncLockClient("locks")

@@ -21,8 +21,14 @@ records go to the ``logging`` logger ``dynalease``.
 Every error is a ``dynalease.Error``; ``ConfigError`` (invalid arguments, also a ``ValueError``),
 ``LockNotAcquiredError``, ``LockLostError``, ``KeyExistsError``, ``KeyModifiedError``,
 ``KeyNotFoundError``, ``TableError`` and ``TransportError`` say which family, and their messages
-say what to do next. Arguments of the wrong Python type (e.g. a str for a duration) raise
-``TypeError`` as usual.
+say what to do next. ``OutcomeUnknownError`` (a ``TransportError``) means a write got no answer
+and could not be resolved: it may or may not have been applied, so read the current state before
+retrying it. Arguments of the wrong Python type (e.g. a str for a duration) raise ``TypeError``
+as usual.
+
+Every client takes ``call_timeout=`` (seconds per DynamoDB call) and ``max_retries=`` (repeats
+of a failed call when that is safe); lock clients also take ``poll_interval=`` (the longest
+pause, in seconds, between reads while waiting for a held lock).
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from ._native import (
     Lock,
     LockLostError,
     LockNotAcquiredError,
+    OutcomeUnknownError,
     TableError,
     TransportError,
     __version__,
@@ -71,6 +78,7 @@ __all__ = [
     "LockId",
     "LockLostError",
     "LockNotAcquiredError",
+    "OutcomeUnknownError",
     "TableError",
     "TransportError",
     "__version__",

@@ -18,6 +18,7 @@ __all__ = [
     "LockClient",
     "LockLostError",
     "LockNotAcquiredError",
+    "OutcomeUnknownError",
     "TableError",
     "TransportError",
     "__version__",
@@ -61,6 +62,11 @@ class TableError(Error):
 class TransportError(Error):
     """DynamoDB could not be reached or refused the request."""
 
+class OutcomeUnknownError(TransportError):
+    """A write got no answer and could not be resolved: it may or may not have been applied,
+    and may still land. Read the current state before retrying. Never raised for a write that
+    certainly did not happen."""
+
 class _LockClientBase:
     def __new__(
         cls,
@@ -74,6 +80,9 @@ class _LockClientBase:
         trust_local_time: bool = False,
         endpoint_url: Optional[str] = None,
         region: Optional[str] = None,
+        call_timeout: Optional[float] = None,
+        poll_interval: Optional[float] = None,
+        max_retries: Optional[int] = None,
     ) -> Self: ...
     @property
     def table(self) -> str: ...
@@ -93,6 +102,12 @@ class _LockClientBase:
     def endpoint_url(self) -> Optional[str]: ...
     @property
     def region(self) -> Optional[str]: ...
+    @property
+    def call_timeout(self) -> float: ...
+    @property
+    def poll_interval(self) -> float: ...
+    @property
+    def max_retries(self) -> int: ...
 
 @disjoint_base
 class LockClient(_LockClientBase):
@@ -168,11 +183,17 @@ class _KVStoreBase:
         sort_key: str = "sk",
         endpoint_url: Optional[str] = None,
         region: Optional[str] = None,
+        call_timeout: Optional[float] = None,
+        max_retries: Optional[int] = None,
     ) -> Self: ...
     @property
     def table(self) -> str: ...
     @property
     def partition(self) -> str: ...
+    @property
+    def call_timeout(self) -> float: ...
+    @property
+    def max_retries(self) -> int: ...
 
 @final
 class KVStore(_KVStoreBase):
@@ -222,6 +243,8 @@ def create_table(
     region: Optional[str] = None,
     partition_key_type: str = "S",
     sort_key_type: str = "S",
+    call_timeout: Optional[float] = None,
+    max_retries: Optional[int] = None,
 ) -> None: ...
 def create_table_async(
     table: str,
@@ -231,6 +254,8 @@ def create_table_async(
     region: Optional[str] = None,
     partition_key_type: str = "S",
     sort_key_type: str = "S",
+    call_timeout: Optional[float] = None,
+    max_retries: Optional[int] = None,
 ) -> Awaitable[None]: ...
 def reset_log_cache() -> None: ...
 def _quiesce() -> None: ...
