@@ -42,16 +42,20 @@ _LATE_OWN = dict(give_up=6.0)
 _LOCK_WRITE = lambda r: r.lock_op is not None  # noqa: E731
 _KV_WRITE = lambda r: r.lock_op is None and op_label(r) == "kv-write"  # noqa: E731
 RULES = [
-    ("land_late", "lock writes: held until the client gave up (reset after 0.3 s), then sent 0.2-2 s later",
+    ("land_late", "heartbeats: held until the client gave up (reset after 0.3 s), then sent 0.2-2 s later",
+     dict(lock_op="heartbeat", probability=0.04, delay=0.2, delay_max=2.0, **_LATE_SHORT)),
+    ("land_late", "heartbeats: held until the client's own deadline, then sent 0.2-1 s later",
+     dict(lock_op="heartbeat", probability=0.015, delay=0.2, delay_max=1.0, **_LATE_OWN)),
+    ("answer_late", "heartbeats: answer held until the client gave up (reset after 0.3 s)",
+     dict(lock_op="heartbeat", probability=0.04, **_LATE_SHORT)),
+    ("answer_late", "heartbeats: answer held until the client's own deadline",
+     dict(lock_op="heartbeat", probability=0.015, **_LATE_OWN)),
+    ("land_late", "acquires and releases: held until the client gave up (reset after 0.3 s), then sent 0.2-2 s later",
      dict(match=_LOCK_WRITE, probability=0.025, delay=0.2, delay_max=2.0, **_LATE_SHORT)),
     ("land_late", "KV writes: the same", dict(match=_KV_WRITE, probability=0.02, delay=0.2, delay_max=2.0, **_LATE_SHORT)),
-    ("land_late", "heartbeats: held until the client's own deadline, then sent 0.2-1 s later",
-     dict(lock_op="heartbeat", probability=0.01, delay=0.2, delay_max=1.0, **_LATE_OWN)),
-    ("answer_late", "lock writes: forwarded, answer held until the client gave up (reset after 0.3 s)",
+    ("answer_late", "acquires and releases: forwarded, answer held until the client gave up (reset after 0.3 s)",
      dict(match=_LOCK_WRITE, probability=0.025, **_LATE_SHORT)),
     ("answer_late", "KV writes: the same", dict(match=_KV_WRITE, probability=0.02, **_LATE_SHORT)),
-    ("answer_late", "heartbeats: answer held until the client's own deadline",
-     dict(lock_op="heartbeat", probability=0.01, **_LATE_OWN)),
     ("lose_response", "lock writes: answer dropped at once after DynamoDB committed", dict(match=_LOCK_WRITE, probability=0.03)),
     ("reset", "KV writes: connection reset right after the request was sent", dict(match=_KV_WRITE, probability=0.02)),
     ("drop", "reads (GetItem): connection closed before forwarding", dict(operation="GetItem", probability=0.02)),
@@ -119,8 +123,6 @@ def splice(path: str, section: List[str]) -> str:
         head, _, rest = page.partition(BEGIN)
         _, _, tail = rest.partition(END)
         return head + block + tail
-    if page.startswith("# Reliability under faults"):  # the page before it had sections: all ours
-        page = PAGE_HEAD + "\n"
     return page.rstrip("\n") + "\n\n" + block + "\n"
 
 
@@ -145,8 +147,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     logs = tempfile.mkdtemp(prefix="dynalease-figures-")
     workers = runner.parse_workers(args.workers)
     with FaultProxy(args.endpoint, seed=2026) as proxy:
-        for fault, _, options in RULES:
-            proxy.add(Rule(fault, **options))  # type: ignore[arg-type]
+        # Kept here: quiesce() clears the proxy's list when the fleet stops.
+        rules = [proxy.add(Rule(fault, **options)) for fault, _, options in RULES]  # type: ignore[arg-type]
         config = runner.FleetConfig(
             endpoint=args.endpoint,
             worker_endpoint=proxy.endpoint,
@@ -169,7 +171,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         by_op = dict(proxy.injected_by_op)
         requests = dict(proxy.requests)
         late = dict(proxy.late_results)
-        rule_counts = [(fault, where, rule.injected) for (fault, where, _), rule in zip(RULES, proxy.rules)]
+        rule_counts = [(fault, where, rule.injected) for (fault, where, _), rule in zip(RULES, rules)]
     report = result.report
     print(runner.checker.format_report(report))
 
