@@ -38,16 +38,12 @@ function faulty(client) {
   return wrapper;
 }
 
-// The faults: the write lands and then the answer is an error; the write fails at once and
-// lands later (an SDK attempt still on the wire); the write lands, its answer is lost and the
-// SDK's resend is what answers (a condition failure, since the item now carries the new guid).
+// The faults: the write lands and then the answer is an error; the write lands, its answer is
+// lost and the SDK's resend is what answers (a condition failure, since the item now carries
+// the new guid); the request fails at once without landing.
 const landsThenFails = (error) => async (call) => {
   await call();
   throw error;
-};
-const failsThenLandsLate = (error, ms, landed) => (call) => {
-  setTimeout(() => call().then(() => landed && landed(), () => {}), ms);
-  return Promise.reject(error);
 };
 const landsThenResendFails = () => async (call) => {
   await call();
@@ -170,14 +166,31 @@ describe("drop-in under lost answers and late writes", () => {
   test("FailClosed: a put that failed at once but lands late is undone by the second undo", async () => {
     const dynamodb = faulty(sdkV3());
     const locks = new dynalease.FailClosed({ dynamodb, lockTable: table, partitionKey: "id", acquirePeriodMs: 10, retryCount: 0, owner: "a" });
-    locks._undoDelayMs = 600;
+    locks._undoDelayMs = 300;
     const error = timeout();
-    let landedAt;
-    dynamodb.inject(isPut, failsThenLandsLate(error, 250, () => (landedAt = Date.now())));
+    // The put errs at once but is still on the wire; it lands just after the first undo (which
+    // found nothing to delete), when the read back has already shown the item absent.
+    let landPut;
+    dynamodb.inject(isPut, (call) => {
+      landPut = call;
+      return Promise.reject(error);
+    });
+    let landed = false;
+    dynamodb.inject(
+      (op) => op === "delete",
+      async (call) => {
+        try {
+          return await call();
+        } finally {
+          await landPut();
+          landed = true;
+        }
+      },
+    );
     const started = Date.now();
     await assert.rejects(locks.acquireLock("fc-late"), (err) => err === error);
-    assert.ok(landedAt !== undefined, "the put landed late");
-    assert.ok(Date.now() - started >= 600, "the error waits for the second undo");
+    assert.ok(landed, "the put landed late");
+    assert.ok(Date.now() - started >= 300, "the error waits for the second undo");
     assert.equal(await item(table, "fc-late"), undefined, "the late put was undone");
     const deletes = dynamodb.calls.filter(({ op }) => op === "delete");
     assert.equal(deletes.length, 2);
