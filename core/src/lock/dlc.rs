@@ -89,8 +89,9 @@ pub enum Action {
     /// heartbeats stop.
     HeartbeatFailed,
     /// Report the error the last request got, unchanged, to the caller of the operation.
-    /// [`Action::Undo`] requests do not count: after an undo, report the error that the last
-    /// request before it got (the one that left the acquire's outcome unknown).
+    /// After an [`Action::Undo`], report the error that left the acquire's outcome unknown,
+    /// never the undo's: the acquire's first error other than a condition failure (the put's;
+    /// the read's when it followed a condition failure). The drop-in does so.
     PassError,
     /// Send this best-effort undo, then feed back its outcome as for [`Action::Send`]. An
     /// acquire emits it when its put may have landed unseen (an error other than a condition
