@@ -1,0 +1,466 @@
+//! The simulated clients: what an application does with locks and the KV store, at random.
+//!
+//! Engine clients use `LockClient`/`Lock`/`KvStore` as an application would: acquire (with
+//! timeouts, some cancelled by dropping the future), try_acquire, hold for several heartbeat
+//! periods while incrementing counters and writing under the lock, update lock data, release
+//! or just drop the lock. dlc clients drive the drop-in's sans-IO machines with a loop of a few
+//! lines, as the Node binding does. Every outcome goes to the checker.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dynalease::kv::{KvConfig, KvStore, WriteOptions};
+use dynalease::lock::dlc::{
+    Action, DlcKey, DlcTable, FailClosedAcquire, FailClosedConfig, FailOpenAcquire, FailOpenConfig, HeldLock, HeldMode, Input, Now,
+};
+use dynalease::lock::{Lock, LockClient, LockConfig, LockStatus};
+use dynalease::request::Request;
+use dynalease::transport::Transport;
+use dynalease::{AttributeValue, Error, Value};
+use rand::Rng;
+use tokio::time::Instant;
+
+use super::checker::{counter_value, DlcHold, Holder, OpId, OpKind, Outcome};
+use super::driver::World;
+use super::faults::Link;
+
+/// What every client kind shares: its link, and the world it reports to.
+struct Client {
+    world: Arc<World>,
+    me: usize,
+    link: Arc<Link>,
+    fail_closed: bool,
+}
+
+impl Client {
+    fn new(world: Arc<World>, me: usize, fail_closed: bool) -> Client {
+        let link = world.link(me);
+        Client { world, me, link, fail_closed }
+    }
+
+    fn roll(&self, below: u32) -> u32 {
+        self.world.rng.lock().unwrap().random_range(0..below)
+    }
+
+    fn pause(&self, most: Duration) -> Duration {
+        let most = most.as_micros().max(1) as u64;
+        Duration::from_micros(self.world.rng.lock().unwrap().random_range(0..most))
+    }
+
+    fn pick_id(&self) -> String {
+        let ids = if self.fail_closed { &self.world.params.closed_ids } else { &self.world.params.open_ids };
+        ids[self.roll(ids.len() as u32) as usize].clone()
+    }
+
+    fn begin(&self, kind: OpKind) -> OpId {
+        let op = self.world.checker.lock().unwrap().begin(self.me, kind);
+        self.link.set_op(op);
+        op
+    }
+
+    async fn finish(&self, op: OpId, outcome: Outcome, id: Option<&str>) {
+        let item = match id {
+            Some(id) => self.world.peek_lock(id).await,
+            None => None,
+        };
+        self.world.checker.lock().unwrap().finish(op, outcome, item.as_ref());
+    }
+
+    /// How long an acquire waits, or a lock is held: up to a few leases.
+    fn span(&self) -> Duration {
+        self.pause(self.world.params.lease * 3)
+    }
+}
+
+// ----- engine clients -----
+
+pub async fn engine_client(world: Arc<World>, me: usize, fail_closed: bool) {
+    let c = Client::new(world, me, fail_closed);
+    let transport: Arc<dyn Transport> = c.link.clone();
+    let config = LockConfig::new(c.world.locks_table.clone(), "id").owner(format!("engine-{me}"));
+    let config = if fail_closed { config.fail_closed() } else { config.lease_duration(c.world.params.lease) };
+    let locks = LockClient::new(config, transport.clone()).expect("valid lock config").with_clock(c.world.clock.clone());
+    let kv = KvStore::new(KvConfig::new(c.world.kv_table.clone(), "sim"), transport).expect("valid kv config").with_clock(c.world.clock.clone());
+    let engine = Engine { c, locks, kv };
+    while !engine.c.world.stopping() {
+        match engine.c.roll(100) {
+            0..35 => engine.acquire_and_hold(false).await,
+            35..50 => engine.acquire_and_hold(true).await,
+            50..70 => engine.increment(None).await,
+            70..80 => engine.put(None).await,
+            _ => tokio::time::sleep(engine.c.pause(engine.c.world.params.lease / 2)).await,
+        }
+    }
+}
+
+struct Engine {
+    c: Client,
+    locks: LockClient,
+    kv: KvStore,
+}
+
+impl Engine {
+    async fn acquire_and_hold(&self, try_only: bool) {
+        let c = &self.c;
+        let id = c.pick_id();
+        let op = c.begin(OpKind::Acquire { id: id.clone() });
+        let attempt = async {
+            if try_only {
+                self.locks.try_acquire(id.as_str()).await
+            } else {
+                self.locks.acquire(id.as_str(), Some(c.span())).await.map(Some)
+            }
+        };
+        // Some acquires are cancelled by dropping their future, at any moment of their wait.
+        let result = if !c.world.stopping() && c.roll(100) < 25 {
+            let cancel_after = c.pause(c.world.params.lease * 2 + c.world.params.deadline);
+            tokio::time::timeout(cancel_after, attempt).await.ok()
+        } else {
+            Some(attempt.await)
+        };
+        let outcome = match &result {
+            None => Outcome::Cancelled,
+            Some(Ok(Some(lock))) => Outcome::Acquired { token: lock.fencing_token() },
+            Some(Ok(None)) => Outcome::Refused("held (try_acquire)".into()),
+            Some(Err(e)) => Outcome::of_error(e),
+        };
+        c.finish(op, outcome, Some(&id)).await;
+        if let Some(Ok(Some(lock))) = result {
+            self.hold(&id, lock).await;
+        }
+    }
+
+    async fn hold(&self, id: &str, lock: Lock) {
+        let c = &self.c;
+        let handle = c.world.checker.lock().unwrap().hold(c.me, id, Holder::Engine(lock.clone()));
+        let until = Instant::now() + c.span();
+        while Instant::now() < until && !c.world.stopping() && lock.status() == LockStatus::Held {
+            match c.roll(100) {
+                0..45 => self.increment(Some((id, &lock))).await,
+                45..60 => self.put(Some((id, &lock))).await,
+                60..75 => self.update_data(id, &lock).await,
+                _ => tokio::time::sleep(c.pause(c.world.params.lease / 2)).await,
+            }
+        }
+        c.world.checker.lock().unwrap().releasing(handle);
+        // A fail-open lock may be left to expire (a crashed holder); a fail-closed one never is.
+        if !self.c.fail_closed && !c.world.stopping() && c.roll(100) < 15 {
+            c.world.checker.lock().unwrap().note(format!("c{} drops its lock on {id}", c.me));
+            c.world.checker.lock().unwrap().unhold(handle);
+            return;
+        }
+        // An unknown or failed release is retried, as a careful application would.
+        for _ in 0..5 {
+            let op = c.begin(OpKind::Release { id: id.to_owned() });
+            let result = lock.release().await;
+            let retry = matches!(result, Err(Error::Ambiguous { .. } | Error::Network { .. } | Error::Throttled { .. }));
+            let outcome = match &result {
+                Ok(()) => Outcome::Done { version: None },
+                Err(e) => Outcome::of_error(e),
+            };
+            c.finish(op, outcome, None).await;
+            if !retry {
+                break;
+            }
+        }
+        c.world.checker.lock().unwrap().unhold(handle);
+    }
+
+    /// A compare-and-swap increment: of the lock's own counter, fenced by it, or of a shared one.
+    async fn increment(&self, fence: Option<(&str, &Lock)>) {
+        let c = &self.c;
+        let key = match fence {
+            Some((id, _)) => format!("counter-{id}"),
+            None => format!("counter-shared-{}", c.roll(2)),
+        };
+        let op = c.begin(OpKind::KvWrite { key: key.clone() });
+        let previous = match self.kv.get(&key).await {
+            Ok(previous) => previous,
+            Err(e) => return c.finish(op, Outcome::Refused(format!("read failed, nothing written: {e}")), None).await,
+        };
+        let next = Value::from(previous.as_ref().map_or(0, |p| counter_value(&p.value)) + 1);
+        let options = fence.map(|(_, lock)| WriteOptions::default().fence(lock)).unwrap_or_default();
+        let write = self.kv.atomic_put(&key, &next, previous.as_ref(), &options);
+        let result = if c.roll(100) < 10 { tokio::time::timeout(c.pause(c.world.params.deadline * 3), write).await.ok() } else { Some(write.await) };
+        let outcome = match result {
+            None => Outcome::Cancelled,
+            Some(Ok(pair)) => Outcome::Done { version: Some(pair.version) },
+            Some(Err(e)) => Outcome::of_error(&e),
+        };
+        c.finish(op, outcome, None).await;
+    }
+
+    /// A blind put of a register: fenced by the lock, or not.
+    async fn put(&self, fence: Option<(&str, &Lock)>) {
+        let c = &self.c;
+        let key = match fence {
+            Some((id, _)) => format!("register-{id}"),
+            None => format!("register-shared-{}", c.roll(2)),
+        };
+        let op = c.begin(OpKind::KvWrite { key: key.clone() });
+        let options = fence.map(|(_, lock)| WriteOptions::default().fence(lock)).unwrap_or_default();
+        let outcome = match self.kv.put(&key, &Value::from(op as i64), &options).await {
+            Ok(pair) => Outcome::Done { version: Some(pair.version) },
+            Err(e) => Outcome::of_error(&e),
+        };
+        c.finish(op, outcome, None).await;
+    }
+
+    async fn update_data(&self, id: &str, lock: &Lock) {
+        let c = &self.c;
+        let op = c.begin(OpKind::UpdateData { id: id.to_owned() });
+        let outcome = match lock.update_data(Value::from(op as i64)).await {
+            Ok(()) => Outcome::Done { version: None },
+            Err(e) => Outcome::of_error(&e),
+        };
+        c.finish(op, outcome, None).await;
+    }
+}
+
+// ----- dlc machine clients -----
+
+pub async fn dlc_client(world: Arc<World>, me: usize, fail_closed: bool) {
+    let c = Client::new(world, me, fail_closed);
+    let table = DlcTable { table: c.world.locks_table.clone(), partition_key: "id".into(), sort_key: None };
+    let dlc = Dlc { c, table };
+    while !dlc.c.world.stopping() {
+        if dlc.c.roll(100) < 60 {
+            dlc.acquire_and_hold().await;
+        } else {
+            tokio::time::sleep(dlc.c.pause(dlc.c.world.params.lease / 2)).await;
+        }
+    }
+}
+
+struct Dlc {
+    c: Client,
+    table: DlcTable,
+}
+
+/// Either acquire machine, behind one face.
+enum Acquiring {
+    Open(FailOpenAcquire),
+    Closed(FailClosedAcquire),
+}
+
+impl Acquiring {
+    fn next(&mut self, input: Input, now: Now) -> Action {
+        match self {
+            Acquiring::Open(m) => m.next(input, now),
+            Acquiring::Closed(m) => m.next(input),
+        }
+    }
+
+    fn abandon(&mut self, now: Now) -> Action {
+        match self {
+            Acquiring::Open(m) => m.abandon(now),
+            Acquiring::Closed(m) => m.abandon(),
+        }
+    }
+}
+
+type Sending = Pin<Box<dyn Future<Output = (Input, Option<Error>)> + Send>>;
+
+impl Dlc {
+    fn lease_ms(&self) -> i64 {
+        self.c.world.params.lease.as_millis() as i64
+    }
+
+    fn now(&self) -> Now {
+        Now { unix_ms: self.c.world.clock.now_unix_ms() as i64, mono_ms: self.c.world.start.elapsed().as_millis() as i64 }
+    }
+
+    fn key(id: &str) -> DlcKey {
+        DlcKey { partition: AttributeValue::S(id.to_owned()), sort: None }
+    }
+
+    /// One request, its outcome as the machines take it (and the error, to report it as is).
+    fn send(&self, request: Request) -> Sending {
+        let link = self.c.link.clone();
+        Box::pin(async move {
+            match link.execute(request).await {
+                Ok(response) => (Input::Response(response), None),
+                Err(Error::ConditionalCheckFailed { .. }) => (Input::ConditionFailed, None),
+                Err(e) => (Input::OtherError, Some(e)),
+            }
+        })
+    }
+
+    async fn acquire_and_hold(&self) {
+        let c = &self.c;
+        let id = c.pick_id();
+        let op = c.begin(OpKind::Acquire { id: id.clone() });
+        let mut machine = if c.fail_closed {
+            let config = FailClosedConfig {
+                table: self.table.clone(),
+                owner: format!("dlc-{}", c.me),
+                acquire_period: Duration::from_millis(100),
+                retry_count: c.roll(5),
+                // A put may land up to two deadlines after it was sent (one past the caller's
+                // deadline), and the caller may abandon it right after sending.
+                undo_delay: c.world.params.deadline * 2 + Duration::from_millis(10),
+            };
+            Acquiring::Closed(FailClosedAcquire::new(config, Self::key(&id)))
+        } else {
+            let config = FailOpenConfig {
+                table: self.table.clone(),
+                owner: format!("dlc-{}", c.me),
+                lease_duration_ms: self.lease_ms(),
+                trust_local_time: false,
+                retry_count: c.roll(3),
+            };
+            Acquiring::Open(FailOpenAcquire::new(config, Self::key(&id)))
+        };
+        let give_up_at = Instant::now() + c.span();
+        let mut abandoned = false;
+        let mut last_error = None;
+        let mut action = machine.next(Input::Start, self.now());
+        loop {
+            action = match action {
+                Action::Send(request) if !abandoned => match tokio::time::timeout_at(give_up_at, self.send(request)).await {
+                    Ok((input, error)) => {
+                        if error.is_some() {
+                            last_error = error;
+                        }
+                        machine.next(input, self.now())
+                    }
+                    Err(_) => {
+                        abandoned = true;
+                        machine.abandon(self.now())
+                    }
+                },
+                Action::Send(request) | Action::Undo(request) => machine.next(self.send(request).await.0, self.now()),
+                Action::Sleep(pause) if !abandoned && Instant::now() + pause > give_up_at => {
+                    tokio::time::sleep_until(give_up_at).await;
+                    abandoned = true;
+                    machine.abandon(self.now())
+                }
+                Action::Sleep(pause) => {
+                    tokio::time::sleep(pause).await;
+                    machine.next(Input::Timer, self.now())
+                }
+                Action::Acquired { guid, fencing_token, lease_from_mono_ms } => {
+                    c.finish(op, Outcome::Acquired { token: fencing_token }, Some(&id)).await;
+                    return self.hold(&id, guid, fencing_token, lease_from_mono_ms).await;
+                }
+                Action::FailedToAcquire => return c.finish(op, Outcome::Refused("FailedToAcquire".into()), Some(&id)).await,
+                Action::PassError => {
+                    let outcome = last_error.as_ref().map(Outcome::of_error).unwrap_or(Outcome::Unknown("PassError without an error".into()));
+                    return c.finish(op, outcome, Some(&id)).await;
+                }
+                Action::Abandoned => return c.finish(op, Outcome::Cancelled, Some(&id)).await,
+                other => {
+                    let message = format!("c{} op{op}: the acquire machine answered {other:?}", c.me);
+                    c.world.checker.lock().unwrap().note(message);
+                    return c.finish(op, Outcome::Unknown("machine stalled".into()), Some(&id)).await;
+                }
+            };
+        }
+    }
+
+    async fn hold(&self, id: &str, guid: Vec<u8>, fencing_token: Option<i64>, lease_from_mono_ms: i64) {
+        let c = &self.c;
+        let start = c.world.start;
+        let lease = Duration::from_millis(self.lease_ms() as u64);
+        let lease_end = |from_mono_ms: i64| start + Duration::from_millis(from_mono_ms as u64) + lease;
+        let until = fencing_token.map(|_| lease_end(lease_from_mono_ms));
+        let hold = Arc::new(Mutex::new(DlcHold { until, active: true }));
+        let handle = c.world.checker.lock().unwrap().hold(c.me, id, Holder::Dlc(hold.clone()));
+        let mode = match fencing_token {
+            Some(token) => HeldMode::FailOpen {
+                fencing_token: token,
+                lease_duration_ms: self.lease_ms(),
+                owner: format!("dlc-{}", c.me),
+                heartbeat_period: Some(lease / 3),
+                trust_local_time: false,
+            },
+            None => HeldMode::FailClosed,
+        };
+        let mut lock = HeldLock::new(self.table.clone(), Self::key(id), mode, guid, Some(lease_from_mono_ms));
+        let release_at = Instant::now() + c.span();
+        let mut release_op = None;
+        let mut heartbeat_sent_ms = None;
+        let mut last_error = None;
+        let mut sending: Option<Sending> = None;
+        let mut sleeping: Option<Instant> = None;
+        let mut action = lock.start();
+        loop {
+            match action {
+                Action::Send(request) => {
+                    if release_op.is_none() && matches!(request, Request::PutItem(_)) {
+                        heartbeat_sent_ms = Some(self.now().mono_ms);
+                    }
+                    sending = Some(self.send(request));
+                }
+                Action::Sleep(pause) => {
+                    // Back to sleep after a heartbeat: it renewed the lease from its send.
+                    if let Some(sent) = heartbeat_sent_ms.take() {
+                        hold.lock().unwrap().until = Some(lease_end(sent));
+                    }
+                    sleeping = Some(Instant::now() + pause);
+                }
+                Action::Idle => {}
+                Action::HeartbeatFailed => hold.lock().unwrap().active = false,
+                Action::Released | Action::FailedToRelease | Action::PassError => {
+                    let outcome = match action {
+                        Action::Released => Outcome::Done { version: None },
+                        Action::FailedToRelease => Outcome::Refused("FailedToRelease".into()),
+                        _ => last_error.as_ref().map(Outcome::of_error).unwrap_or(Outcome::Unknown("PassError".into())),
+                    };
+                    match release_op {
+                        Some(op) => c.finish(op, outcome, None).await,
+                        None => c.world.checker.lock().unwrap().note(format!("c{}: the held machine ended unasked: {outcome:?}", c.me)),
+                    }
+                    break;
+                }
+                other => {
+                    c.world.checker.lock().unwrap().note(format!("c{}: the held machine answered {other:?}", c.me));
+                    break;
+                }
+            }
+            action = Action::Idle;
+            if release_op.is_none() && (Instant::now() >= release_at || c.world.stopping()) {
+                // A holder stops counting as one when it asks to release.
+                c.world.checker.lock().unwrap().releasing(handle);
+                release_op = Some(c.begin(OpKind::Release { id: id.to_owned() }));
+                heartbeat_sent_ms = None;
+                action = lock.release(self.now());
+                if !matches!(action, Action::Idle) {
+                    sending = None; // only a sleep was pending: the release replaces it
+                    sleeping = None;
+                }
+                continue;
+            }
+            if sending.is_none() && sleeping.is_none() && release_op.is_some() {
+                c.world.checker.lock().unwrap().note(format!("c{}: the held machine stalled while releasing", c.me));
+                break;
+            }
+            let release_wait = async {
+                match release_op {
+                    None => tokio::time::sleep_until(release_at).await,
+                    Some(_) => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                answer = async { sending.as_mut().expect("guarded").await }, if sending.is_some() => {
+                    sending = None;
+                    let (input, error) = answer;
+                    if error.is_some() {
+                        last_error = error;
+                    }
+                    action = lock.next(input, self.now());
+                }
+                _ = async { tokio::time::sleep_until(sleeping.expect("guarded")).await }, if sleeping.is_some() => {
+                    sleeping = None;
+                    action = lock.next(Input::Timer, self.now());
+                }
+                _ = release_wait => {}
+                _ = c.world.stopped(), if release_op.is_none() => {}
+            }
+        }
+        c.world.checker.lock().unwrap().unhold(handle);
+    }
+}

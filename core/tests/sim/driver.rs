@@ -1,0 +1,257 @@
+//! One seeded run: draws the world's shape from the seed, starts the clients and the chaos,
+//! stops the faults, lets everything settle and checks the end state.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dynalease::clock::{SharedClock, TokioClock};
+use dynalease::request::GetItem;
+use dynalease::table::{create_table, TableSpec};
+use dynalease::transport::memory::MemoryTransport;
+use dynalease::transport::TransportExt;
+use dynalease::{AttributeValue, Item, KeyType};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::time::Instant;
+
+use super::checker::{counter_value, Checker, Shared, Stats};
+use super::clients::{dlc_client, engine_client};
+use super::faults::{Cut, Link, Net};
+use super::SimRng;
+
+/// The shape of one run, all drawn from its seed.
+#[derive(Clone, Debug)]
+pub struct Params {
+    pub lease: Duration,
+    /// Every request's per-call deadline; late requests land within one more.
+    pub deadline: Duration,
+    pub fault_rate: f64,
+    /// Mean pause between two cut-offs of some client (`None`: no cut-offs).
+    pub cuts_every: Option<Duration>,
+    pub engine_open: usize,
+    pub engine_closed: usize,
+    pub dlc_open: usize,
+    pub dlc_closed: usize,
+    pub open_ids: Vec<String>,
+    pub closed_ids: Vec<String>,
+    pub duration: Duration,
+}
+
+impl Params {
+    fn draw(rng: &mut StdRng) -> Params {
+        let ids = |prefix: &str, n: usize| (0..n).map(|i| format!("{prefix}-{i}")).collect();
+        let open = rng.random_range(1..=2);
+        let closed = rng.random_range(1..=2);
+        Params {
+            lease: Duration::from_millis(rng.random_range(1_000..=3_000)),
+            deadline: Duration::from_millis(rng.random_range(50..=400)),
+            fault_rate: [0.0, 0.05, 0.15, 0.3][rng.random_range(0..4)],
+            cuts_every: rng.random_bool(0.5).then(|| Duration::from_millis(rng.random_range(500..=5_000))),
+            engine_open: rng.random_range(2..=4),
+            engine_closed: rng.random_range(1..=2),
+            dlc_open: rng.random_range(0..=1),
+            dlc_closed: rng.random_range(0..=1),
+            open_ids: ids("open", open),
+            closed_ids: ids("closed", closed),
+            duration: Duration::from_millis(rng.random_range(5_000..=15_000)),
+        }
+    }
+}
+
+/// Everything the clients share.
+pub struct World {
+    pub net: Arc<Net>,
+    pub checker: Shared,
+    pub rng: SimRng,
+    pub clock: SharedClock,
+    /// The origin of the dlc machines' monotonic clock.
+    pub start: Instant,
+    pub params: Params,
+    pub locks_table: String,
+    pub kv_table: String,
+    links: Mutex<Vec<Arc<Link>>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl World {
+    pub fn link(&self, client: usize) -> Arc<Link> {
+        let link = Link::new(self.net.clone(), client);
+        self.links.lock().unwrap().push(link.clone());
+        link
+    }
+
+    pub fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    pub async fn stopped(&self) {
+        let _ = self.stop.subscribe().wait_for(|stop| *stop).await;
+    }
+
+    /// The lock item as the table holds it now (no faults: the checker's own look).
+    pub async fn peek_lock(&self, id: &str) -> Option<Item> {
+        let key = Item::from([("id".to_owned(), AttributeValue::S(id.to_owned()))]);
+        let get = GetItem { table: self.locks_table.clone(), key, consistent_read: true };
+        self.net.memory().get_item(get).await.expect("the lock table exists")
+    }
+
+    async fn peek_counter(&self, key: &str) -> Option<i64> {
+        let key = Item::from([("pk".to_owned(), AttributeValue::S("sim".into())), ("sk".to_owned(), AttributeValue::S(key.to_owned()))]);
+        let get = GetItem { table: self.kv_table.clone(), key, consistent_read: true };
+        let item = self.net.memory().get_item(get).await.expect("the kv table exists")?;
+        Some(counter_value(&dynalease::Value::from_attribute(item.get("value")?)))
+    }
+}
+
+/// What one run found.
+pub struct Report {
+    pub seed: u64,
+    pub trace_hash: u64,
+    pub violations: Vec<String>,
+    pub trace: Vec<String>,
+    pub stats: Stats,
+    pub params: Params,
+}
+
+/// Runs `seed` on a fresh current-thread runtime whose clock only moves when every task waits.
+pub fn run(seed: u64, full_trace: bool) -> Report {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("a runtime");
+    runtime.block_on(simulate(seed, full_trace))
+}
+
+/// Tables get a name per run: the core wakes waiters in this process by table and id, and runs
+/// on other test threads must not wake ours.
+static RUNS: AtomicU64 = AtomicU64::new(0);
+
+async fn simulate(seed: u64, full_trace: bool) -> Report {
+    dynalease::random::seed_this_thread(seed ^ 0x5eed_0f_c0de);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let params = Params::draw(&mut rng);
+    let rng: SimRng = Arc::new(Mutex::new(rng));
+    let run = RUNS.fetch_add(1, Ordering::Relaxed);
+    let (locks_table, kv_table) = (format!("locks-{run}"), format!("kv-{run}"));
+
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(1_700_000_000_000));
+    let memory = MemoryTransport::with_clock(clock.clone());
+    create_table(&memory, &TableSpec::new(locks_table.clone(), "id")).await.expect("lock table");
+    create_table(&memory, &TableSpec::new(kv_table.clone(), "pk").sort_key("sk", KeyType::S)).await.expect("kv table");
+    let checker = Checker::new(full_trace);
+    checker.lock().unwrap().note(format!("seed {seed}: {params:?}"));
+    let net = Net::new(memory, rng.clone(), checker.clone(), params.deadline, params.fault_rate);
+    let world = Arc::new(World {
+        net,
+        checker: checker.clone(),
+        rng,
+        clock,
+        start: Instant::now(),
+        params: params.clone(),
+        locks_table,
+        kv_table,
+        links: Mutex::new(Vec::new()),
+        stop: tokio::sync::watch::channel(false).0,
+    });
+
+    let mut clients = Vec::new();
+    let kinds = [(params.engine_open, false, false), (params.engine_closed, false, true), (params.dlc_open, true, false), (params.dlc_closed, true, true)];
+    for (count, dlc, fail_closed) in kinds {
+        for _ in 0..count {
+            let me = clients.len();
+            clients.push(if dlc {
+                tokio::spawn(dlc_client(world.clone(), me, fail_closed))
+            } else {
+                tokio::spawn(engine_client(world.clone(), me, fail_closed))
+            });
+        }
+    }
+    let chaos = tokio::spawn(chaos(world.clone()));
+    let watch = tokio::spawn(watch_holders(world.clone()));
+
+    let failed = || checker.lock().unwrap().failed();
+    let end = Instant::now() + params.duration;
+    while Instant::now() < end && !failed() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    world.stop.send_replace(true);
+    world.net.heal();
+    checker.lock().unwrap().note("faults stop; clients finish".into());
+
+    // Every client's waits are bounded (a few leases); ten minutes means one hangs.
+    let give_up = Instant::now() + Duration::from_secs(600);
+    while !failed() && clients.iter().any(|c| !c.is_finished()) && Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (me, client) in clients.into_iter().enumerate() {
+        if !client.is_finished() {
+            if !failed() {
+                checker.lock().unwrap().violations.push(format!("client c{me} did not finish within 10 minutes after the faults stopped"));
+            }
+            client.abort();
+        } else if let Err(e) = client.await {
+            checker.lock().unwrap().violations.push(format!("client c{me} panicked: {e}"));
+        }
+    }
+    chaos.abort();
+
+    if !failed() {
+        // Late requests land within two deadlines of their send; after that and one more
+        // lease every lock must be free or held by a live holder (there are none left).
+        tokio::time::sleep(params.lease + params.deadline * 2 + Duration::from_millis(100)).await;
+        let mut items = BTreeMap::new();
+        for id in params.open_ids.iter().chain(&params.closed_ids) {
+            items.insert(id.clone(), world.peek_lock(id).await);
+        }
+        let mut counters = BTreeMap::new();
+        let keys = params.open_ids.iter().chain(&params.closed_ids).map(|id| format!("counter-{id}")).chain((0..2).map(|i| format!("counter-shared-{i}")));
+        for key in keys {
+            if let Some(value) = world.peek_counter(&key).await {
+                counters.insert(key, value);
+            }
+        }
+        checker.lock().unwrap().check_end(&items, &counters);
+    }
+    watch.abort();
+
+    let checker = checker.lock().unwrap();
+    Report {
+        seed,
+        trace_hash: checker.trace_hash(),
+        violations: checker.violations.clone(),
+        trace: checker.trace().cloned().collect(),
+        stats: checker.stats.clone(),
+        params,
+    }
+}
+
+/// Cuts clients off now and then: for a while or for the rest of the faulty part of the run,
+/// failing at once or hanging until the deadline.
+async fn chaos(world: Arc<World>) {
+    let Some(every) = world.params.cuts_every else { return };
+    while !world.stopping() {
+        let pause = Duration::from_micros(world.rng.lock().unwrap().random_range(0..2 * every.as_micros() as u64));
+        tokio::time::sleep(pause).await;
+        let links = world.links.lock().unwrap().clone();
+        if links.is_empty() || world.stopping() {
+            continue;
+        }
+        let (victim, cut) = {
+            let mut rng = world.rng.lock().unwrap();
+            let victim = rng.random_range(0..links.len());
+            let until = (!rng.random_bool(0.1)).then(|| Instant::now() + Duration::from_millis(rng.random_range(200..=4_000)));
+            (victim, Cut { until, hang: rng.random_bool(0.5) })
+        };
+        let how = if cut.hang { "hanging" } else { "refused" };
+        let span = cut.until.map(|until| format!("{:?}", until - Instant::now())).unwrap_or_else(|| "the rest of the faults".into());
+        world.checker.lock().unwrap().note(format!("c{} cut off ({how}) for {span}", links[victim].client));
+        links[victim].cut_off(cut);
+    }
+}
+
+/// Invariant 1 between events too: a lease can run out while nothing happens.
+async fn watch_holders(world: Arc<World>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        world.checker.lock().unwrap().check_holders();
+    }
+}
