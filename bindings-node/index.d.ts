@@ -89,6 +89,8 @@ export declare const codes: {
   readonly KEY_NOT_FOUND: "ERR_DYNALEASE_KEY_NOT_FOUND";
   readonly TABLE: "ERR_DYNALEASE_TABLE";
   readonly TRANSPORT: "ERR_DYNALEASE_TRANSPORT";
+  /** A write got no answer and could not be resolved: it may or may not have been applied. Read before retrying. */
+  readonly OUTCOME_UNKNOWN: "ERR_DYNALEASE_OUTCOME_UNKNOWN";
 };
 export type ErrorCode = (typeof codes)[keyof typeof codes];
 
@@ -115,9 +117,15 @@ export interface LockClientOptions {
   failClosed?: boolean;
   owner?: string;
   trustLocalTime?: boolean;
+  /** The longest pause between reads while waiting for a held lock (default 50; > 0). */
+  pollIntervalMs?: number;
   /** DynamoDB endpoint, or "memory://NAME" for an in-process table. */
   endpoint?: string;
   region?: string;
+  /** How long one DynamoDB call may take before it is abandoned (default 5000; > 0). */
+  callTimeoutMs?: number;
+  /** Repeats of a failed call when that is safe: throttling, failed connects, reads (default 7; 0 to 100). */
+  maxRetries?: number;
 }
 
 export interface AcquireOptions {
@@ -150,6 +158,9 @@ export declare class LockClient {
   readonly heartbeatPeriodMs: number | null;
   readonly failClosed: boolean;
   readonly owner: string;
+  readonly callTimeoutMs: number;
+  readonly pollIntervalMs: number;
+  readonly maxRetries: number;
   acquire(id: LockId, options?: AcquireOptions): Promise<LeaseLock>;
   tryAcquire(id: LockId): Promise<LeaseLock | null>;
 }
@@ -161,8 +172,13 @@ export interface KVStoreOptions {
   partitionKey?: string;
   /** Default "sk". */
   sortKey?: string;
+  /** DynamoDB endpoint, or "memory://NAME" for an in-process table. */
   endpoint?: string;
   region?: string;
+  /** How long one DynamoDB call may take before it is abandoned (default 5000; > 0). */
+  callTimeoutMs?: number;
+  /** Repeats of a failed call when that is safe: throttling, failed connects, reads (default 7; 0 to 100). */
+  maxRetries?: number;
 }
 
 export interface KVPair {
@@ -183,6 +199,8 @@ export declare class KVStore {
   constructor(options: KVStoreOptions);
   readonly table: string;
   readonly partition: string;
+  readonly callTimeoutMs: number;
+  readonly maxRetries: number;
   put(key: string, value: Value, options?: WriteOptions): Promise<KVPair>;
   get(key: string): Promise<KVPair | null>;
   exists(key: string): Promise<boolean>;
@@ -197,8 +215,13 @@ export interface CreateTableOptions {
   partitionKeyType?: "S" | "N" | "B";
   sortKey?: string;
   sortKeyType?: "S" | "N" | "B";
+  /** DynamoDB endpoint, or "memory://NAME" for an in-process table. */
   endpoint?: string;
   region?: string;
+  /** How long one DynamoDB call may take before it is abandoned (default 5000; > 0). */
+  callTimeoutMs?: number;
+  /** Repeats of a failed call when that is safe: throttling, failed connects, reads (default 7; 0 to 100). */
+  maxRetries?: number;
 }
 
 export declare function createTable(table: string, options?: CreateTableOptions): Promise<void>;

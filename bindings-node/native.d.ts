@@ -52,6 +52,8 @@ export declare class KVStore {
   constructor(options: KvStoreOptions)
   get table(): string
   get partition(): string
+  get callTimeoutMs(): number
+  get maxRetries(): number
   /** Writes unconditionally; resolves to the new pair (JSON). */
   put(key: string, value: string, ttlMs?: number | undefined | null, lock?: Lock | undefined | null): Promise<string>
   /** Creates (`previous` null) or compare-and-swaps; resolves to the new pair (JSON). */
@@ -99,6 +101,9 @@ export declare class LockClient {
   get heartbeatPeriodMs(): number | null
   get failClosed(): boolean
   get owner(): string
+  get callTimeoutMs(): number
+  get pollIntervalMs(): number
+  get maxRetries(): number
 }
 
 /**
@@ -117,6 +122,10 @@ export interface CreateTableOptions {
   /** DynamoDB endpoint, or `"memory://NAME"` for an in-process table. */
   endpoint?: string
   region?: string
+  /** How long one DynamoDB call may take before it is abandoned (default 5000). */
+  callTimeoutMs?: number
+  /** Repeats of a failed call when that is safe (default 7; 0 sends each request once). */
+  maxRetries?: number
 }
 
 export interface KvStoreOptions {
@@ -129,6 +138,10 @@ export interface KvStoreOptions {
   sortKey?: string
   endpoint?: string
   region?: string
+  /** How long one DynamoDB call may take before it is abandoned (default 5000). */
+  callTimeoutMs?: number
+  /** Repeats of a failed call when that is safe (default 7; 0 sends each request once). */
+  maxRetries?: number
 }
 
 export interface LockClientOptions {
@@ -150,6 +163,12 @@ export interface LockClientOptions {
   /** DynamoDB endpoint (e.g. DynamoDB Local), or `"memory://NAME"` for an in-process table. */
   endpoint?: string
   region?: string
+  /** How long one DynamoDB call may take before it is abandoned (default 5000). */
+  callTimeoutMs?: number
+  /** The longest pause between reads while waiting for a held lock (default 50). */
+  pollIntervalMs?: number
+  /** Repeats of a failed call when that is safe (default 7; 0 sends each request once). */
+  maxRetries?: number
 }
 
 /** The version of the native addon (the JS layer checks it matches the package). */

@@ -8,13 +8,15 @@ const { fromDynamo, lockIdFromText, lockIdToText, toDynamo } = require("./codec.
 const { callNative, codes, DynaleaseError } = require("./errors.js");
 
 // The options each constructor takes, with the type each must have.
+// Where requests go and how each DynamoDB call is bounded: every constructor takes these.
+const CONNECTION_OPTIONS = { endpoint: "string", region: "string", callTimeoutMs: "number", maxRetries: "number" };
 const LOCK_CLIENT_OPTIONS = {
   table: "string", partitionKey: "string", sortKey: "string", leaseDurationMs: "number", heartbeatPeriodMs: "number",
-  failClosed: "boolean", owner: "string", trustLocalTime: "boolean", endpoint: "string", region: "string",
+  failClosed: "boolean", owner: "string", trustLocalTime: "boolean", pollIntervalMs: "number", ...CONNECTION_OPTIONS,
 };
-const KV_OPTIONS = { table: "string", partition: "string", partitionKey: "string", sortKey: "string", endpoint: "string", region: "string" };
+const KV_OPTIONS = { table: "string", partition: "string", partitionKey: "string", sortKey: "string", ...CONNECTION_OPTIONS };
 const CREATE_TABLE_OPTIONS = {
-  partitionKey: "string", partitionKeyType: "string", sortKey: "string", sortKeyType: "string", endpoint: "string", region: "string",
+  partitionKey: "string", partitionKeyType: "string", sortKey: "string", sortKeyType: "string", ...CONNECTION_OPTIONS,
 };
 
 function describe(value) {
@@ -136,6 +138,9 @@ class LockClient {
   get heartbeatPeriodMs() { return this.#native.heartbeatPeriodMs; }
   get failClosed() { return this.#native.failClosed; }
   get owner() { return this.#native.owner; }
+  get callTimeoutMs() { return this.#native.callTimeoutMs; }
+  get pollIntervalMs() { return this.#native.pollIntervalMs; }
+  get maxRetries() { return this.#native.maxRetries; }
 
   /**
    * Acquires the lock, waiting up to `timeoutMs` (default: as long as it takes). Rejects with
@@ -192,6 +197,8 @@ class KVStore {
 
   get table() { return this.#native.table; }
   get partition() { return this.#native.partition; }
+  get callTimeoutMs() { return this.#native.callTimeoutMs; }
+  get maxRetries() { return this.#native.maxRetries; }
 
   /** Writes unconditionally. Options: ttlMs (expire after), lock (only while it is held). */
   async put(key, value, { ttlMs, lock } = {}) {

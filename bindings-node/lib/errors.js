@@ -12,6 +12,9 @@ const codes = Object.freeze({
   KEY_NOT_FOUND: "ERR_DYNALEASE_KEY_NOT_FOUND",
   TABLE: "ERR_DYNALEASE_TABLE",
   TRANSPORT: "ERR_DYNALEASE_TRANSPORT",
+  // A write that got no answer and could not be resolved: it may have been applied. Never used
+  // for a write that certainly did not happen.
+  OUTCOME_UNKNOWN: "ERR_DYNALEASE_OUTCOME_UNKNOWN",
 });
 
 class DynaleaseError extends Error {

@@ -16,7 +16,7 @@ pub fn to_napi(error: Error) -> napi::Error {
 }
 
 /// The core's option and function names, as this binding's API spells them.
-const NODE_NAMES: [(&str, &str); 16] = [
+const NODE_NAMES: [(&str, &str); 19] = [
     ("lease_duration", "leaseDurationMs"),
     ("heartbeat_period", "heartbeatPeriodMs"),
     ("partition_key", "partitionKey"),
@@ -28,6 +28,9 @@ const NODE_NAMES: [(&str, &str); 16] = [
     ("fail_closed", "failClosed"),
     ("ttl", "ttlMs"),
     ("timeout", "timeoutMs"),
+    ("call_timeout", "callTimeoutMs"),
+    ("poll_interval", "pollIntervalMs"),
+    ("max_retries", "maxRetries"),
     ("create_table", "createTable"),
     ("atomic_put", "atomicPut"),
     ("atomic_delete", "atomicDelete"),
@@ -78,5 +81,9 @@ mod tests {
         );
         assert_eq!(in_node_names("sort_key_type \"X\"; sort_key None"), "sortKeyType \"X\"; sortKey null");
         assert_eq!(in_node_names("timeouts, timeout_x and ttl."), "timeouts, timeout_x and ttlMs.");
+        assert_eq!(
+            in_node_names("call_timeout must be longer than zero; poll_interval too; max_retries is 101"),
+            "callTimeoutMs must be longer than zero; pollIntervalMs too; maxRetries is 101"
+        );
     }
 }

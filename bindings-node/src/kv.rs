@@ -11,7 +11,7 @@ use napi_derive::napi;
 use serde_json::json;
 
 use crate::codec::{attribute_to_json, parse, value_from_text};
-use crate::connection::Connection;
+use crate::connection::{Connection, ConnectionArgs};
 use crate::errors::CoreResultExt;
 use crate::locks::{millis, Lock};
 
@@ -26,6 +26,10 @@ pub struct KvStoreOptions {
     pub sort_key: Option<String>,
     pub endpoint: Option<String>,
     pub region: Option<String>,
+    /// How long one DynamoDB call may take before it is abandoned (default 5000).
+    pub call_timeout_ms: Option<f64>,
+    /// Repeats of a failed call when that is safe (default 7; 0 sends each request once).
+    pub max_retries: Option<f64>,
 }
 
 fn pair_to_text(pair: &KvPair) -> String {
@@ -80,7 +84,13 @@ impl KvStore {
             config = config.sort_key(sk);
         }
         config.validate().js()?;
-        Ok(KvStore { config, connection: Connection::new(options.endpoint, options.region).js()? })
+        let connection = Connection::new(ConnectionArgs {
+            endpoint: options.endpoint,
+            region: options.region,
+            call_timeout_ms: options.call_timeout_ms,
+            max_retries: options.max_retries,
+        })?;
+        Ok(KvStore { config, connection })
     }
 
     #[napi(getter)]
@@ -91,6 +101,16 @@ impl KvStore {
     #[napi(getter)]
     pub fn partition(&self) -> String {
         self.config.partition.clone()
+    }
+
+    #[napi(getter)]
+    pub fn call_timeout_ms(&self) -> f64 {
+        self.connection.call_timeout_ms()
+    }
+
+    #[napi(getter)]
+    pub fn max_retries(&self) -> u32 {
+        self.connection.max_retries()
     }
 
     /// Writes unconditionally; resolves to the new pair (JSON).

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dynalease::lock::{Lock as CoreLock, LockClient as CoreLockClient, LockConfig, LockStatus, Mode};
+use dynalease::lock::{Lock as CoreLock, LockClient as CoreLockClient, LockConfig, LockStatus, Mode, DEFAULT_POLL_INTERVAL};
 use dynalease::Error;
 use napi::bindgen_prelude::PromiseRaw;
 use napi::{Env, Result};
@@ -12,7 +12,7 @@ use napi_derive::napi;
 use tokio::sync::watch;
 
 use crate::codec::{lock_id_from_text, lock_id_to_json, value_from_text, value_to_text};
-use crate::connection::Connection;
+use crate::connection::{Connection, ConnectionArgs};
 use crate::errors::{aborted, CoreResultExt};
 
 #[napi(object)]
@@ -35,6 +35,12 @@ pub struct LockClientOptions {
     /// DynamoDB endpoint (e.g. DynamoDB Local), or `"memory://NAME"` for an in-process table.
     pub endpoint: Option<String>,
     pub region: Option<String>,
+    /// How long one DynamoDB call may take before it is abandoned (default 5000).
+    pub call_timeout_ms: Option<f64>,
+    /// The longest pause between reads while waiting for a held lock (default 50).
+    pub poll_interval_ms: Option<f64>,
+    /// Repeats of a failed call when that is safe (default 7; 0 sends each request once).
+    pub max_retries: Option<f64>,
 }
 
 pub fn millis(option: &str, value: f64) -> Result<Duration> {
@@ -47,6 +53,8 @@ pub fn millis(option: &str, value: f64) -> Result<Duration> {
 #[napi]
 pub struct LockClient {
     config: LockConfig,
+    /// What `config` was given (it has no getter for it), for the `pollIntervalMs` getter.
+    poll_interval: Duration,
     connection: Arc<Connection>,
 }
 
@@ -82,8 +90,16 @@ impl LockClient {
         if let Some(owner) = options.owner {
             config = config.owner(owner);
         }
+        let poll_interval = options.poll_interval_ms.map(|ms| millis("pollIntervalMs", ms)).transpose()?.unwrap_or(DEFAULT_POLL_INTERVAL);
+        config = config.poll_interval(poll_interval);
         config.validate().js()?;
-        Ok(LockClient { config, connection: Connection::new(options.endpoint, options.region).js()? })
+        let connection = Connection::new(ConnectionArgs {
+            endpoint: options.endpoint,
+            region: options.region,
+            call_timeout_ms: options.call_timeout_ms,
+            max_retries: options.max_retries,
+        })?;
+        Ok(LockClient { config, poll_interval, connection })
     }
 
     /// Prepares an acquisition (`id`: DynamoDB-JSON lock id) that can be cancelled.
@@ -143,6 +159,21 @@ impl LockClient {
     pub fn owner(&self) -> String {
         self.config.owner_name().to_owned()
     }
+
+    #[napi(getter)]
+    pub fn call_timeout_ms(&self) -> f64 {
+        self.connection.call_timeout_ms()
+    }
+
+    #[napi(getter)]
+    pub fn poll_interval_ms(&self) -> f64 {
+        self.poll_interval.as_secs_f64() * 1000.0
+    }
+
+    #[napi(getter)]
+    pub fn max_retries(&self) -> u32 {
+        self.connection.max_retries()
+    }
 }
 
 /// One pending `acquire`: `run()` waits for the lock; `cancel()` drops the wait (the JS layer
@@ -167,7 +198,13 @@ impl Acquisition {
                 let client = LockClient::client(config, connection).await?;
                 client.acquire(id, timeout).await.js()
             };
+            // Biased, acquire first: when the lock was won by the time the signal's cancel is
+            // seen, it is returned rather than dropped for the abort. A dropped lock stops
+            // heartbeating without being released, so nobody could take it until its lease ran
+            // out (and a fail-closed one never frees); returned, the caller holds it and
+            // releases it like any other.
             tokio::select! {
+                biased;
                 lock = acquire => Ok(Lock { inner: lock? }),
                 // Dropping the acquire future stops the wait (and any request in flight).
                 _ = cancelled.wait_for(|c| *c) => Err(aborted()),

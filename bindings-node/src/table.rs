@@ -6,7 +6,7 @@ use napi::bindgen_prelude::PromiseRaw;
 use napi::{Env, Result};
 use napi_derive::napi;
 
-use crate::connection::Connection;
+use crate::connection::{Connection, ConnectionArgs};
 use crate::errors::CoreResultExt;
 
 #[napi(object)]
@@ -20,6 +20,10 @@ pub struct CreateTableOptions {
     /// DynamoDB endpoint, or `"memory://NAME"` for an in-process table.
     pub endpoint: Option<String>,
     pub region: Option<String>,
+    /// How long one DynamoDB call may take before it is abandoned (default 5000).
+    pub call_timeout_ms: Option<f64>,
+    /// Repeats of a failed call when that is safe (default 7; 0 sends each request once).
+    pub max_retries: Option<f64>,
 }
 
 fn key_type(option: &str, name: Option<&str>) -> dynalease::Result<KeyType> {
@@ -42,13 +46,20 @@ pub fn create_table<'env>(env: &'env Env, table: String, options: Option<CreateT
         sort_key_type: None,
         endpoint: None,
         region: None,
+        call_timeout_ms: None,
+        max_retries: None,
     });
     let mut spec = TableSpec::new(table, options.partition_key.unwrap_or_else(|| "id".into()))
         .partition_key_type(key_type("partitionKeyType", options.partition_key_type.as_deref()).js()?);
     if let Some(sort_key) = options.sort_key {
         spec = spec.sort_key(sort_key, key_type("sortKeyType", options.sort_key_type.as_deref()).js()?);
     }
-    let connection = Connection::new(options.endpoint, options.region).js()?;
+    let connection = Connection::new(ConnectionArgs {
+        endpoint: options.endpoint,
+        region: options.region,
+        call_timeout_ms: options.call_timeout_ms,
+        max_retries: options.max_retries,
+    })?;
     env.spawn_future(async move {
         let transport = connection.transport().await.js()?;
         dynalease::table::create_table(transport.as_ref(), &spec).await.js().map(drop)

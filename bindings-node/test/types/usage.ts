@@ -44,6 +44,17 @@ async function promiseApi(): Promise<void> {
   const all: dynalease.KVPair[] = await kv.list("agents/");
   await kv.delete("agents/1", { lock });
   await lock.release({ data: "done" });
+  // Per-call deadline, retries and the waiter's poll interval, on every constructor.
+  await createTable("kv", { partitionKey: "pk", sortKey: "sk", callTimeoutMs: 2000, maxRetries: 3 });
+  const tuned = new LockClient({ table: "locks", callTimeoutMs: 2000, pollIntervalMs: 100, maxRetries: 0 });
+  const tunedKv = new KVStore({ table: "kv", partition: "p", callTimeoutMs: 2000, maxRetries: 1 });
+  const settings: number = tuned.callTimeoutMs + tuned.pollIntervalMs + tuned.maxRetries + tunedKv.callTimeoutMs + tunedKv.maxRetries;
+  try {
+    await tunedKv.put("k", settings);
+  } catch (e) {
+    // May have been applied: read before retrying.
+    if (e instanceof DynaleaseError && e.code === codes.OUTCOME_UNKNOWN) await tunedKv.get("k");
+  }
   try {
     await maybe?.release();
   } catch (e) {
