@@ -168,7 +168,9 @@ async fn simulate(seed: u64, full_trace: bool) -> Report {
     let chaos = tokio::spawn(chaos(world.clone()));
     let watch = tokio::spawn(watch_holders(world.clone()));
 
-    let failed = || checker.lock().unwrap().failed();
+    // SIM_KEEP_GOING=1 runs on after a violation, to see what else a seed finds.
+    let keep_going = std::env::var_os("SIM_KEEP_GOING").is_some();
+    let failed = || !keep_going && checker.lock().unwrap().failed();
     let end = Instant::now() + params.duration;
     while Instant::now() < end && !failed() {
         tokio::time::sleep(Duration::from_millis(100)).await;
