@@ -114,3 +114,19 @@ fn a_seed_replays_exactly() {
         );
     }
 }
+
+/// The checker itself: a client that trusts its wall clock, an hour fast, takes over held
+/// leases, and the simulation must say so.
+#[test]
+fn the_checker_sees_a_lock_taken_from_its_holder() {
+    let caught = (0..40).find_map(|seed| {
+        let report = driver::run_with(seed, false, |params| {
+            params.engine_open = params.engine_open.max(3);
+            params.open_ids.truncate(1);
+            params.skewed_client = Some(0);
+        });
+        report.violations.iter().find(|v| v.starts_with("invariant 1")).cloned()
+    });
+    eprintln!("the checker caught: {caught:?}");
+    assert!(caught.is_some(), "40 seeds with a clock-skewed client and no overlap found");
+}

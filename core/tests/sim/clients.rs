@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dynalease::clock::{SharedClock, TokioClock};
 use dynalease::kv::{KvConfig, KvStore, WriteOptions};
 use dynalease::lock::dlc::{
     Action, DlcKey, DlcTable, FailClosedAcquire, FailClosedConfig, FailOpenAcquire, FailOpenConfig, HeldLock, HeldMode, Input, Now,
@@ -81,7 +82,13 @@ pub async fn engine_client(world: Arc<World>, me: usize, fail_closed: bool) {
     let transport: Arc<dyn Transport> = c.link.clone();
     let config = LockConfig::new(c.world.locks_table.clone(), "id").owner(format!("engine-{me}"));
     let config = if fail_closed { config.fail_closed() } else { config.lease_duration(c.world.params.lease) };
-    let locks = LockClient::new(config, transport.clone()).expect("valid lock config").with_clock(c.world.clock.clone());
+    let (config, clock) = if c.world.params.skewed_client == Some(me) {
+        let ahead: SharedClock = Arc::new(TokioClock::starting_at(c.world.clock.now_unix_ms() + 3_600_000));
+        (config.trust_local_time(true), ahead)
+    } else {
+        (config, c.world.clock.clone())
+    };
+    let locks = LockClient::new(config, transport.clone()).expect("valid lock config").with_clock(clock);
     let kv = KvStore::new(KvConfig::new(c.world.kv_table.clone(), "sim"), transport).expect("valid kv config").with_clock(c.world.clock.clone());
     let engine = Engine { c, locks, kv };
     while !engine.c.world.stopping() {

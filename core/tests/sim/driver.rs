@@ -37,6 +37,9 @@ pub struct Params {
     pub open_ids: Vec<String>,
     pub closed_ids: Vec<String>,
     pub duration: Duration,
+    /// A broken client for the checker's own test: it trusts wall clocks, and its runs an hour
+    /// ahead, so it takes over leases that are still held.
+    pub skewed_client: Option<usize>,
 }
 
 impl Params {
@@ -56,6 +59,7 @@ impl Params {
             open_ids: ids("open", open),
             closed_ids: ids("closed", closed),
             duration: Duration::from_millis(rng.random_range(5_000..=15_000)),
+            skewed_client: None,
         }
     }
 }
@@ -112,23 +116,30 @@ pub struct Report {
     pub violations: Vec<String>,
     pub trace: Vec<String>,
     pub stats: Stats,
+    #[allow(dead_code)]
     pub params: Params,
 }
 
 /// Runs `seed` on a fresh current-thread runtime whose clock only moves when every task waits.
 pub fn run(seed: u64, full_trace: bool) -> Report {
+    run_with(seed, full_trace, |_| {})
+}
+
+/// Runs `seed` with its drawn parameters changed by `tweak`.
+pub fn run_with(seed: u64, full_trace: bool, tweak: impl FnOnce(&mut Params)) -> Report {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("a runtime");
-    runtime.block_on(simulate(seed, full_trace))
+    runtime.block_on(simulate(seed, full_trace, tweak))
 }
 
 /// Tables get a name per run: the core wakes waiters in this process by table and id, and runs
 /// on other test threads must not wake ours.
 static RUNS: AtomicU64 = AtomicU64::new(0);
 
-async fn simulate(seed: u64, full_trace: bool) -> Report {
+async fn simulate(seed: u64, full_trace: bool, tweak: impl FnOnce(&mut Params)) -> Report {
     dynalease::random::seed_this_thread(seed ^ 0x5eed_0f_c0de);
     let mut rng = StdRng::seed_from_u64(seed);
-    let params = Params::draw(&mut rng);
+    let mut params = Params::draw(&mut rng);
+    tweak(&mut params);
     let rng: SimRng = Arc::new(Mutex::new(rng));
     let run = RUNS.fetch_add(1, Ordering::Relaxed);
     let (locks_table, kv_table) = (format!("locks-{run}"), format!("kv-{run}"));
