@@ -64,6 +64,9 @@ fn seeds() {
     let start = env_u64("SIM_SEED_START").unwrap_or(0);
     let count = env_u64("SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
     let threads = env_u64("SIM_THREADS").map(|n| n as usize).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // SIM_HASHES=1 prints every seed's trace hash, to compare two runs (other thread counts,
+    // other machines) seed by seed.
+    let print_hashes = std::env::var_os("SIM_HASHES").is_some();
     let next = AtomicU64::new(start);
     let done = AtomicUsize::new(0);
     let failures = Mutex::new(Vec::new());
@@ -77,6 +80,9 @@ fn seeds() {
                     return;
                 }
                 let report = driver::run(seed, false);
+                if print_hashes {
+                    eprintln!("seed {seed} trace hash {:016x}", report.trace_hash);
+                }
                 acquisitions.fetch_add(report.stats.acquisitions, Ordering::Relaxed);
                 if !report.violations.is_empty() {
                     eprintln!("{}\n", explain(&report, 40));
