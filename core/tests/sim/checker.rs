@@ -323,6 +323,14 @@ impl Checker {
         self.last_lock_write.insert(id.to_owned(), Instant::now());
         let (kind, outcome) = (self.ops[op as usize].kind.clone(), self.ops[op as usize].outcome.clone());
         let refused = matches!(outcome, Some(Outcome::Refused(_)));
+        // Writes of the client's other locks (heartbeats, the release a dropped lock sends in
+        // the background) go out while this operation runs: they are not its own.
+        let (OpKind::Acquire { id: op_id } | OpKind::Release { id: op_id } | OpKind::UpdateData { id: op_id }) = &kind else {
+            return;
+        };
+        if op_id != id {
+            return;
+        }
         match (change, &kind) {
             (LockChange::Acquisition, OpKind::Acquire { .. }) => {
                 let after = after.expect("an acquisition leaves an item");
@@ -358,6 +366,17 @@ impl Checker {
             return; // a resend of a write already there, or a transaction answered from its token
         }
         let Some(new) = new else { return };
+        if key.starts_with("counter") {
+            let (was, now) = (value(before).unwrap_or(0), value(after).unwrap_or(-1));
+            if now != was + 1 {
+                self.violation(3, format!("c{client} op{op}: counter {key} went from {was} to {now}"));
+            }
+            *self.counters.entry(key.to_owned()).or_default() += 1;
+        }
+        if self.ops[op as usize].kind != (OpKind::KvWrite { key: key.to_owned() }) {
+            self.violation(3, format!("c{client} op{op}: a write of {key} was sent by another operation"));
+            return;
+        }
         let outcome = self.ops[op as usize].outcome.clone();
         self.ops[op as usize].versions_landed.push(new);
         match &outcome {
@@ -371,13 +390,6 @@ impl Checker {
                 self.violation(3, message);
             }
             _ => {}
-        }
-        if key.starts_with("counter") {
-            let (was, now) = (value(before).unwrap_or(0), value(after).unwrap_or(-1));
-            if now != was + 1 {
-                self.violation(3, format!("c{client} op{op}: counter {key} went from {was} to {now}"));
-            }
-            *self.counters.entry(key.to_owned()).or_default() += 1;
         }
     }
 
