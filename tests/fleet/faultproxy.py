@@ -30,8 +30,9 @@ unknown outcome.
 
 Bounded: loopback only, at most `max_connections` client connections, request and response
 sizes capped, every read and every hold with a timeout. `quiesce()` stops injecting and waits
-until no held request is left to land, so a test can check the table once nothing is in flight. Runs on its own asyncio loop in a daemon thread so that
-synchronous tests can drive it; `rules` can be changed while it runs.
+until no held request is left to land, so a test can check the table once nothing is in flight.
+Runs on its own asyncio loop in a daemon thread so that synchronous tests can drive it; `rules`
+can be changed while it runs.
 """
 
 from __future__ import annotations
