@@ -149,9 +149,15 @@ pub struct KvStore {
     clock: SharedClock,
 }
 
-/// What a conditional write's failure means for the caller.
+/// What a write expects of the key, which says what its condition's failure means.
 enum Expectation<'a> {
+    /// No condition (`put`).
+    Anything,
+    /// Absent or expired (`atomic_put` without `previous`): else `KeyExists`.
     Absent,
+    /// Present and live (`delete`): else it did not exist.
+    Live,
+    /// At this pair's version: else `KeyModified`, or `KeyNotFound` if gone.
     Version(&'a KvPair),
 }
 
@@ -175,7 +181,7 @@ impl KvStore {
     pub async fn put(&self, key: &str, value: &Value, options: &WriteOptions) -> Result<KvPair> {
         let (item, pair) = self.new_item(key, value, options)?;
         let put = PutItem { table: self.config.table.clone(), item, condition: None, return_values: ReturnValues::None, return_old_on_condition_failure: false };
-        self.write(key, TransactItem::Put(put), None, options).await?;
+        self.write(key, TransactItem::Put(put), Expectation::Anything, options).await?;
         Ok(pair)
     }
 
@@ -195,7 +201,7 @@ impl KvStore {
             return_values: ReturnValues::None,
             return_old_on_condition_failure: true,
         };
-        self.write(key, TransactItem::Put(put), Some((&expectation, pair.version)), options).await?;
+        self.write(key, TransactItem::Put(put), expectation, options).await?;
         Ok(pair)
     }
 
@@ -205,26 +211,17 @@ impl KvStore {
         let delete = DeleteItem {
             table: self.config.table.clone(),
             key: self.key(key),
-            condition: None,
-            return_values: ReturnValues::AllOld,
+            // Guards: the key is live, so the answer says whether this call deleted something
+            // (a transaction returns no old item). An expired leftover stays for TTL to remove.
+            condition: Some(Condition::Exists(self.partition_name()).and(self.live_condition())),
+            return_values: ReturnValues::None,
             return_old_on_condition_failure: false,
         };
-        if options.fence.is_none() {
-            // Deleting is idempotent, so unknown outcomes are simply resent.
-            let mut resends = 0;
-            loop {
-                match self.transport.delete_item(delete.clone()).await.map_err(|e| self.explain(e)) {
-                    Ok(old) => return Ok(old.is_some_and(|item| self.live_pair(&item).is_some())),
-                    Err(e) if e.is_ambiguous() && resends < AMBIGUOUS_RESENDS => resends += 1,
-                    Err(e) => return Err(e),
-                }
-            }
+        match self.write(key, TransactItem::Delete(delete), Expectation::Live, options).await {
+            Ok(()) => Ok(true),
+            Err(Error::KeyNotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
         }
-        // A transaction returns no old values: read first.
-        let existed = self.get(key).await?.is_some();
-        let delete = DeleteItem { return_values: ReturnValues::None, ..delete };
-        self.write(key, TransactItem::Delete(delete), None, options).await?;
-        Ok(existed)
     }
 
     /// Deletes `key` if it is still at `previous`'s version.
@@ -236,9 +233,9 @@ impl KvStore {
             key: self.key(key),
             condition: Some(self.condition(&expectation)),
             return_values: ReturnValues::None,
-            return_old_on_condition_failure: true,
+            return_old_on_condition_failure: false,
         };
-        self.write(key, TransactItem::Delete(delete), Some((&expectation, 0)), options).await
+        self.write(key, TransactItem::Delete(delete), expectation, options).await
     }
 
     /// Reads `key` with a strongly consistent read.
@@ -286,85 +283,83 @@ impl KvStore {
         }
     }
 
-    /// Sends one write, alone or (fenced) in a transaction with a check on the lock item, and
-    /// settles unknown outcomes by resending: a resend that fails its condition against our
-    /// own new version proves an earlier send landed.
-    async fn write(&self, key: &str, action: TransactItem, expectation: Option<(&Expectation<'_>, i64)>, options: &WriteOptions) -> Result<()> {
+    /// Sends one write as a TransactWriteItems with a ClientRequestToken, alone or (fenced) with
+    /// a check on the lock item.
+    ///
+    /// The token is what makes resending safe: DynamoDB applies a transaction at most once per
+    /// token (for ten minutes) and answers a repeat of one it applied with success. A plain
+    /// PutItem resent after a lost answer could overwrite another client's later write, and a
+    /// conditional one would fail against its own landing and report `KeyModified` for a write
+    /// that happened. The price is the transaction's: twice the write units of a plain write.
+    async fn write(&self, key: &str, action: TransactItem, expectation: Expectation<'_>, options: &WriteOptions) -> Result<()> {
         match &options.fence {
-            None => {
-                let mut resends = 0;
-                loop {
-                    let result = match &action {
-                        TransactItem::Put(put) => self.transport.put_item(put.clone()).await.map(drop).map_err(|e| self.explain(e)),
-                        TransactItem::Delete(delete) => self.transport.delete_item(delete.clone()).await.map(drop).map_err(|e| self.explain(e)),
-                        _ => unreachable!("the KV store writes with Put and Delete only"),
-                    };
-                    match result {
-                        Ok(()) => return Ok(()),
-                        Err(Error::ConditionalCheckFailed { item }) => {
-                            return self.settle_condition_failure(key, item.as_deref(), expectation, resends > 0);
-                        }
-                        Err(e) if e.is_ambiguous() && resends < AMBIGUOUS_RESENDS => resends += 1,
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
+            None => match self.transact(key, vec![action], &expectation, false).await? {
+                FencedOutcome::Done(()) => Ok(()),
+                FencedOutcome::LockCheckFailed => unreachable!("an unfenced write has no lock check"),
+            },
+            // A fresh token per call of the closure, i.e. per guid: after a heartbeat moved the
+            // guid the transaction differs, and reusing its token would be refused as a mismatch.
             Some(lock) => {
-                // DynamoDB makes resends with the same token idempotent for ten minutes (at most 36
-                // characters).
-                let token = format!("{:032x}", crate::random::random::<u128>());
                 lock.fenced(|check: FenceCheck| {
-                    let action = action.clone();
-                    let token = token.clone();
-                    async move {
-                        let transaction = TransactWrite {
-                            items: vec![TransactItem::ConditionCheck { table: check.table, key: check.key, condition: check.condition }, action],
-                            client_request_token: Some(token),
-                        };
-                        let mut resends = 0;
-                        loop {
-                            match self.transport.transact_write(transaction.clone()).await.map_err(|e| self.explain(e)) {
-                                Ok(()) => return Ok(FencedOutcome::Done(())),
-                                Err(Error::TransactionCanceled { reasons }) => {
-                                    if reasons.first().is_some_and(|r| r == "ConditionalCheckFailed") {
-                                        return Ok(FencedOutcome::LockCheckFailed);
-                                    }
-                                    if reasons.get(1).is_some_and(|r| r == "ConditionalCheckFailed") {
-                                        let current = self.transport.get_item(self.read_request(key)).await?;
-                                        return self.settle_condition_failure(key, current.as_ref(), expectation, resends > 0).map(FencedOutcome::Done);
-                                    }
-                                    return Err(Error::TransactionCanceled { reasons });
-                                }
-                                Err(e) if e.is_ambiguous() && resends < AMBIGUOUS_RESENDS => resends += 1,
-                                Err(e) => return Err(e),
-                            }
-                        }
-                    }
+                    let items = vec![TransactItem::ConditionCheck { table: check.table, key: check.key, condition: check.condition }, action.clone()];
+                    let expectation = &expectation;
+                    async move { self.transact(key, items, expectation, true).await }
                 })
                 .await
             }
         }
     }
 
-    /// A failed condition: either an earlier send of this very write landed, or the key is not
-    /// where the caller expected it.
-    fn settle_condition_failure(&self, key: &str, current: Option<&Item>, expectation: Option<(&Expectation<'_>, i64)>, resent: bool) -> Result<()> {
-        let current = current.and_then(|item| self.live_pair(item));
-        let Some((expectation, new_version)) = expectation else {
-            return Err(Error::Service { operation: "PutItem", code: "ConditionalCheckFailedException".into(), message: "unexpected condition failure on an unconditional write".into() });
-        };
-        match (expectation, current) {
-            (_, Some(pair)) if new_version != 0 && pair.version == new_version => Ok(()),
-            // A resent conditional delete finding nothing: the first send deleted it.
-            (Expectation::Version(_), None) if new_version == 0 && resent => Ok(()),
-            (Expectation::Absent, _) => Err(Error::KeyExists { key: key.to_owned() }),
-            (Expectation::Version(_), None) => Err(Error::KeyNotFound { key: key.to_owned() }),
-            (Expectation::Version(_), Some(_)) => Err(Error::KeyModified { key: key.to_owned() }),
+    /// Sends `items` under one fresh token until DynamoDB answers, resending while the outcome
+    /// is unknown. The KV action is the last item; a fenced transaction's first is the lock check.
+    async fn transact(&self, key: &str, items: Vec<TransactItem>, expectation: &Expectation<'_>, fenced: bool) -> Result<FencedOutcome<()>> {
+        // At most 36 characters.
+        let token = format!("{:032x}", crate::random::random::<u128>());
+        let transaction = TransactWrite { items, client_request_token: Some(token) };
+        let mut resends = 0;
+        loop {
+            match self.transport.transact_write(transaction.clone()).await.map_err(|e| self.explain(e)) {
+                Ok(()) => return Ok(FencedOutcome::Done(())),
+                Err(Error::TransactionCanceled { reasons }) => {
+                    let failed = |reason: Option<&String>| reason.is_some_and(|r| r == "ConditionalCheckFailed");
+                    if fenced && failed(reasons.first()) {
+                        return Ok(FencedOutcome::LockCheckFailed);
+                    }
+                    if failed(reasons.last()) {
+                        return Err(self.refused(key, expectation).await);
+                    }
+                    return Err(Error::TransactionCanceled { reasons });
+                }
+                Err(e) if e.is_ambiguous() && resends < AMBIGUOUS_RESENDS => resends += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The error for a write whose own condition failed. Had an earlier send of it been applied,
+    /// the token would have made this one succeed, so it was not; the current item says which
+    /// expectation failed.
+    async fn refused(&self, key: &str, expectation: &Expectation<'_>) -> Error {
+        let key = key.to_owned();
+        match expectation {
+            Expectation::Anything => Error::Service {
+                operation: "TransactWriteItems",
+                code: "ConditionalCheckFailed".into(),
+                message: "an unconditional write failed a condition".into(),
+            },
+            Expectation::Absent => Error::KeyExists { key },
+            Expectation::Live => Error::KeyNotFound { key },
+            Expectation::Version(_) => match self.get(&key).await {
+                Ok(Some(_)) => Error::KeyModified { key },
+                Ok(None) => Error::KeyNotFound { key },
+                Err(e) => e,
+            },
         }
     }
 
     fn condition(&self, expectation: &Expectation<'_>) -> Condition {
         match expectation {
+            Expectation::Anything | Expectation::Live => unreachable!("put has no condition and delete builds its own"),
             // Absent, or present only as an expired leftover that TTL has not deleted yet.
             Expectation::Absent => Condition::NotExists(self.partition_name()).or(Condition::Compare(
                 self.expires_name(),
@@ -446,10 +441,6 @@ impl KvStore {
         item.insert(self.config.partition_key.clone(), AttributeValue::S(self.config.partition.clone()));
         item.insert(self.config.sort_key.clone(), AttributeValue::S(key.to_owned()));
         item
-    }
-
-    fn read_request(&self, key: &str) -> GetItem {
-        GetItem { table: self.config.table.clone(), key: self.key(key), consistent_read: true }
     }
 
     /// Turns DynamoDB's key-schema complaints into [`Error::TableSchema`].

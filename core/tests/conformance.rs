@@ -56,6 +56,7 @@ conformance!(
     a_missing_table_is_named_in_the_error,
     a_lock_id_of_the_wrong_type_is_explained,
     a_kv_store_on_a_table_with_other_keys_is_explained,
+    a_transaction_resent_with_its_token_is_applied_once,
 );
 
 async fn kv_store(transport: &Arc<dyn Transport>, partition: &str) -> KvStore {
@@ -366,4 +367,39 @@ async fn a_kv_store_on_a_table_with_other_keys_is_explained(transport: Arc<dyn T
         assert!(matches!(err, Error::TableSchema { .. }), "{operation}: {err:?}");
         assert!(err.to_string().contains("partition_key \"pk\""), "{operation}: {err}");
     }
+}
+
+/// The KV store's writes rely on this: a resend after a lost answer is answered with success
+/// and not applied again, even after another client wrote on top.
+async fn a_transaction_resent_with_its_token_is_applied_once(transport: Arc<dyn Transport>) {
+    use dynalease::expr::{Condition, Name};
+    use dynalease::request::{PutItem, ReturnValues, TransactItem, TransactWrite};
+    use dynalease::transport::TransportExt;
+    use dynalease::AttributeValue;
+    let kv = kv_store(&transport, "tokens").await;
+    let table = kv.config().table.clone();
+    let put = |value: &str| {
+        let mut item = dynalease::Item::new();
+        item.insert("pk".into(), AttributeValue::S("tokens".into()));
+        item.insert("sk".into(), AttributeValue::S("k".into()));
+        item.insert("value".into(), AttributeValue::S(value.into()));
+        item.insert("version".into(), AttributeValue::int(1));
+        TransactItem::Put(PutItem {
+            table: table.clone(),
+            item,
+            condition: Some(Condition::NotExists(Name::aliased("#pk", "pk"))),
+            return_values: ReturnValues::None,
+            return_old_on_condition_failure: false,
+        })
+    };
+    let token = format!("conformance-{:x}", dynalease::random::random::<u64>());
+    let first = TransactWrite { items: vec![put("first")], client_request_token: Some(token.clone()) };
+    transport.transact_write(first.clone()).await.unwrap();
+    kv.put("k", &Value::from("later"), &none()).await.unwrap();
+    // Its condition would fail now: success means it was recognised, not evaluated again.
+    transport.transact_write(first).await.unwrap();
+    assert_eq!(kv.get("k").await.unwrap().unwrap().value, Value::from("later"));
+    let other = TransactWrite { items: vec![put("other")], client_request_token: Some(token) };
+    let err = transport.transact_write(other).await.unwrap_err();
+    assert!(matches!(&err, Error::Service { code, .. } if code.contains("IdempotentParameterMismatch")), "{err:?}");
 }

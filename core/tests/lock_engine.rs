@@ -349,15 +349,23 @@ async fn sort_key_ids_are_separate_locks() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_dropped_lock_stops_heartbeating_and_frees_after_its_lease() {
-    let w = world().await;
-    let lock = w.leases(Duration::from_secs(2), Some(Duration::from_millis(500))).acquire("job", None).await.unwrap();
-    drop(lock);
-    w.faulty.clear_log();
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    assert!(w.faulty.operations().is_empty(), "no heartbeats after drop: {:?}", w.faulty.operations());
-    let next = w.leases(Duration::from_secs(2), None).acquire("job", Some(Duration::from_secs(3))).await.unwrap();
-    assert_eq!(next.fencing_token(), Some(2));
+async fn a_dropped_lock_stops_heartbeating_and_is_released_in_the_background() {
+    for closed in [false, true] {
+        let w = world().await;
+        let config = if closed {
+            LockConfig::new("locks", "id").fail_closed()
+        } else {
+            LockConfig::new("locks", "id").lease_duration(Duration::from_secs(2)).heartbeat_period(Some(Duration::from_millis(500)))
+        };
+        let lock = w.client(config).acquire("job", None).await.unwrap();
+        w.faulty.clear_log();
+        drop(lock);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let release = if closed { "DeleteItem" } else { "UpdateItem" };
+        assert_eq!(w.faulty.operations(), vec![release], "one release, then no heartbeats");
+        // Free at once, not after a lease (or, fail-closed, never).
+        assert!(w.leases(LEASE, None).try_acquire("job").await.unwrap().is_some(), "fail_closed={closed}");
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -459,4 +467,245 @@ async fn a_resent_release_that_finds_a_new_holder_reports_success() {
         let next = taker.await.unwrap();
         assert_eq!(next.status(), LockStatus::Held);
     }
+}
+
+// ---- Writes that land late: each test below failed before the engine accounted for it. ----
+
+impl World {
+    /// A transport of its own for one client, over the shared table, with its own faults.
+    fn own_faults(&self) -> (Faulty, Arc<dyn Transport>) {
+        let faulty = Faulty::new(self.transport.clone());
+        (faulty.clone(), Arc::new(faulty))
+    }
+
+    fn client_over(&self, transport: Arc<dyn Transport>, config: LockConfig) -> LockClient {
+        LockClient::new(config, transport).unwrap().with_clock(self.clock.clone())
+    }
+
+    fn kv_over(&self, transport: Arc<dyn Transport>) -> KvStore {
+        KvStore::new(KvConfig::new("kvs", "counters"), transport).unwrap().with_clock(self.clock.clone())
+    }
+}
+
+/// The next `operation` of `faulty` is cut off: `count` requests fail without being applied.
+fn cut_off(faulty: &Faulty, operation: &'static str, count: usize) {
+    for _ in 0..count {
+        faulty.inject(operation, Fault::Fail);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_heartbeat_confirmed_by_its_resend_times_the_lease_from_its_first_send() {
+    let w = world().await;
+    let (holder_faults, holder_transport) = w.own_faults();
+    let config = LockConfig::new("locks", "id").lease_duration(LEASE);
+    let holder = w.client_over(holder_transport, config.clone()).acquire("job", None).await.unwrap();
+    // The first heartbeat (at a third of the lease) lands, its answer is lost; the retry a
+    // quarter period later finds its own guid. Then the holder is cut off.
+    holder_faults.inject("UpdateItem", Fault::LoseResponse);
+    let waiter = w.client(config);
+    let waiting = tokio::spawn(async move { waiter.acquire("job", None).await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    assert_eq!(holder_faults.pending_faults(), 0, "the lost heartbeat was sent");
+    cut_off(&holder_faults, "UpdateItem", 1000);
+    let taken = waiting.await.unwrap();
+    assert_eq!(taken.fencing_token(), Some(2));
+    // The waiter waited a lease from first seeing the heartbeat's guid, which the holder wrote
+    // with its first send: the holder's lease, timed from that send, has ended too.
+    assert_ne!(holder.status(), LockStatus::Held, "two holders at {:?}", Instant::now());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_fail_closed_acquire_whose_write_lands_late_is_undone() {
+    let w = world().await;
+    let (faults, transport) = w.own_faults();
+    let closed = LockConfig::new("locks", "id").fail_closed();
+    faults.inject("PutItem", Fault::LandLate(Duration::from_millis(1000)));
+    let cancelled = tokio::time::timeout(Duration::from_millis(300), w.client_over(transport, closed.clone()).acquire("job", None)).await;
+    assert!(cancelled.is_err(), "the caller gave up");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(w.item("locks", "job").await.is_some(), "the write landed after the caller left");
+    tokio::time::sleep(common::CALL_TIMEOUT).await;
+    let lock = w.client(closed).try_acquire("job").await.unwrap();
+    assert!(lock.is_some(), "a fail-closed lock held by nobody was left behind");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_acquire_that_gives_up_on_unknown_outcomes_takes_its_write_back() {
+    for closed in [false, true] {
+        let w = world().await;
+        let (faults, transport) = w.own_faults();
+        let config = if closed { LockConfig::new("locks", "id").fail_closed() } else { LockConfig::new("locks", "id").lease_duration(LEASE) };
+        let operation = if closed { "PutItem" } else { "UpdateItem" };
+        for _ in 0..4 {
+            faults.inject(operation, Fault::LoseResponse);
+        }
+        faults.inject("GetItem", Fault::DropRequest);
+        let err = w.client_over(transport, config.clone()).acquire("job", None).await.unwrap_err();
+        assert_eq!(err.kind(), dynalease::ErrorKind::OutcomeUnknown, "{err}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let next = w.client(config).try_acquire("job").await.unwrap();
+        assert!(next.is_some(), "fail_closed={closed}: the landed write still holds the lock for nobody");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_acquisition_landing_after_its_release_is_taken_back() {
+    let w = world().await;
+    let (faults, transport) = w.own_faults();
+    let config = LockConfig::new("locks", "id").fail_closed();
+    // The first send sits in the network; the resend takes the lock.
+    faults.inject("PutItem", Fault::LandLate(Duration::from_millis(1500)));
+    let lock = w.client_over(transport, config.clone()).acquire("job", None).await.unwrap();
+    lock.release().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(w.item("locks", "job").await.is_some(), "the first send landed after the release");
+    tokio::time::sleep(common::CALL_TIMEOUT).await;
+    assert!(w.client(config).try_acquire("job").await.unwrap().is_some(), "taken back");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resent_unconditional_put_never_overwrites_a_later_write() {
+    let w = world().await;
+    let (faults, transport) = w.own_faults();
+    let a = w.kv_over(transport);
+    let b = w.kv_over(w.transport.clone());
+    // A's put lands, its answer is lost, and its resend is slow: B writes on top meanwhile.
+    for operation in ["PutItem", "TransactWriteItems"] {
+        faults.inject(operation, Fault::LoseResponse);
+        faults.inject(operation, Fault::Delay(Duration::from_millis(100)));
+    }
+    let writer_b = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let seen = b.get("n").await.unwrap().expect("A's put landed");
+        b.atomic_put("n", &Value::from(2), Some(&seen), &WriteOptions::default()).await.unwrap()
+    });
+    a.put("n", &Value::from(1), &WriteOptions::default()).await.unwrap();
+    let written_b = writer_b.await.unwrap();
+    assert_eq!(a.get("n").await.unwrap(), Some(written_b), "B's acknowledged write was overwritten");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_compare_and_swap_that_landed_is_reported_as_done() {
+    let w = world().await;
+    let (faults, transport) = w.own_faults();
+    let a = w.kv_over(transport);
+    let b = w.kv_over(w.transport.clone());
+    let first = a.atomic_put("n", &Value::from(1), None, &WriteOptions::default()).await.unwrap();
+    for operation in ["PutItem", "TransactWriteItems"] {
+        faults.inject(operation, Fault::LoseResponse);
+        faults.inject(operation, Fault::Delay(Duration::from_millis(100)));
+    }
+    let writer_b = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let seen = b.get("n").await.unwrap().unwrap();
+        assert_eq!(seen.value, Value::from(2), "A's swap landed");
+        b.atomic_put("n", &Value::from(3), Some(&seen), &WriteOptions::default()).await.unwrap()
+    });
+    // A counter's increment: told KeyModified, a retry loop would apply it twice.
+    let swapped = a.atomic_put("n", &Value::from(2), Some(&first), &WriteOptions::default()).await;
+    assert!(swapped.is_ok(), "{swapped:?}");
+    assert_eq!(a.get("n").await.unwrap(), Some(writer_b.await.unwrap()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_release_resent_over_our_own_unconfirmed_heartbeat_does_not_claim_success_early() {
+    let w = world().await;
+    let (faults, transport) = w.own_faults();
+    let lock = w.client_over(transport, LockConfig::new("locks", "id").lease_duration(LEASE)).acquire("job", None).await.unwrap();
+    // The first heartbeat lands with its answer lost; before its retry, the release's first
+    // send is lost on the way, and its resend finds the heartbeat's guid.
+    faults.inject("UpdateItem", Fault::LoseResponse);
+    tokio::time::sleep(Duration::from_millis(3400)).await;
+    faults.inject("UpdateItem", Fault::DropRequest);
+    lock.release().await.unwrap();
+    let item = w.item("locks", "job").await.unwrap();
+    assert_eq!(attr_n(&item, "leaseDurationMs"), 1, "released in name only: the item keeps a full lease");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_release_keeps_the_lock_renewed() {
+    let w = world().await;
+    let (faults, transport) = w.own_faults();
+    let config = LockConfig::new("locks", "id").lease_duration(Duration::from_secs(2));
+    let lock = w.client_over(transport, config.clone()).acquire("job", None).await.unwrap();
+    faults.inject("UpdateItem", Fault::Fail);
+    assert!(lock.release().await.is_err());
+    // Still ours: heartbeats go on, so nobody takes it over, and its status says so.
+    let err = w.client(config).acquire("job", Some(Duration::from_secs(5))).await.unwrap_err();
+    assert!(matches!(err, Error::LockNotAcquired { .. }), "{err}");
+    assert_eq!(lock.status(), LockStatus::Held);
+    lock.release().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_heartbeat_cut_off_mid_flight_that_lands_later_does_not_block_the_release() {
+    let w = world().await;
+    let (faults, transport) = w.own_faults();
+    let config = LockConfig::new("locks", "id").lease_duration(Duration::from_secs(3)).heartbeat_period(Some(Duration::from_millis(2500)));
+    let lock = w.client_over(transport, config).acquire("job", None).await.unwrap();
+    // The heartbeat at 2.5 s is still waiting for its answer when the lease ends at 3 s: the
+    // holder gives up on it and reports the loss. It lands at 3.5 s.
+    faults.inject("UpdateItem", Fault::LandLate(Duration::from_millis(1000)));
+    assert!(lock.wait_lost().await.is_some());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The item carries the heartbeat's guid, which the holder recorded before sending it.
+    lock.release().await.unwrap();
+    assert_eq!(attr_n(&w.item("locks", "job").await.unwrap(), "leaseDurationMs"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_fenced_write_does_not_hold_up_the_heartbeats() {
+    let w = world().await;
+    let (faults, transport) = w.own_faults();
+    let lock = w
+        .client_over(transport.clone(), LockConfig::new("locks", "id").lease_duration(Duration::from_secs(2)))
+        .acquire("job", None)
+        .await
+        .unwrap();
+    faults.inject("TransactWriteItems", Fault::Delay(Duration::from_secs(5)));
+    let kv = w.kv_over(transport);
+    kv.put("n", &Value::from(1), &WriteOptions::default().fence(&lock)).await.unwrap();
+    assert_eq!(lock.status(), LockStatus::Held, "the lease ran out while the write was slow");
+    assert_eq!(kv.get("n").await.unwrap().unwrap().value, Value::from(1));
+}
+
+/// An endpoint that ignores ReturnValuesOnConditionCheckFailure, and refuses to be spun on.
+#[derive(Debug)]
+struct NoOldItems {
+    inner: Arc<dyn Transport>,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Transport for NoOldItems {
+    async fn execute(&self, request: dynalease::request::Request) -> dynalease::Result<dynalease::request::Response> {
+        let calls = self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(calls < 500, "spinning: {calls} requests");
+        match self.inner.execute(request).await {
+            Err(Error::ConditionalCheckFailed { .. }) => Err(Error::ConditionalCheckFailed { item: None }),
+            other => other,
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_endpoint_without_old_items_on_failure_is_read_instead() {
+    let w = world().await;
+    let bare: Arc<dyn Transport> = Arc::new(NoOldItems { inner: w.transport.clone(), calls: Default::default() });
+    let closed = LockConfig::new("locks", "id").fail_closed();
+    let lock = w.client_over(bare.clone(), closed.clone()).acquire("job", None).await.unwrap();
+    // A waiter paces its reads.
+    let err = w.client_over(bare.clone(), closed.clone()).acquire("job", Some(Duration::from_secs(1))).await.unwrap_err();
+    assert!(matches!(err, Error::LockNotAcquired { .. }), "{err}");
+    // Someone deletes the lock by hand and another client takes it: our release must say lost.
+    let mut key = Item::new();
+    key.insert("id".into(), AttributeValue::S("job".into()));
+    w.transport
+        .delete_item(dynalease::request::DeleteItem { table: "locks".into(), key, condition: None, return_values: ReturnValues::None, return_old_on_condition_failure: false })
+        .await
+        .unwrap();
+    let _other = w.client(closed).acquire("job", None).await.unwrap();
+    let err = lock.release().await.unwrap_err();
+    assert!(matches!(err, Error::LockLost { .. }), "{err}");
 }

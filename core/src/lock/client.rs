@@ -11,10 +11,11 @@ use crate::clock::{self, SharedClock};
 use crate::error::{Error, Result};
 use crate::lock::config::{LockConfig, Mode};
 use crate::lock::held::{Acquired, Lock};
-use crate::lock::item::{new_guid, LockId, LockTable, Observed, GUID};
+use crate::lock::item::{new_guid, LockId, LockTable, Observed};
+use crate::lock::undo::{AcquireGuard, Undo};
 use crate::lock::wake;
 use crate::transport::{Transport, TransportExt};
-use crate::value::{AttributeValue, Item, MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES};
+use crate::value::{Item, MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES};
 
 /// The first pause after finding a lock held; pauses double up to the poll interval.
 const FIRST_POLL: Duration = Duration::from_millis(5);
@@ -87,7 +88,8 @@ impl LockClient {
     /// within about the poll interval (at once when it happens in this process).
     ///
     /// Cancel by dropping the future. If it is dropped while a write is in flight, that write
-    /// may still take the lock; nobody heartbeats it, so it frees itself after one lease.
+    /// may still take the lock for nobody; it is taken back (conditioned on that write's own
+    /// guid) at once and again once the transport's late-landing window has passed.
     pub async fn acquire(&self, id: impl Into<LockId>, timeout: Option<Duration>) -> Result<Lock> {
         let id = self.check_id(id.into())?;
         let deadline = timeout.map(|t| Instant::now() + t);
@@ -110,7 +112,7 @@ impl LockClient {
                     Attempt::Held(seen) => seen,
                 }
             } else {
-                self.transport.get_item(self.table.read(&id)).await.map_err(|e| self.explain(e))?.as_ref().map(Observed::from_item)
+                self.read(&id).await?.as_ref().map(Observed::from_item)
             };
             let observed_at = Instant::now();
 
@@ -178,17 +180,21 @@ impl LockClient {
         Some(Duration::from_millis(remaining_ms as u64))
     }
 
-    /// One acquisition write, resent with the same guid while its outcome is unknown.
+    /// One acquisition write, resent with the same guid while its outcome is unknown. Guarded
+    /// from before the first send: if this future is dropped or gives up while a send may still
+    /// land, the guard takes the write back (see `undo`).
     async fn attempt(&self, id: &LockId, takeover: Option<&Observed>) -> Result<Attempt> {
-        let guid = new_guid();
+        let mut guard = AcquireGuard::arm(self.undo(id), new_guid());
+        // The lease runs from the first send: waiters may see our guid from then on.
         let lease_start = Instant::now();
         let mut resends = 0;
         loop {
+            guard.sending();
             let outcome = match &self.config.mode {
                 Mode::FailOpen { lease_duration, .. } => {
                     let request = self.table.acquire(
                         id,
-                        &guid,
+                        guard.guid(),
                         &self.config.owner,
                         lease_duration.as_millis() as i64,
                         self.clock.now_unix_ms() as i64,
@@ -197,51 +203,66 @@ impl LockClient {
                     self.transport.update_item(request).await
                 }
                 Mode::FailClosed => {
-                    let request = self.table.acquire_fail_closed(id, &guid, &self.config.owner);
+                    let request = self.table.acquire_fail_closed(id, guard.guid(), &self.config.owner);
                     self.transport.put_item(request).await.map(|_| None)
                 }
             };
+            guard.answered(outcome.as_ref().is_err_and(Error::is_ambiguous));
             let item = match outcome {
                 Ok(item) => item,
-                Err(Error::ConditionalCheckFailed { item: Some(item) }) if carries_guid(&item, &guid) => {
-                    // An earlier send of this write landed.
-                    Some(*item)
-                }
                 Err(Error::ConditionalCheckFailed { item }) => {
-                    return Ok(Attempt::Held(item.as_deref().map(Observed::from_item)));
+                    let current = match item {
+                        Some(item) => Some(*item),
+                        // An endpoint that ignores ReturnValuesOnConditionCheckFailure: look.
+                        None => self.read(id).await?,
+                    };
+                    if current.as_ref().is_some_and(|item| Observed::from_item(item).has_guid(guard.guid())) {
+                        // An earlier send of this write landed.
+                        current
+                    } else {
+                        return Ok(Attempt::Held(current.as_ref().map(Observed::from_item)));
+                    }
                 }
                 Err(e) if e.is_ambiguous() && resends < AMBIGUOUS_RESENDS => {
                     resends += 1;
                     continue;
                 }
-                Err(e) if e.is_ambiguous() => return self.resolve_unknown_acquire(id, &guid, lease_start, e).await,
+                // Out of resends: a consistent read says whether our guid is there. If not (or the
+                // read fails too), the guard undoes the write in case it lands yet.
+                Err(e) if e.is_ambiguous() => match self.read(id).await {
+                    Ok(Some(item)) if Observed::from_item(&item).has_guid(guard.guid()) => Some(item),
+                    _ => return Err(e),
+                },
                 Err(e) => return Err(self.explain(e)),
             };
-            return Ok(Attempt::Acquired(self.held(id, guid, item, lease_start)));
+            let guid = guard.guid().to_vec();
+            let uncertain_until = guard.disarm_held();
+            return Ok(Attempt::Acquired(self.held(id, guid, item, lease_start, uncertain_until)));
         }
     }
 
-    /// After repeated unknown outcomes: a consistent read says whether our guid is there.
-    async fn resolve_unknown_acquire(&self, id: &LockId, guid: &[u8], lease_start: Instant, error: Error) -> Result<Attempt> {
-        match self.transport.get_item(self.table.read(id)).await {
-            Ok(Some(item)) if carries_guid(&item, guid) => Ok(Attempt::Acquired(self.held(id, guid.to_vec(), Some(item), lease_start))),
-            // Not (yet) ours. The write may still land; nobody would heartbeat it, so the lock
-            // would free itself after one lease.
-            Ok(_) => Err(error),
-            Err(_) => Err(error),
-        }
-    }
-
-    fn held(&self, id: &LockId, guid: Vec<u8>, item: Option<Item>, lease_start: Instant) -> Lock {
-        Lock::start(Acquired {
-            id: id.clone(),
-            table: self.table.clone(),
-            config: self.config.clone(),
+    fn undo(&self, id: &LockId) -> Undo {
+        Undo {
             transport: self.transport.clone(),
+            table: self.table.clone(),
+            id: id.clone(),
+            fail_open: self.is_fail_open(),
             clock: self.clock.clone(),
+        }
+    }
+
+    async fn read(&self, id: &LockId) -> Result<Option<Item>> {
+        self.transport.get_item(self.table.read(id)).await.map_err(|e| self.explain(e))
+    }
+
+    fn held(&self, id: &LockId, guid: Vec<u8>, item: Option<Item>, lease_start: Instant, uncertain_until: Option<Instant>) -> Lock {
+        Lock::start(Acquired {
+            undo: self.undo(id),
+            config: self.config.clone(),
             guid,
             item,
             lease_start,
+            uncertain_until,
         })
     }
 
@@ -279,10 +300,6 @@ impl LockClient {
             )
         })
     }
-}
-
-fn carries_guid(item: &Item, guid: &[u8]) -> bool {
-    matches!(item.get(GUID), Some(AttributeValue::B(b)) if b == guid)
 }
 
 /// A pause between half and all of `pause`, so waiters in many processes do not read in step.

@@ -65,7 +65,11 @@ impl LockConfig {
     }
 
     /// The lease. Unless a heartbeat period was set, heartbeats follow at a third of it.
+    ///
+    /// Rounded down to whole milliseconds: the item holds `leaseDurationMs`, and waiters wait
+    /// what the item says, so the holder must not time a longer lease than it wrote.
     pub fn lease_duration(mut self, lease: Duration) -> Self {
+        let lease = Duration::from_millis(lease.as_millis().min(u64::MAX as u128) as u64);
         if let Mode::FailOpen { lease_duration, heartbeat_period, .. } = &mut self.mode {
             *lease_duration = lease;
             if !self.heartbeat_period_set {
@@ -240,6 +244,12 @@ mod tests {
         )
         .contains("shorter than lease_duration"));
         assert!(message(LockConfig::new("locks", "id").heartbeat_period(Some(Duration::ZERO))).contains("greater than zero"));
+    }
+
+    #[test]
+    fn the_lease_is_timed_as_written_in_whole_milliseconds() {
+        let config = LockConfig::new("locks", "id").lease_duration(Duration::from_micros(10_000_900));
+        assert_eq!(config.lease(), Some(Duration::from_millis(10_000)));
     }
 
     #[test]

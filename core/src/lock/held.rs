@@ -8,17 +8,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use tokio::runtime::Handle;
 use tokio::sync::{watch, MutexGuard};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::expr::Condition;
 use crate::lock::config::{LockConfig, Mode};
-use crate::lock::item::{new_guid, LockId, LockTable, Observed};
+use crate::lock::item::{new_guid, LockId, Observed};
+use crate::lock::undo::Undo;
 use crate::lock::wake;
-use crate::transport::{Transport, TransportExt};
+use crate::request::Request;
+use crate::transport::TransportExt;
 use crate::value::{Item, Value};
 
 /// How many times a write with an unknown outcome is sent again before giving up. Each resend
@@ -38,41 +40,55 @@ pub enum LockStatus {
 
 /// A lock this process holds. Cheap to clone; all clones are the same lock.
 ///
-/// Dropping the last clone without [`release`](Lock::release) stops the heartbeats; a fail-open
-/// lock then frees itself after its lease.
+/// Dropping the last clone without [`release`](Lock::release) stops the heartbeats and sends a
+/// best-effort release in the background; should that fail, a fail-open lock frees itself after
+/// its lease, while a fail-closed lock stays held until released by hand.
 #[derive(Clone)]
 pub struct Lock {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    id: LockId,
-    table: LockTable,
+    /// The lock's table, id and transport, and how to take back a write of ours.
+    undo: Undo,
     config: Arc<LockConfig>,
-    transport: Arc<dyn Transport>,
-    clock: SharedClock,
     fencing_token: Option<i64>,
     held: tokio::sync::Mutex<Held>,
+    /// When the lease ends unless renewed (fail-open). Before then nobody can take the lock
+    /// over; from then on [`Lock::status`] reports it lost, whether or not a task noticed.
+    lease_deadline: Mutex<Option<Instant>>,
     data: Mutex<Option<Value>>,
     status: watch::Sender<LockStatus>,
     /// Set by a successful release, whatever the status says (a lost lock can be released).
     released: AtomicBool,
     keep_alive: Mutex<Option<JoinHandle<()>>>,
+    /// Where the background writes of this lock run (heartbeats, undo, release on drop), so
+    /// that a lock dropped outside the runtime (a Python finalizer) can still send them.
+    runtime: Handle,
+    /// The process that acquired the lock: a forked child holds a copy of this object, but not
+    /// the lock.
+    pid: u32,
 }
 
 /// The state writes condition on.
 struct Held {
     guid: Vec<u8>,
-    /// The guid of a heartbeat whose outcome is unknown: the item may carry it instead.
-    pending_guid: Option<Vec<u8>>,
-    /// When the lease ends unless renewed (fail-open): before then nobody can take it over.
-    lease_deadline: Option<Instant>,
+    /// A heartbeat that was sent and not confirmed: the item may carry its guid instead.
+    pending: Option<Pending>,
+}
+
+#[derive(Clone)]
+struct Pending {
+    guid: Vec<u8>,
+    /// When this guid was first sent. Waiters may see it from then on and time their wait from
+    /// it, so a lease it renewed runs from here, not from a later resend.
+    first_sent: Instant,
 }
 
 impl std::fmt::Debug for Lock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lock")
-            .field("id", &self.inner.id)
+            .field("id", &self.inner.undo.id)
             .field("fencing_token", &self.inner.fencing_token)
             .field("status", &*self.inner.status.borrow())
             .finish()
@@ -80,15 +96,14 @@ impl std::fmt::Debug for Lock {
 }
 
 pub(crate) struct Acquired {
-    pub id: LockId,
-    pub table: LockTable,
+    pub undo: Undo,
     pub config: Arc<LockConfig>,
-    pub transport: Arc<dyn Transport>,
-    pub clock: SharedClock,
     pub guid: Vec<u8>,
     pub item: Option<Item>,
     /// When the write that took the lock was first sent: the lease runs from here.
     pub lease_start: Instant,
+    /// Until when an earlier send of the acquisition, whose outcome was unknown, may land.
+    pub uncertain_until: Option<Instant>,
 }
 
 impl Lock {
@@ -104,38 +119,37 @@ impl Lock {
             Mode::FailClosed => None,
         };
         let (status, _) = watch::channel(LockStatus::Held);
+        let runtime = Handle::current();
+        let acquisition_guid = acquired.guid.clone();
         let inner = Arc::new(Inner {
-            id: acquired.id,
-            table: acquired.table,
+            undo: acquired.undo,
             config: acquired.config.clone(),
-            transport: acquired.transport,
-            clock: acquired.clock,
             fencing_token,
-            held: tokio::sync::Mutex::new(Held {
-                guid: acquired.guid,
-                pending_guid: None,
-                lease_deadline: acquired.config.lease().map(|lease| acquired.lease_start + lease),
-            }),
+            held: tokio::sync::Mutex::new(Held { guid: acquired.guid, pending: None }),
+            lease_deadline: Mutex::new(acquired.config.lease().map(|lease| acquired.lease_start + lease)),
             data: Mutex::new(data),
             status,
             released: AtomicBool::new(false),
             keep_alive: Mutex::new(None),
+            runtime,
+            pid: std::process::id(),
         });
         if let Mode::FailOpen { lease_duration, heartbeat_period, .. } = acquired.config.mode {
-            let task = tokio::spawn(keep_alive(
-                Arc::downgrade(&inner),
-                acquired.lease_start + lease_duration,
-                heartbeat_period,
-                lease_duration,
-            ));
-            *inner.keep_alive.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+            let first_beat = heartbeat_period.map(|period| acquired.lease_start + period);
+            let task = tokio::spawn(keep_alive(Arc::downgrade(&inner), first_beat, heartbeat_period, lease_duration));
+            *lock(&inner.keep_alive) = Some(task);
         }
-        tracing::debug!(lock = %inner.id, token = ?inner.fencing_token, "acquired");
+        if let Some(until) = acquired.uncertain_until {
+            // An earlier send of the acquisition may land after we released: it would take the
+            // lock again, under this guid, for nobody.
+            tokio::spawn(undo_late_acquisition(Arc::downgrade(&inner), inner.undo.clone(), acquisition_guid, until));
+        }
+        tracing::debug!(lock = %inner.undo.id, token = ?inner.fencing_token, "acquired");
         Lock { inner }
     }
 
     pub fn id(&self) -> &LockId {
-        &self.inner.id
+        &self.inner.undo.id
     }
 
     /// Strictly increasing per lock id across all clients; `None` for fail-closed locks.
@@ -145,10 +159,13 @@ impl Lock {
 
     /// The lock data: as read at acquisition, then as last written by this holder.
     pub fn data(&self) -> Option<Value> {
-        self.inner.data.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.inner.data).clone()
     }
 
+    /// `Held` until the lease deadline passes without a renewal (checked on every call, not only
+    /// by the background task), another client takes the lock, or it is released.
     pub fn status(&self) -> LockStatus {
+        self.inner.expire_if_due();
         self.inner.status.borrow().clone()
     }
 
@@ -158,11 +175,12 @@ impl Lock {
     }
 
     pub fn is_lost(&self) -> bool {
-        matches!(*self.inner.status.borrow(), LockStatus::Lost(_))
+        matches!(self.status(), LockStatus::Lost(_))
     }
 
     /// A receiver that sees every change of [`status`](Lock::status).
     pub fn watch(&self) -> watch::Receiver<LockStatus> {
+        self.inner.expire_if_due();
         self.inner.status.subscribe()
     }
 
@@ -178,19 +196,22 @@ impl Lock {
 
     /// Replaces the lock data while the lock is held.
     pub async fn update_data(&self, data: Value) -> Result<()> {
-        self.inner.table.check_data_size(&self.inner.id, self.inner.config.owner_name(), &data)?;
-        let mut held = self.inner.lock_held().await?;
-        self.inner
-            .write_while_held(&mut held, |guid| crate::request::Request::UpdateItem(self.inner.table.write_data(&self.inner.id, guid, &data)))
+        let inner = &self.inner;
+        inner.undo.table.check_data_size(&inner.undo.id, inner.config.owner_name(), &data)?;
+        let mut held = inner.lock_held().await?;
+        inner
+            .write_while_held(&mut held, |guid| Request::UpdateItem(inner.undo.table.write_data(&inner.undo.id, guid, &data)))
             .await?;
-        *self.inner.data.lock().unwrap_or_else(|e| e.into_inner()) = Some(data);
+        *lock(&inner.data) = Some(data);
         Ok(())
     }
 
     /// Releases the lock. A fail-open lock keeps its item (lease 1 ms) so fencing tokens keep
     /// rising; a fail-closed lock's item is deleted. Releasing twice is a no-op.
     ///
-    /// Fails with [`Error::LockLost`] when another client had taken the lock.
+    /// Fails with [`Error::LockLost`] when another client had taken the lock. Until a release
+    /// succeeds the lock keeps its heartbeats, so a release that failed or was cancelled leaves
+    /// a lock that is still renewed (or reported lost), never one that silently expires.
     pub async fn release(&self) -> Result<()> {
         self.release_with_data(None).await
     }
@@ -199,10 +220,10 @@ impl Lock {
     pub async fn release_with_data(&self, data: Option<Value>) -> Result<()> {
         let inner = &self.inner;
         if let Some(data) = &data {
-            inner.table.check_data_size(&inner.id, inner.config.owner_name(), data)?;
+            inner.undo.table.check_data_size(&inner.undo.id, inner.config.owner_name(), data)?;
         }
+        inner.check_process()?;
         let mut held = inner.held.lock().await;
-        inner.stop_keep_alive();
         if inner.released.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -212,6 +233,7 @@ impl Lock {
         };
         match &result {
             Ok(()) => {
+                inner.stop_keep_alive();
                 inner.released.store(true, Ordering::Release);
                 // A loss stays reported: the holder's work may have run unprotected.
                 inner.status.send_if_modified(|status| {
@@ -222,37 +244,49 @@ impl Lock {
                     held
                 });
                 if let Some(data) = data {
-                    *inner.data.lock().unwrap_or_else(|e| e.into_inner()) = Some(data);
+                    *lock(&inner.data) = Some(data);
                 }
-                wake::released(&inner.table.table, &inner.id);
-                tracing::debug!(lock = %inner.id, "released");
+                wake::released(&inner.undo.table.table, &inner.undo.id);
+                tracing::debug!(lock = %inner.undo.id, "released");
             }
-            Err(Error::LockLost { reason, .. }) => inner.mark_lost(reason.clone()),
+            Err(Error::LockLost { reason, .. }) => {
+                inner.stop_keep_alive();
+                inner.mark_lost(reason.clone());
+            }
             Err(_) => {}
         }
         result
     }
 
     /// Runs a write that must only succeed while this lock is held. `write` builds the request
-    /// from the lock item's condition; heartbeats wait until it is done.
+    /// from the lock item's condition on one guid; it is called again with the new guid when a
+    /// heartbeat replaced it meanwhile.
+    ///
+    /// The lock's mutex is held only to read the guid, not across the write: a slow KV table
+    /// must not hold up the heartbeats that keep the lease. Conditioning on a guid a heartbeat
+    /// is replacing is safe: DynamoDB applies the transaction only if the item still carries it.
     pub(crate) async fn fenced<T, F, Fut>(&self, write: F) -> Result<T>
     where
         F: Fn(FenceCheck) -> Fut,
         Fut: std::future::Future<Output = Result<FencedOutcome<T>>>,
     {
         let inner = &self.inner;
-        let mut held = inner.lock_held().await?;
         loop {
+            let guid = inner.lock_held().await?.guid.clone();
             let check = FenceCheck {
-                table: inner.table.table.clone(),
-                key: inner.table.key(&inner.id),
-                condition: inner.table.held_by(&held.guid),
+                table: inner.undo.table.table.clone(),
+                key: inner.undo.table.key(&inner.undo.id),
+                condition: inner.undo.table.held_by(&guid),
             };
             match write(check).await? {
                 FencedOutcome::Done(value) => return Ok(value),
                 FencedOutcome::LockCheckFailed => {
+                    let mut held = inner.lock_held().await?;
+                    if held.guid != guid {
+                        continue; // a heartbeat moved the guid while we wrote: try with the new one
+                    }
                     // A heartbeat with an unknown outcome may have moved the guid: look.
-                    let item = inner.transport.get_item(inner.table.read(&inner.id)).await?;
+                    let item = inner.undo.transport.get_item(inner.undo.table.read(&inner.undo.id)).await?;
                     inner.adopt_or_lose(&mut held, item.as_ref().map(Observed::from_item))?;
                 }
             }
@@ -273,12 +307,18 @@ pub(crate) enum FencedOutcome<T> {
     LockCheckFailed,
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Inner {
     async fn lock_held(&self) -> Result<MutexGuard<'_, Held>> {
+        self.check_process()?;
         let held = self.held.lock().await;
         if self.released.load(Ordering::Acquire) {
             return Err(self.lost_error("it was already released".into()));
         }
+        self.expire_if_due();
         match &*self.status.borrow() {
             LockStatus::Held => Ok(held),
             LockStatus::Lost(reason) => Err(self.lost_error(reason.clone())),
@@ -286,8 +326,40 @@ impl Inner {
         }
     }
 
+    /// A forked child must not release, renew or fence with its parent's guid.
+    fn check_process(&self) -> Result<()> {
+        if std::process::id() != self.pid {
+            return Err(self.lost_error(format!(
+                "it is held by process {}; a forked child does not inherit its parent's locks: acquire it in the child",
+                self.pid
+            )));
+        }
+        Ok(())
+    }
+
     fn lost_error(&self, reason: String) -> Error {
-        Error::LockLost { id: self.id.to_string(), reason }
+        Error::LockLost { id: self.undo.id.to_string(), reason }
+    }
+
+    fn lease(&self) -> Duration {
+        self.config.lease().unwrap_or_default()
+    }
+
+    fn lease_deadline(&self) -> Option<Instant> {
+        *lock(&self.lease_deadline)
+    }
+
+    fn renewed(&self, lease_start: Instant) {
+        *lock(&self.lease_deadline) = Some(lease_start + self.lease());
+    }
+
+    fn expire_if_due(&self) {
+        if self.lease_deadline().is_some_and(|deadline| Instant::now() >= deadline) {
+            self.mark_lost(format!("no heartbeat succeeded within the {:?} lease", self.lease()));
+        }
+        if std::process::id() != self.pid {
+            self.mark_lost(format!("it is held by process {}, not by this forked child", self.pid));
+        }
     }
 
     fn mark_lost(&self, reason: String) {
@@ -300,13 +372,30 @@ impl Inner {
             }
         });
         if changed {
-            tracing::warn!(lock = %self.id, %reason, "lock lost");
+            tracing::warn!(lock = %self.undo.id, %reason, "lock lost");
         }
     }
 
     fn stop_keep_alive(&self) {
-        if let Some(task) = self.keep_alive.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(task) = lock(&self.keep_alive).take() {
             task.abort();
+        }
+    }
+
+    /// The pending heartbeat's guid for the next heartbeat, recorded before it is sent: if the
+    /// send is cut off or its answer lost, the item may carry it from then on.
+    fn next_guid(held: &mut Held) -> Pending {
+        held.pending.get_or_insert_with(|| Pending { guid: new_guid(), first_sent: Instant::now() }).clone()
+    }
+
+    /// The item carries the pending heartbeat's guid: that heartbeat landed, and its lease runs
+    /// from its first send.
+    fn adopt(&self, held: &mut Held) {
+        if let Some(pending) = held.pending.take() {
+            held.guid = pending.guid;
+            if self.config.lease().is_some() {
+                self.renewed(pending.first_sent);
+            }
         }
     }
 
@@ -314,9 +403,8 @@ impl Inner {
     /// outcome was unknown, that heartbeat landed and its guid is ours now. Anything else means
     /// another client has the lock.
     fn adopt_or_lose(&self, held: &mut Held, current: Option<Observed>) -> Result<()> {
-        let current_guid = current.as_ref().and_then(|o| o.guid.clone());
-        if current_guid.is_some() && current_guid == held.pending_guid {
-            held.guid = held.pending_guid.take().unwrap_or_default();
+        if held.pending.as_ref().is_some_and(|pending| current.as_ref().is_some_and(|o| o.has_guid(&pending.guid))) {
+            self.adopt(held);
             return Ok(());
         }
         let reason = loss_reason(current);
@@ -324,15 +412,25 @@ impl Inner {
         Err(self.lost_error(reason))
     }
 
+    /// The item a failed condition returned, or (from an endpoint that ignores
+    /// ReturnValuesOnConditionCheckFailure) the one a consistent read finds.
+    async fn current_item(&self, returned: Option<Box<Item>>) -> Result<Option<Item>> {
+        match returned {
+            Some(item) => Ok(Some(*item)),
+            None => self.undo.transport.get_item(self.undo.table.read(&self.undo.id)).await,
+        }
+    }
+
     /// Sends a write conditioned on our guid, resending on unknown outcomes (the write is
     /// idempotent while we hold the lock).
-    async fn write_while_held(&self, held: &mut Held, request: impl Fn(&[u8]) -> crate::request::Request) -> Result<()> {
+    async fn write_while_held(&self, held: &mut Held, request: impl Fn(&[u8]) -> Request) -> Result<()> {
         let mut resends = 0;
         loop {
-            match self.transport.execute(request(&held.guid)).await {
+            match self.undo.transport.execute(request(&held.guid)).await {
                 Ok(_) => return Ok(()),
                 Err(Error::ConditionalCheckFailed { item }) => {
-                    self.adopt_or_lose(held, item.as_deref().map(Observed::from_item))?;
+                    let current = self.current_item(item).await?;
+                    self.adopt_or_lose(held, current.as_ref().map(Observed::from_item))?;
                 }
                 Err(e) if e.is_ambiguous() && resends < AMBIGUOUS_RESENDS => resends += 1,
                 Err(e) => return Err(e),
@@ -340,39 +438,24 @@ impl Inner {
         }
     }
 
-    /// One heartbeat: a new guid and a fresh lease. Returns when the new lease ends.
-    async fn heartbeat(&self, lease: Duration) -> Result<Instant> {
+    /// One heartbeat: a new guid and a fresh lease, timed from the first send of that guid.
+    async fn heartbeat(&self, lease: Duration) -> Result<()> {
         let mut held = self.lock_held().await?;
         // Reuse the guid of a heartbeat whose outcome is unknown: if it landed, this resend
         // fails its condition against that very guid, which proves it.
-        let next = held.pending_guid.clone().unwrap_or_else(new_guid);
-        let lease_start = Instant::now();
-        let request = self.table.heartbeat(&self.id, &held.guid, &next, lease.as_millis() as i64, self.clock.now_unix_ms() as i64);
-        match self.transport.update_item(request).await {
+        let next = Self::next_guid(&mut held);
+        let request =
+            self.undo.table.heartbeat(&self.undo.id, &held.guid, &next.guid, lease.as_millis() as i64, self.undo.clock.now_unix_ms() as i64);
+        match self.undo.transport.update_item(request).await {
             Ok(_) => {
-                held.guid = next;
-                held.pending_guid = None;
-                held.lease_deadline = Some(lease_start + lease);
-                Ok(lease_start + lease)
+                self.adopt(&mut held);
+                Ok(())
             }
             Err(Error::ConditionalCheckFailed { item }) => {
-                let current = item.as_deref().map(Observed::from_item);
-                if current.as_ref().and_then(|o| o.guid.as_deref()) == Some(next.as_slice()) {
-                    // An earlier send of this heartbeat landed; its lease began before this one.
-                    held.guid = next;
-                    held.pending_guid = None;
-                    held.lease_deadline = Some(lease_start + lease);
-                    return Ok(lease_start + lease);
-                }
-                held.pending_guid = None;
-                Err(self.lost_error(loss_reason(current)))
+                let current = self.current_item(item).await?;
+                self.adopt_or_lose(&mut held, current.as_ref().map(Observed::from_item))
             }
-            Err(e) => {
-                if e.is_ambiguous() {
-                    held.pending_guid = Some(next);
-                }
-                Err(e)
-            }
+            Err(e) => Err(e),
         }
     }
 
@@ -380,18 +463,24 @@ impl Inner {
         let next = new_guid();
         let mut resends = 0;
         loop {
-            let request = self.table.release(&self.id, &held.guid, &next, self.clock.now_unix_ms() as i64, data);
-            match self.transport.update_item(request).await {
+            let request = self.undo.table.release(&self.undo.id, &held.guid, &next, self.undo.clock.now_unix_ms() as i64, data);
+            match self.undo.transport.update_item(request).await {
                 Ok(_) => return Ok(()),
                 Err(Error::ConditionalCheckFailed { item }) => {
-                    let current = item.as_deref().map(Observed::from_item);
-                    if current.as_ref().and_then(|o| o.guid.as_deref()) == Some(next.as_slice()) {
+                    let current = self.current_item(item).await?.as_ref().map(Observed::from_item);
+                    if current.as_ref().is_some_and(|o| o.has_guid(&next)) {
                         return Ok(()); // an earlier send of this release landed
                     }
-                    // A resend found someone else's lock. While our lease lasts nobody can take
-                    // it over, so the change proves an earlier send released it and the next
-                    // holder acquired it since.
-                    if resends > 0 && held.lease_deadline.is_some_and(|deadline| Instant::now() < deadline) {
+                    if held.pending.as_ref().is_some_and(|p| current.as_ref().is_some_and(|o| o.has_guid(&p.guid))) {
+                        self.adopt(held); // our heartbeat landed unseen: release under its guid
+                        continue;
+                    }
+                    // A resend found the next holder's lock. While our lease lasts nobody can take
+                    // it over, so the next token there proves an earlier send released it and the
+                    // next holder acquired it since.
+                    let next_token = self.fencing_token.map(|token| token + 1);
+                    let within_lease = self.lease_deadline().is_some_and(|deadline| Instant::now() < deadline);
+                    if resends > 0 && within_lease && next_token.is_some() && current.as_ref().and_then(|o| o.fencing_token) == next_token {
                         return Ok(());
                     }
                     self.adopt_or_lose(held, current)?;
@@ -405,17 +494,17 @@ impl Inner {
     async fn release_fail_closed(&self, held: &mut Held) -> Result<()> {
         let mut resends = 0;
         loop {
-            match self.transport.delete_item(self.table.release_fail_closed(&self.id, &held.guid)).await {
+            match self.undo.transport.delete_item(self.undo.table.release_fail_closed(&self.undo.id, &held.guid)).await {
                 Ok(_) => return Ok(()),
-                // Gone: an earlier send of this delete landed (or someone deleted it by hand;
-                // either way nobody else holds it under our guid).
-                Err(Error::ConditionalCheckFailed { item: None }) => return Ok(()),
-                // A resend finding another holder: nobody takes a fail-closed lock over, so an
-                // earlier send deleted it and the next holder acquired it since.
-                Err(Error::ConditionalCheckFailed { item: Some(_) }) if resends > 0 => return Ok(()),
-                Err(Error::ConditionalCheckFailed { item: Some(item) }) => {
-                    self.adopt_or_lose(held, Some(Observed::from_item(&item)))?;
-                }
+                Err(Error::ConditionalCheckFailed { item }) => match self.current_item(item).await? {
+                    // Gone: an earlier send of this delete landed (or someone deleted it by hand;
+                    // either way nobody else holds it under our guid).
+                    None => return Ok(()),
+                    // A resend finding another holder: nobody takes a fail-closed lock over, so an
+                    // earlier send deleted it and the next holder acquired it since.
+                    Some(_) if resends > 0 => return Ok(()),
+                    Some(item) => self.adopt_or_lose(held, Some(Observed::from_item(&item)))?,
+                },
                 Err(e) if e.is_ambiguous() && resends < AMBIGUOUS_RESENDS => resends += 1,
                 Err(e) => return Err(e),
             }
@@ -433,17 +522,43 @@ fn loss_reason(current: Option<Observed>) -> String {
 }
 
 impl Drop for Inner {
+    /// The last handle is gone without a release: stop heartbeating, and release in the
+    /// background (conditioned on our guids, so it never frees another holder's lock) rather
+    /// than leave the lock to its lease, or a fail-closed lock held for ever.
     fn drop(&mut self) {
         self.stop_keep_alive();
+        if self.released.load(Ordering::Acquire) || std::process::id() != self.pid {
+            return;
+        }
+        let held = self.held.get_mut();
+        let guids = std::iter::once(held.guid.clone()).chain(held.pending.take().map(|p| p.guid));
+        for guid in guids {
+            self.undo.spawn(&self.runtime, guid, vec![Instant::now()]);
+        }
     }
 }
 
-/// Renews the lease every `heartbeat_period` and declares the lock lost when a heartbeat's
-/// condition fails or when the lease deadline passes without a successful heartbeat. Holds only
-/// a weak reference, so a dropped lock stops its heartbeats.
-async fn keep_alive(lock: Weak<Inner>, mut lease_deadline: Instant, period: Option<Duration>, lease: Duration) {
-    let mut next_beat = period.map(|p| lease_deadline - lease + p);
+/// Takes back a late landing of the acquisition's own write: once `until` has passed, if this
+/// lock no longer holds under the acquisition's guid (released, renewed, dropped), an item that
+/// carries it can only come from such a landing.
+async fn undo_late_acquisition(lock: Weak<Inner>, undo: Undo, guid: Vec<u8>, until: Instant) {
+    tokio::time::sleep_until(until).await;
+    if let Some(inner) = lock.upgrade() {
+        let held = inner.held.lock().await;
+        let holding = !inner.released.load(Ordering::Acquire) && *inner.status.borrow() == LockStatus::Held;
+        if holding && held.guid == guid {
+            return;
+        }
+    }
+    undo.spawn(&Handle::current(), guid, vec![Instant::now()]);
+}
+
+/// Renews the lease every `period` and declares the lock lost when a heartbeat's condition
+/// fails or when the lease deadline passes without a renewal. Holds only a weak reference, so a
+/// dropped lock stops its heartbeats.
+async fn keep_alive(lock: Weak<Inner>, mut next_beat: Option<Instant>, period: Option<Duration>, lease: Duration) {
     loop {
+        let Some(deadline) = lock.upgrade().and_then(|inner| inner.lease_deadline()) else { return };
         let beat = async {
             match next_beat {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -452,39 +567,38 @@ async fn keep_alive(lock: Weak<Inner>, mut lease_deadline: Instant, period: Opti
         };
         tokio::select! {
             biased;
-            _ = tokio::time::sleep_until(lease_deadline) => {
-                if let Some(inner) = lock.upgrade() {
-                    inner.mark_lost(format!("no heartbeat succeeded within the {lease:?} lease"));
+            _ = tokio::time::sleep_until(deadline) => {
+                // Another write (a data update that adopted a heartbeat) may have moved it.
+                let Some(inner) = lock.upgrade() else { return };
+                inner.expire_if_due();
+                if inner.status.borrow().clone() != LockStatus::Held {
+                    return;
                 }
-                return;
+                continue;
             }
             _ = beat => {}
         }
         let Some(inner) = lock.upgrade() else { return };
         // After a pause (SIGSTOP, a frozen Lambda) both timers are due: the deadline wins.
-        if Instant::now() >= lease_deadline {
-            inner.mark_lost(format!("no heartbeat succeeded within the {lease:?} lease"));
+        inner.expire_if_due();
+        if *inner.status.borrow() != LockStatus::Held {
             return;
         }
         let period = period.unwrap_or(lease);
-        match tokio::time::timeout_at(lease_deadline, inner.heartbeat(lease)).await {
-            Ok(Ok(deadline)) => {
-                lease_deadline = deadline;
-                next_beat = Some(Instant::now() + period);
-            }
+        match tokio::time::timeout_at(deadline, inner.heartbeat(lease)).await {
+            Ok(Ok(())) => next_beat = Some(Instant::now() + period),
             Ok(Err(Error::LockLost { reason, .. })) => {
                 inner.mark_lost(reason);
                 return;
             }
             Ok(Err(error)) => {
                 // Transient: try again soon, while the lease lasts.
-                tracing::warn!(lock = %inner.id, %error, "heartbeat failed; retrying");
+                tracing::warn!(lock = %inner.undo.id, %error, "heartbeat failed; retrying");
                 next_beat = Some(Instant::now() + (period / 4).max(Duration::from_millis(10)));
             }
-            Err(_) => {
-                inner.mark_lost(format!("no heartbeat succeeded within the {lease:?} lease"));
-                return;
-            }
+            // The deadline passed mid-heartbeat; the loop's check reports the loss (unless a
+            // concurrent adoption renewed the lease).
+            Err(_) => next_beat = Some(Instant::now()),
         }
     }
 }

@@ -6,7 +6,7 @@
 use rand::RngCore;
 
 use crate::expr::{val, Condition, Name, Update};
-use crate::request::{DeleteItem, GetItem, PutItem, ReturnValues, UpdateItem};
+use crate::request::{DeleteItem, GetItem, PutItem, Request, ReturnValues, UpdateItem};
 use crate::error::Error;
 use crate::value::{item_size, AttributeValue, Item, KeyValue, Value, MAX_ITEM_SIZE};
 
@@ -87,6 +87,11 @@ impl Observed {
             acquired_unix_ms: item.get(LOCK_ACQUIRED_TIME_UNIX_MS).and_then(AttributeValue::as_i64),
             owner: item.get(OWNER).and_then(AttributeValue::as_s).map(str::to_owned),
         }
+    }
+
+    /// The item carries `guid`: the write that wrote it was ours.
+    pub fn has_guid(&self, guid: &[u8]) -> bool {
+        self.guid.as_deref() == Some(guid)
     }
 
     pub fn is_released(&self) -> bool {
@@ -277,6 +282,18 @@ impl LockTable {
             condition: Some(self.guid_is(current)),
             return_values: ReturnValues::None,
             return_old_on_condition_failure: true,
+        }
+    }
+
+    /// Takes back a write of ours that may have landed after we stopped waiting for it: frees
+    /// the lock if, and only if, the item still carries `guid`. Guids are never reused, so this
+    /// can never touch another holder's lock. Fail-open: the release update (the item stays, so
+    /// fencing tokens keep rising); fail-closed: the delete.
+    pub fn undo(&self, id: &LockId, guid: &[u8], fail_open: bool, now_unix_ms: i64) -> Request {
+        if fail_open {
+            Request::UpdateItem(self.release(id, guid, &new_guid(), now_unix_ms, None))
+        } else {
+            Request::DeleteItem(self.release_fail_closed(id, guid))
         }
     }
 

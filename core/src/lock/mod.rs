@@ -32,6 +32,7 @@ mod config;
 pub mod dlc;
 pub(crate) mod held;
 pub(crate) mod item;
+mod undo;
 mod wake;
 
 pub use client::LockClient;

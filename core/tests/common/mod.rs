@@ -18,7 +18,15 @@ pub enum Fault {
     DropRequest,
     /// Hold the request this long before applying it (a slow network).
     Delay(std::time::Duration),
+    /// Apply the request this long from now, whether or not its sender still waits (it sits in
+    /// the network); the sender gets an unknown outcome after [`CALL_TIMEOUT`].
+    LandLate(std::time::Duration),
+    /// Fail without applying, and say so (a refused connection).
+    Fail,
 }
+
+/// The per-call deadline [`Faulty`] models, and so its late-landing window.
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Wraps a transport, counts requests by operation, and injects queued faults into requests of
 /// a chosen operation.
@@ -37,6 +45,11 @@ impl Faulty {
     /// The next `operation` request (e.g. "UpdateItem") suffers `fault`.
     pub fn inject(&self, operation: &'static str, fault: Fault) {
         self.faults.lock().unwrap().push_back((operation, fault));
+    }
+
+    /// Forgets the faults not injected yet.
+    pub fn clear_faults(&self) {
+        self.faults.lock().unwrap().clear();
     }
 
     pub fn pending_faults(&self) -> usize {
@@ -76,7 +89,21 @@ impl Transport for Faulty {
                 let _ = self.inner.execute(request).await;
                 Err(ambiguous())
             }
+            Some(Fault::LandLate(after)) => {
+                let inner = self.inner.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    let _ = inner.execute(request).await;
+                });
+                tokio::time::sleep(CALL_TIMEOUT).await;
+                Err(ambiguous())
+            }
+            Some(Fault::Fail) => Err(Error::Network { operation, message: "injected refusal".into() }),
         }
+    }
+
+    fn late_landing_window(&self) -> std::time::Duration {
+        CALL_TIMEOUT
     }
 }
 
