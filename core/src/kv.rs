@@ -38,6 +38,7 @@ use crate::error::{Error, Result};
 use crate::expr::{val, CompareOp, Condition, Name, Placeholder};
 use crate::lock::held::{FenceCheck, FencedOutcome};
 use crate::lock::Lock;
+use crate::resend::Sends;
 use crate::request::{DeleteItem, GetItem, PutItem, Query, ReturnValues, TransactItem, TransactWrite};
 use crate::table::TTL_ATTRIBUTE;
 use crate::transport::{Transport, TransportExt};
@@ -48,9 +49,6 @@ const VERSION: &str = "version";
 
 /// Attribute names a KV table's keys may not use.
 pub const RESERVED_KV_ATTRIBUTES: [&str; 3] = [VALUE, VERSION, TTL_ATTRIBUTE];
-
-/// Sends of a write whose outcome stays unknown before reporting it.
-const AMBIGUOUS_RESENDS: u32 = 3;
 
 /// Configuration of a [`KvStore`].
 #[derive(Clone, Debug)]
@@ -316,7 +314,7 @@ impl KvStore {
         // At most 36 characters.
         let token = format!("{:032x}", crate::random::random::<u128>());
         let transaction = TransactWrite { items, client_request_token: Some(token) };
-        let mut resends = 0;
+        let mut sends = Sends::new("TransactWriteItems");
         loop {
             match self.transport.transact_write(transaction.clone()).await.map_err(|e| self.explain(e)) {
                 Ok(()) => return Ok(FencedOutcome::Done(())),
@@ -326,12 +324,17 @@ impl KvStore {
                         return Ok(FencedOutcome::LockCheckFailed);
                     }
                     if failed(reasons.last()) {
+                        // A send still on its way fails this same condition, unless it can come
+                        // true again: a deleted key can be created, a created one deleted.
+                        // Versions are random and never come back.
+                        if sends.uncertain() && !matches!(expectation, Expectation::Version(_)) {
+                            return Err(sends.unknown("may still land: the condition it failed can come true again"));
+                        }
                         return Err(self.refused(key, expectation).await);
                     }
-                    return Err(Error::TransactionCanceled { reasons });
+                    return Err(sends.failed(Error::TransactionCanceled { reasons }).unwrap_err());
                 }
-                Err(e) if e.is_ambiguous() && resends < AMBIGUOUS_RESENDS => resends += 1,
-                Err(e) => return Err(e),
+                Err(e) => sends.failed(e)?,
             }
         }
     }

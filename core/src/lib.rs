@@ -6,6 +6,7 @@ pub mod expr;
 pub mod kv;
 pub mod lock;
 pub mod random;
+pub(crate) mod resend;
 pub mod request;
 pub mod table;
 pub mod transport;

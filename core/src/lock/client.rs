@@ -14,14 +14,12 @@ use crate::lock::held::{Acquired, Lock};
 use crate::lock::item::{new_guid, LockId, LockTable, Observed};
 use crate::lock::undo::{AcquireGuard, Undo};
 use crate::lock::wake;
+use crate::resend::Sends;
 use crate::transport::{Transport, TransportExt};
 use crate::value::{Item, MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES};
 
 /// The first pause after finding a lock held; pauses double up to the poll interval.
 const FIRST_POLL: Duration = Duration::from_millis(5);
-
-/// Sends of one acquisition write whose outcome stays unknown before giving up.
-const AMBIGUOUS_RESENDS: u32 = 3;
 
 /// Acquires locks of one table and configuration. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -187,7 +185,8 @@ impl LockClient {
         let mut guard = AcquireGuard::arm(self.undo(id), new_guid());
         // The lease runs from the first send: waiters may see our guid from then on.
         let lease_start = Instant::now();
-        let mut resends = 0;
+        let operation = if self.is_fail_open() { "UpdateItem" } else { "PutItem" };
+        let mut sends = Sends::new(operation);
         loop {
             guard.sending();
             let outcome = match &self.config.mode {
@@ -223,17 +222,17 @@ impl LockClient {
                         return Ok(Attempt::Held(current.as_ref().map(Observed::from_item)));
                     }
                 }
-                Err(e) if e.is_ambiguous() && resends < AMBIGUOUS_RESENDS => {
-                    resends += 1;
-                    continue;
-                }
-                // Out of resends: a consistent read says whether our guid is there. If not (or the
-                // read fails too), the guard undoes the write in case it lands yet.
-                Err(e) if e.is_ambiguous() => match self.read(id).await {
-                    Ok(Some(item)) if Observed::from_item(&item).has_guid(guard.guid()) => Some(item),
-                    _ => return Err(e),
+                Err(e) => match sends.failed(self.explain(e)) {
+                    Ok(()) => continue,
+                    // Out of resends, or a resend failed after an unknown outcome: a consistent
+                    // read says whether our guid is there. If not (or the read fails too), the
+                    // guard undoes the write in case it lands yet.
+                    Err(e) if e.is_ambiguous() => match self.read(id).await {
+                        Ok(Some(item)) if Observed::from_item(&item).has_guid(guard.guid()) => Some(item),
+                        _ => return Err(e),
+                    },
+                    Err(e) => return Err(e),
                 },
-                Err(e) => return Err(self.explain(e)),
             };
             let guid = guard.guid().to_vec();
             let uncertain_until = guard.disarm_held();

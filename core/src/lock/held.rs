@@ -20,13 +20,9 @@ use crate::lock::item::{new_guid, LockId, Observed};
 use crate::lock::undo::Undo;
 use crate::lock::wake;
 use crate::request::Request;
+use crate::resend::Sends;
 use crate::transport::TransportExt;
 use crate::value::{Item, Value};
-
-/// How many times a write with an unknown outcome is sent again before giving up. Each resend
-/// carries the same guid, so a resend that fails its condition against our own guid proves
-/// that an earlier attempt landed.
-const AMBIGUOUS_RESENDS: u32 = 3;
 
 /// Where a lock stands, as seen by its holder.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -424,7 +420,7 @@ impl Inner {
     /// Sends a write conditioned on our guid, resending on unknown outcomes (the write is
     /// idempotent while we hold the lock).
     async fn write_while_held(&self, held: &mut Held, request: impl Fn(&[u8]) -> Request) -> Result<()> {
-        let mut resends = 0;
+        let mut sends = Sends::new("UpdateItem");
         loop {
             match self.undo.transport.execute(request(&held.guid)).await {
                 Ok(_) => return Ok(()),
@@ -432,8 +428,7 @@ impl Inner {
                     let current = self.current_item(item).await?;
                     self.adopt_or_lose(held, current.as_ref().map(Observed::from_item))?;
                 }
-                Err(e) if e.is_ambiguous() && resends < AMBIGUOUS_RESENDS => resends += 1,
-                Err(e) => return Err(e),
+                Err(e) => sends.failed(e)?,
             }
         }
     }
@@ -461,7 +456,7 @@ impl Inner {
 
     async fn release_fail_open(&self, held: &mut Held, data: Option<&Value>) -> Result<()> {
         let next = new_guid();
-        let mut resends = 0;
+        let mut sends = Sends::new("UpdateItem");
         loop {
             let request = self.undo.table.release(&self.undo.id, &held.guid, &next, self.undo.clock.now_unix_ms() as i64, data);
             match self.undo.transport.update_item(request).await {
@@ -480,19 +475,18 @@ impl Inner {
                     // next holder acquired it since.
                     let next_token = self.fencing_token.map(|token| token + 1);
                     let within_lease = self.lease_deadline().is_some_and(|deadline| Instant::now() < deadline);
-                    if resends > 0 && within_lease && next_token.is_some() && current.as_ref().and_then(|o| o.fencing_token) == next_token {
+                    if sends.resent() && within_lease && next_token.is_some() && current.as_ref().and_then(|o| o.fencing_token) == next_token {
                         return Ok(());
                     }
                     self.adopt_or_lose(held, current)?;
                 }
-                Err(e) if e.is_ambiguous() && resends < AMBIGUOUS_RESENDS => resends += 1,
-                Err(e) => return Err(e),
+                Err(e) => sends.failed(e)?,
             }
         }
     }
 
     async fn release_fail_closed(&self, held: &mut Held) -> Result<()> {
-        let mut resends = 0;
+        let mut sends = Sends::new("DeleteItem");
         loop {
             match self.undo.transport.delete_item(self.undo.table.release_fail_closed(&self.undo.id, &held.guid)).await {
                 Ok(_) => return Ok(()),
@@ -502,11 +496,10 @@ impl Inner {
                     None => return Ok(()),
                     // A resend finding another holder: nobody takes a fail-closed lock over, so an
                     // earlier send deleted it and the next holder acquired it since.
-                    Some(_) if resends > 0 => return Ok(()),
+                    Some(_) if sends.resent() => return Ok(()),
                     Some(item) => self.adopt_or_lose(held, Some(Observed::from_item(&item)))?,
                 },
-                Err(e) if e.is_ambiguous() && resends < AMBIGUOUS_RESENDS => resends += 1,
-                Err(e) => return Err(e),
+                Err(e) => sends.failed(e)?,
             }
         }
     }

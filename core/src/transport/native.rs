@@ -386,9 +386,11 @@ impl Context {
     }
 
     /// The error to report when the attempts end with `last`: a write of which any attempt may
-    /// have been applied has an unknown outcome (a read has no outcome to be unsure of).
+    /// have been applied has an unknown outcome (a read has no outcome to be unsure of). Even a
+    /// failed condition: the attempt that failed it was evaluated, but an earlier one may still
+    /// be on its way, and only the caller knows whether its condition can come true again.
     fn settle(&self, last: Error, maybe_applied: bool) -> Error {
-        if maybe_applied && self.writes && !last.is_ambiguous() && !matches!(last, Error::TransactionCanceled { .. }) {
+        if maybe_applied && self.writes && !last.is_ambiguous() {
             Error::Ambiguous { operation: self.operation, message: format!("an attempt may have been applied before this failure: {last}") }
         } else {
             last

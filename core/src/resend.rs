@@ -1,0 +1,93 @@
+//! The one rule for writes whose outcome is unknown: resend them (every engine write can tell
+//! its own earlier landing from its failed condition), a bounded number of times, and once any
+//! send may have landed, never report a later failure as if nothing had happened.
+
+use crate::error::Error;
+
+/// Sends of one write whose outcome stays unknown before giving up.
+pub(crate) const AMBIGUOUS_RESENDS: u32 = 3;
+
+/// The sends of one write.
+pub(crate) struct Sends {
+    operation: &'static str,
+    resends: u32,
+    /// A send got no answer: it may have landed, and may still land.
+    uncertain: bool,
+}
+
+impl Sends {
+    pub fn new(operation: &'static str) -> Sends {
+        Sends { operation, resends: 0, uncertain: false }
+    }
+
+    /// At least one send was resent after an unknown outcome.
+    pub fn resent(&self) -> bool {
+        self.resends > 0
+    }
+
+    /// A send got no answer: it may have landed, or may still land.
+    pub fn uncertain(&self) -> bool {
+        self.uncertain
+    }
+
+    /// The outcome is unknown after all: the caller found that a send still on its way could
+    /// yet be applied.
+    pub fn unknown(&self, why: &str) -> Error {
+        Error::Ambiguous { operation: self.operation, message: format!("an earlier send got no answer and {why}") }
+    }
+
+    /// After a send failed with `error` (other than a failed condition, which each engine
+    /// resolves itself): `Ok` to send again, or the error to report. A definite failure (a
+    /// throttled or refused resend) after an unknown outcome is an unknown outcome too: the
+    /// earlier send may have landed.
+    pub fn failed(&mut self, error: Error) -> Result<(), Error> {
+        if error.is_ambiguous() {
+            self.uncertain = true;
+            if self.resends < AMBIGUOUS_RESENDS {
+                self.resends += 1;
+                return Ok(());
+            }
+            return Err(error);
+        }
+        if self.uncertain {
+            return Err(Error::Ambiguous {
+                operation: self.operation,
+                message: format!("an earlier send got no answer and may have landed, then a resend failed: {error}"),
+            });
+        }
+        Err(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lost() -> Error {
+        Error::Ambiguous { operation: "PutItem", message: "timeout".into() }
+    }
+
+    fn refused() -> Error {
+        Error::Network { operation: "PutItem", message: "refused".into() }
+    }
+
+    #[test]
+    fn unknown_outcomes_are_resent_a_bounded_number_of_times() {
+        let mut sends = Sends::new("PutItem");
+        for _ in 0..AMBIGUOUS_RESENDS {
+            assert!(sends.failed(lost()).is_ok());
+        }
+        assert!(sends.failed(lost()).unwrap_err().is_ambiguous());
+        assert!(sends.resent());
+    }
+
+    #[test]
+    fn a_definite_failure_stays_definite_only_if_no_send_may_have_landed() {
+        assert!(matches!(Sends::new("PutItem").failed(refused()), Err(Error::Network { .. })));
+        let mut sends = Sends::new("PutItem");
+        sends.failed(lost()).unwrap();
+        let error = sends.failed(refused()).unwrap_err();
+        assert!(error.is_ambiguous(), "{error}");
+        assert!(error.to_string().contains("refused"), "{error}");
+    }
+}
