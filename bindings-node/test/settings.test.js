@@ -224,3 +224,33 @@ test("pollIntervalMs bounds how often a waiter reads", async () => {
   // slow machine reads less, never more.
   assert.ok(reads <= 8 + 1 + Math.floor(waitMs / (pollMs / 2)) + 1, `${reads} reads`);
 });
+
+for (const failClosed of [false, true]) {
+  test(`an acquire aborted while its write is in flight leaves the lock free, not held by nobody (${failClosed ? "fail-closed" : "lease"})`, async () => {
+    const table = await newTable();
+    // A lease far longer than the test waits (fail-closed: none at all), so the lock only frees
+    // in time if the aborted acquisition's write is taken back.
+    const options = { table, endpoint, callTimeoutMs: 1000, ...(failClosed ? { failClosed } : { leaseDurationMs: 60000 }) };
+    const [locks, other] = [new LockClient(options), new LockClient(options)];
+    for (let i = 0; i < 5; i++) {
+      const controller = new AbortController();
+      const acquiring = locks.acquire("aborted", { signal: controller.signal });
+      // Aborted at once: the request is on its way to DynamoDB Local, or about to be.
+      controller.abort();
+      const outcome = await acquiring.then((lock) => lock, (error) => error);
+      if (outcome instanceof dynalease.LeaseLock) {
+        // Won before the abort was seen: ours to release, like any lock.
+        await outcome.release();
+        continue;
+      }
+      assert.equal(outcome.name, "AbortError", outcome.stack);
+      let lock = null;
+      for (let tries = 0; lock === null && tries < 200; tries++) {
+        lock = await other.tryAcquire("aborted");
+        if (lock === null) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.ok(lock, `attempt ${i}: the aborted acquisition still holds the lock`);
+      await lock.release();
+    }
+  });
+}
