@@ -709,3 +709,18 @@ async fn an_endpoint_without_old_items_on_failure_is_read_instead() {
     let err = lock.release().await.unwrap_err();
     assert!(matches!(err, Error::LockLost { .. }), "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_release_retried_after_an_unknown_outcome_recognises_its_own_landing() {
+    let w = world().await;
+    let (faults, transport) = w.own_faults();
+    let lock = w.client_over(transport, LockConfig::new("locks", "id").lease_duration(LEASE)).acquire("job", None).await.unwrap();
+    // Every send of the first release lands and loses its answer.
+    for _ in 0..4 {
+        faults.inject("UpdateItem", Fault::LoseResponse);
+    }
+    let err = lock.release().await.unwrap_err();
+    assert_eq!(err.kind(), dynalease::ErrorKind::OutcomeUnknown, "{err}");
+    lock.release().await.unwrap();
+    assert_eq!(lock.status(), LockStatus::Released);
+}

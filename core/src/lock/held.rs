@@ -71,6 +71,9 @@ struct Held {
     guid: Vec<u8>,
     /// A heartbeat that was sent and not confirmed: the item may carry its guid instead.
     pending: Option<Pending>,
+    /// The guids our fail-open releases wrote or may have written: an item that carries one was
+    /// released by us, whatever our earlier release call was told.
+    release_guids: Vec<Vec<u8>>,
 }
 
 #[derive(Clone)]
@@ -121,7 +124,7 @@ impl Lock {
             undo: acquired.undo,
             config: acquired.config.clone(),
             fencing_token,
-            held: tokio::sync::Mutex::new(Held { guid: acquired.guid, pending: None }),
+            held: tokio::sync::Mutex::new(Held { guid: acquired.guid, pending: None, release_guids: Vec::new() }),
             lease_deadline: Mutex::new(acquired.config.lease().map(|lease| acquired.lease_start + lease)),
             data: Mutex::new(data),
             status,
@@ -403,6 +406,18 @@ impl Inner {
             self.adopt(held);
             return Ok(());
         }
+        if held.release_guids.iter().any(|guid| current.as_ref().is_some_and(|o| o.has_guid(guid))) {
+            // A release of ours whose outcome we were not told landed after all.
+            self.released.store(true, Ordering::Release);
+            self.status.send_if_modified(|status| {
+                let held = *status == LockStatus::Held;
+                if held {
+                    *status = LockStatus::Released;
+                }
+                held
+            });
+            return Err(self.lost_error("it was released by an earlier release() of this lock".into()));
+        }
         let reason = loss_reason(current);
         self.mark_lost(reason.clone());
         Err(self.lost_error(reason))
@@ -456,6 +471,7 @@ impl Inner {
 
     async fn release_fail_open(&self, held: &mut Held, data: Option<&Value>) -> Result<()> {
         let next = new_guid();
+        held.release_guids.push(next.clone());
         let mut sends = Sends::new("UpdateItem");
         loop {
             let request = self.undo.table.release(&self.undo.id, &held.guid, &next, self.undo.clock.now_unix_ms() as i64, data);
@@ -463,8 +479,8 @@ impl Inner {
                 Ok(_) => return Ok(()),
                 Err(Error::ConditionalCheckFailed { item }) => {
                     let current = self.current_item(item).await?.as_ref().map(Observed::from_item);
-                    if current.as_ref().is_some_and(|o| o.has_guid(&next)) {
-                        return Ok(()); // an earlier send of this release landed
+                    if held.release_guids.iter().any(|guid| current.as_ref().is_some_and(|o| o.has_guid(guid))) {
+                        return Ok(()); // an earlier send of this release, or of an earlier call, landed
                     }
                     if held.pending.as_ref().is_some_and(|p| current.as_ref().is_some_and(|o| o.has_guid(&p.guid))) {
                         self.adopt(held); // our heartbeat landed unseen: release under its guid
@@ -475,10 +491,15 @@ impl Inner {
                     // next holder acquired it since.
                     let next_token = self.fencing_token.map(|token| token + 1);
                     let within_lease = self.lease_deadline().is_some_and(|deadline| Instant::now() < deadline);
-                    if sends.resent() && within_lease && next_token.is_some() && current.as_ref().and_then(|o| o.fencing_token) == next_token {
+                    let next_holder = next_token.is_some() && current.as_ref().and_then(|o| o.fencing_token) == next_token;
+                    if sends.resent() && within_lease && next_holder {
                         return Ok(());
                     }
-                    self.adopt_or_lose(held, current)?;
+                    if let Err(lost) = self.adopt_or_lose(held, current) {
+                        // Another client holds it now. Had a send of ours landed first, this is
+                        // what we would see too, once our lease had run out: say we cannot tell.
+                        return Err(if sends.uncertain() { sends.unknown(&format!("may have released the lock before {lost}")) } else { lost });
+                    }
                 }
                 Err(e) => sends.failed(e)?,
             }

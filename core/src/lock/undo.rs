@@ -14,9 +14,17 @@ use std::sync::Arc;
 use tokio::runtime::Handle;
 use tokio::time::Instant;
 
+use std::time::Duration;
+
 use crate::clock::SharedClock;
+use crate::error::Error;
 use crate::lock::item::{LockId, LockTable};
 use crate::transport::Transport;
+
+/// How long an undo keeps trying through transient failures.
+pub(crate) const UNDO_PERSISTENCE: Duration = Duration::from_secs(60);
+const FIRST_UNDO_PAUSE: Duration = Duration::from_millis(50);
+const MAX_UNDO_PAUSE: Duration = Duration::from_secs(5);
 
 /// Everything needed to send the undo of one lock's writes, from any task.
 #[derive(Clone, Debug)]
@@ -29,22 +37,38 @@ pub(crate) struct Undo {
 }
 
 impl Undo {
-    /// Sends the undo of `guid` at each of `times`, in the background and best effort: a failed
-    /// undo is logged, and a later one (or a fail-open lease) covers for it. Every send goes out
-    /// even after one succeeds, because another send of the undone write may still be on its way.
+    /// Sends the undo of `guid` at each of `times`, in the background. Each one is repeated
+    /// through transient failures (a refused connection, throttling, no answer) for up to
+    /// [`UNDO_PERSISTENCE`], since a fail-closed lock left behind stays held for ever; it ends at
+    /// the first definite answer. Every time in `times` gets its send even after one succeeded,
+    /// because another send of the undone write may still be on its way.
     pub fn spawn(&self, runtime: &Handle, guid: Vec<u8>, times: Vec<Instant>) {
         let undo = self.clone();
         runtime.spawn(async move {
             for at in times {
-                tokio::time::sleep_until(at).await;
-                let request = undo.table.undo(&undo.id, &guid, undo.fail_open, undo.clock.now_unix_ms() as i64);
-                match undo.transport.execute(request).await {
-                    Ok(_) => tracing::debug!(lock = %undo.id, "undid a write nobody waits for"),
-                    // Mostly a failed condition: the write never landed, or was undone already.
-                    Err(error) => tracing::debug!(lock = %undo.id, %error, "undo found nothing to undo"),
-                }
+                tokio::time::sleep_until(at.max(Instant::now())).await;
+                undo.send_until_answered(&guid).await;
             }
         });
+    }
+
+    async fn send_until_answered(&self, guid: &[u8]) {
+        let give_up_at = Instant::now() + UNDO_PERSISTENCE;
+        let mut pause = FIRST_UNDO_PAUSE;
+        loop {
+            let request = self.table.undo(&self.id, guid, self.fail_open, self.clock.now_unix_ms() as i64);
+            match self.transport.execute(request).await {
+                Ok(_) => return tracing::debug!(lock = %self.id, "took back a write nobody waits for"),
+                // The write never landed, or was taken back already.
+                Err(Error::ConditionalCheckFailed { .. }) => return,
+                Err(error) if Instant::now() + pause >= give_up_at => {
+                    return tracing::warn!(lock = %self.id, %error, "could not take back a lock write nobody waits for; a fail-closed lock may need releasing by hand");
+                }
+                Err(error) => tracing::debug!(lock = %self.id, %error, "taking back a write failed; retrying"),
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_UNDO_PAUSE);
+        }
     }
 }
 
