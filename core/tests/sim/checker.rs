@@ -409,6 +409,11 @@ impl Checker {
         }
     }
 
+    /// Clients that hold a lock now (a partition hurts most there).
+    pub fn holding_clients(&self) -> Vec<usize> {
+        self.holders.values().filter(|h| !h.releasing).map(|h| h.client).collect()
+    }
+
     pub fn unhold(&mut self, handle: u64) {
         self.holders.remove(&handle);
     }

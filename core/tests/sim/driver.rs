@@ -27,7 +27,11 @@ pub struct Params {
     pub lease: Duration,
     /// Every request's per-call deadline; late requests land within one more.
     pub deadline: Duration,
+    /// The typical chance of a fault per request; each client's network has between none
+    /// and twice this.
     pub fault_rate: f64,
+    /// Percentage of faults that land late.
+    pub late_share: u32,
     /// Mean pause between two cut-offs of some client (`None`: no cut-offs).
     pub cuts_every: Option<Duration>,
     pub engine_open: usize,
@@ -45,22 +49,31 @@ pub struct Params {
 impl Params {
     fn draw(rng: &mut StdRng) -> Params {
         let ids = |prefix: &str, n: usize| (0..n).map(|i| format!("{prefix}-{i}")).collect();
-        let open = rng.random_range(1..=2);
-        let closed = rng.random_range(1..=2);
-        Params {
+        let mut params = Params {
             lease: Duration::from_millis(rng.random_range(1_000..=3_000)),
             deadline: Duration::from_millis(rng.random_range(50..=400)),
             fault_rate: [0.0, 0.05, 0.15, 0.3][rng.random_range(0..4)],
+            late_share: [20, 50][rng.random_range(0..2)],
             cuts_every: rng.random_bool(0.5).then(|| Duration::from_millis(rng.random_range(500..=5_000))),
             engine_open: rng.random_range(2..=4),
             engine_closed: rng.random_range(1..=2),
             dlc_open: rng.random_range(0..=1),
             dlc_closed: rng.random_range(0..=1),
-            open_ids: ids("open", open),
-            closed_ids: ids("closed", closed),
+            open_ids: ids("open", rng.random_range(1..=2)),
+            closed_ids: ids("closed", rng.random_range(1..=2)),
             duration: Duration::from_millis(rng.random_range(5_000..=15_000)),
             skewed_client: None,
+        };
+        // A quarter of the runs are a storm on one lease lock: many waiters, many faults and
+        // frequent cut-offs, where a holder's view of its lease and a waiter's differ most.
+        if rng.random_bool(0.25) {
+            params.open_ids.truncate(1);
+            params.engine_open = rng.random_range(4..=6);
+            params.fault_rate = 0.3;
+            params.cuts_every = Some(Duration::from_millis(rng.random_range(300..=1_500)));
+            params.duration = Duration::from_millis(rng.random_range(10_000..=20_000));
         }
+        params
     }
 }
 
@@ -81,7 +94,12 @@ pub struct World {
 
 impl World {
     pub fn link(&self, client: usize) -> Arc<Link> {
-        let link = Link::new(self.net.clone(), client);
+        let fault_rate = {
+            let mut rng = self.rng.lock().unwrap();
+            (self.params.fault_rate * [0.0, 0.5, 1.0, 2.0][rng.random_range(0..4)]).min(0.6)
+        };
+        self.checker.lock().unwrap().note(format!("c{client}'s network: fault rate {fault_rate}"));
+        let link = Link::new(self.net.clone(), client, fault_rate);
         self.links.lock().unwrap().push(link.clone());
         link
     }
@@ -150,7 +168,7 @@ async fn simulate(seed: u64, full_trace: bool, tweak: impl FnOnce(&mut Params)) 
     create_table(&memory, &TableSpec::new(kv_table.clone(), "pk").sort_key("sk", KeyType::S)).await.expect("kv table");
     let checker = Checker::new(full_trace);
     checker.lock().unwrap().note(format!("seed {seed}: {params:?}"));
-    let net = Net::new(memory, rng.clone(), checker.clone(), params.deadline, params.fault_rate);
+    let net = Net::new(memory, rng.clone(), checker.clone(), params.deadline, params.late_share);
     let world = Arc::new(World {
         net,
         checker: checker.clone(),
@@ -248,16 +266,25 @@ async fn chaos(world: Arc<World>) {
         if links.is_empty() || world.stopping() {
             continue;
         }
+        let holding = world.checker.lock().unwrap().holding_clients();
         let (victim, cut) = {
             let mut rng = world.rng.lock().unwrap();
-            let victim = rng.random_range(0..links.len());
-            let until = (!rng.random_bool(0.1)).then(|| Instant::now() + Duration::from_millis(rng.random_range(200..=4_000)));
+            // Mostly a holder: a holder cut off from the table while others wait is where a
+            // lease is most at risk.
+            let victim = match holding.is_empty() || rng.random_bool(0.3) {
+                true => links[rng.random_range(0..links.len())].client,
+                false => holding[rng.random_range(0..holding.len())],
+            };
+            let lease_ms = world.params.lease.as_millis() as u64;
+            let until = (!rng.random_bool(0.1)).then(|| Instant::now() + Duration::from_millis(rng.random_range(200..=2 * lease_ms)));
             (victim, Cut { until, hang: rng.random_bool(0.5) })
         };
         let how = if cut.hang { "hanging" } else { "refused" };
         let span = cut.until.map(|until| format!("{:?}", until - Instant::now())).unwrap_or_else(|| "the rest of the faults".into());
-        world.checker.lock().unwrap().note(format!("c{} cut off ({how}) for {span}", links[victim].client));
-        links[victim].cut_off(cut);
+        world.checker.lock().unwrap().note(format!("c{victim} cut off ({how}) for {span}"));
+        if let Some(link) = links.iter().find(|link| link.client == victim) {
+            link.cut_off(cut);
+        }
     }
 }
 

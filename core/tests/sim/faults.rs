@@ -57,14 +57,14 @@ pub struct Net {
     checker: Shared,
     /// The per-call deadline every link enforces.
     pub deadline: Duration,
-    /// Chance that a request suffers a fault other than [`Fate::Normal`].
-    pub fault_rate: f64,
+    /// Percentage of the faults that land late (the rest split evenly among the others).
+    late_share: u32,
     faults_on: AtomicBool,
 }
 
 impl Net {
-    pub fn new(memory: MemoryTransport, rng: SimRng, checker: Shared, deadline: Duration, fault_rate: f64) -> Arc<Net> {
-        Arc::new(Net { memory, rng, checker, deadline, fault_rate, faults_on: AtomicBool::new(true) })
+    pub fn new(memory: MemoryTransport, rng: SimRng, checker: Shared, deadline: Duration, late_share: u32) -> Arc<Net> {
+        Arc::new(Net { memory, rng, checker, deadline, late_share, faults_on: AtomicBool::new(true) })
     }
 
     /// From now on every request is delivered normally (late requests already on their way
@@ -81,17 +81,20 @@ impl Net {
         &self.memory
     }
 
-    fn fate(&self) -> Fate {
+    fn fate(&self, fault_rate: f64) -> Fate {
         let mut rng = self.rng.lock().unwrap();
-        if !self.faults_on() || !rng.random_bool(self.fault_rate) {
+        if !self.faults_on() || !rng.random_bool(fault_rate) {
             return Fate::Normal;
         }
-        match rng.random_range(0..100) {
-            0..20 => Fate::Late,
-            20..35 => Fate::LoseAnswer,
-            35..50 => Fate::DelayAnswer,
-            50..65 => Fate::Reset { applied: rng.random_bool(0.5) },
-            65..80 => Fate::Throttle,
+        let roll = rng.random_range(0..100);
+        if roll < self.late_share {
+            return Fate::Late;
+        }
+        match (roll - self.late_share) * 5 / (100 - self.late_share) {
+            0 => Fate::LoseAnswer,
+            1 => Fate::DelayAnswer,
+            2 => Fate::Reset { applied: rng.random_bool(0.5) },
+            3 => Fate::Throttle,
             _ => Fate::Drop,
         }
     }
@@ -103,13 +106,14 @@ impl Net {
 
     /// Applies `request` now, telling the checker the item before and after. The memory
     /// transport answers without ever yielding, so nothing else runs between the three calls.
-    async fn apply(&self, request: Request, client: usize, op: u64) -> Result<Response> {
+    async fn apply(&self, request: Request, client: usize, op: u64, fate: Fate) -> Result<Response> {
         let key = written_key(&request);
         let before = match &key {
             Some((table, key)) => self.read(table, key).await,
             None => None,
         };
-        let summary = Applied::describe(&request);
+        let late = if fate == Fate::Late { " (late)" } else { "" };
+        let summary = format!("{}{late}", Applied::describe(&request));
         let result = self.memory.execute(request).await;
         if let Some((table, key)) = key {
             let after = self.read(&table, &key).await;
@@ -149,6 +153,9 @@ fn written_key(request: &Request) -> Option<(String, Item)> {
 pub struct Link {
     net: Arc<Net>,
     pub client: usize,
+    /// Chance that one of this client's requests suffers a fault: clients have networks of
+    /// their own, some clean, some bad.
+    fault_rate: f64,
     op: AtomicU64,
     cut: Mutex<Option<Cut>>,
 }
@@ -160,8 +167,8 @@ impl std::fmt::Debug for Net {
 }
 
 impl Link {
-    pub fn new(net: Arc<Net>, client: usize) -> Arc<Link> {
-        Arc::new(Link { net, client, op: AtomicU64::new(0), cut: Mutex::new(None) })
+    pub fn new(net: Arc<Net>, client: usize, fault_rate: f64) -> Arc<Link> {
+        Arc::new(Link { net, client, fault_rate, op: AtomicU64::new(0), cut: Mutex::new(None) })
     }
 
     /// Requests sent from now on belong to `op`.
@@ -205,7 +212,7 @@ impl Transport for Link {
             tokio::time::sleep(net.pause(0..1_000)).await;
             return Err(Error::Network { operation, message: "cut off: connection refused".into() });
         }
-        let fate = net.fate();
+        let fate = net.fate(self.fault_rate);
         let quarter = net.deadline.as_micros() as u64 / 4;
         match fate {
             Fate::Throttle => {
@@ -232,7 +239,7 @@ impl Transport for Link {
         let (task_net, client, op) = (net.clone(), self.client, self.op.load(Ordering::SeqCst));
         tokio::spawn(async move {
             tokio::time::sleep(apply_after).await;
-            let _ = answer.send(task_net.apply(request, client, op).await);
+            let _ = answer.send(task_net.apply(request, client, op, fate).await);
         });
         let back = match fate {
             Fate::DelayAnswer => net.pause(0..2 * net.deadline.as_micros() as u64),
