@@ -122,6 +122,23 @@ def test_each_attempt_ends_at_the_call_timeout_and_reads_are_repeated_max_retrie
     assert silent.settled_requests("GetItem", expected=max_retries + 1) == max_retries + 1
 
 
+def test_max_retries_also_bounds_the_attempts_of_each_write_send() -> None:
+    # The store may resend a write whose outcome stayed unknown (a fixed number of times, the
+    # core's choice); each of those sends makes 1 + max_retries attempts.
+    counts = {}
+    for max_retries in (0, 2):
+        server = SilentServer()
+        try:
+            kv = dynalease.KVStore("kv-store", partition="p", endpoint_url=server.endpoint, call_timeout=0.2, max_retries=max_retries)
+            with pytest.raises(dynalease.OutcomeUnknownError):
+                kv.put("k", 1)
+            counts[max_retries] = server.settled_requests()
+        finally:
+            server.close()
+    assert counts[0] >= 1
+    assert counts[2] == 3 * counts[0], counts
+
+
 def test_create_table_takes_call_timeout_and_max_retries(silent: SilentServer) -> None:
     with pytest.raises(dynalease.TransportError) as raised:
         dynalease.create_table(unique("t"), endpoint_url=silent.endpoint, call_timeout=0.2, max_retries=1)
