@@ -43,7 +43,8 @@ pub type OpId = u64;
 #[derive(Clone, Debug, PartialEq)]
 pub enum OpKind {
     Acquire { id: String },
-    Release { id: String },
+    /// `lock`: the acquire operation that took the lock being released.
+    Release { id: String, lock: OpId },
     UpdateData { id: String },
     /// A KV write: an increment of a counter (compare-and-swap) or a blind put.
     KvWrite { key: String },
@@ -156,6 +157,10 @@ pub struct Checker {
     holders: BTreeMap<u64, Registered>,
     next_holder: u64,
     tokens: HashMap<String, i64>,
+    /// Guid → the acquire operation whose lock carries it.
+    lineage: HashMap<Vec<u8>, OpId>,
+    /// Locks (by acquire operation) a release write ended.
+    released: std::collections::HashSet<OpId>,
     /// When each lock item was last written, and the lease it carried then.
     last_lock_write: BTreeMap<String, Instant>,
     counters: BTreeMap<String, i64>,
@@ -178,6 +183,7 @@ pub struct Stats {
 const TRACE_TAIL: usize = 400;
 
 impl Checker {
+    /// Operation 0 stands for "no operation": writes sent between two operations of a client.
     pub fn new(keep_full_trace: bool) -> Shared {
         Arc::new(Mutex::new(Checker {
             start: Instant::now(),
@@ -185,6 +191,8 @@ impl Checker {
             holders: BTreeMap::new(),
             next_holder: 0,
             tokens: HashMap::new(),
+            lineage: HashMap::new(),
+            released: Default::default(),
             last_lock_write: BTreeMap::new(),
             counters: BTreeMap::new(),
             violations: Vec::new(),
@@ -271,13 +279,15 @@ impl Checker {
                     self.violation(5, format!("c{client} op{op}: acquire of {id} reported refused ({why}) while its own write holds the item"));
                 }
             }
-            (OpKind::Release { id }, Outcome::Done { .. }) => {
+            (OpKind::Release { id, lock }, Outcome::Done { .. }) => {
                 self.stats.releases += 1;
-                if o.releases_landed == 0 {
-                    self.violation(5, format!("c{client} op{op}: release of {id} reported done, but no release write of it landed"));
+                // Any release of this lock counts: an earlier call's send that landed late, or
+                // the one the core sent in the background after that call's unknown outcome.
+                if !self.released.contains(lock) {
+                    self.violation(5, format!("c{client} op{op}: release of {id} reported done, but no release of that lock landed"));
                 }
             }
-            (OpKind::Release { id } | OpKind::UpdateData { id }, Outcome::Refused(why)) if o.releases_landed + o.data_landed > 0 => {
+            (OpKind::Release { id, .. } | OpKind::UpdateData { id }, Outcome::Refused(why)) if o.releases_landed + o.data_landed > 0 => {
                 self.violation(5, format!("c{client} op{op}: {kind:?} of {id} reported refused ({why}), but its write landed"));
             }
             (OpKind::UpdateData { id }, Outcome::Done { .. }) if o.data_landed == 0 => {
@@ -325,7 +335,8 @@ impl Checker {
         let refused = matches!(outcome, Some(Outcome::Refused(_)));
         // Writes of the client's other locks (heartbeats, the release a dropped lock sends in
         // the background) go out while this operation runs: they are not its own.
-        let (OpKind::Acquire { id: op_id } | OpKind::Release { id: op_id } | OpKind::UpdateData { id: op_id }) = &kind else {
+        self.follow_lineage(op, &kind, change, before, after);
+        let (OpKind::Acquire { id: op_id } | OpKind::Release { id: op_id, .. } | OpKind::UpdateData { id: op_id }) = &kind else {
             return;
         };
         if op_id != id {
@@ -351,6 +362,32 @@ impl Checker {
                 self.ops[op as usize].data_landed += 1;
                 if refused {
                     self.violation(5, format!("c{client} op{op}: a data update of {id} landed after it was reported refused ({outcome:?})"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Which lock each guid belongs to: an acquisition starts a lock (named by the acquire
+    /// operation), a heartbeat or data write carries it to the next guid, a release ends it,
+    /// whoever sent the write (the caller, or the core in the background).
+    fn follow_lineage(&mut self, op: OpId, kind: &OpKind, change: LockChange, before: Option<&Item>, after: Option<&Item>) {
+        let guid = |item: Option<&Item>| item.and_then(|i| i.get("guid")).and_then(AttributeValue::as_b).map(<[u8]>::to_vec);
+        let lock = guid(before).and_then(|g| self.lineage.get(&g).copied());
+        match change {
+            LockChange::Acquisition if matches!(kind, OpKind::Acquire { .. }) => {
+                if let Some(g) = guid(after) {
+                    self.lineage.insert(g, op);
+                }
+            }
+            LockChange::Heartbeat | LockChange::Data => {
+                if let (Some(lock), Some(g)) = (lock, guid(after)) {
+                    self.lineage.insert(g, lock);
+                }
+            }
+            LockChange::Release => {
+                if let Some(lock) = lock {
+                    self.released.insert(lock);
                 }
             }
             _ => {}

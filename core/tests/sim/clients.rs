@@ -62,6 +62,9 @@ impl Client {
     }
 
     async fn finish(&self, op: OpId, outcome: Outcome, id: Option<&str>) {
+        // Between operations the core may still write in the background (the release a dropped
+        // lock sends, the undo of an abandoned acquire): those writes are nobody's operation.
+        self.link.set_op(0);
         let item = match id {
             Some(id) => self.world.peek_lock(id).await,
             None => None,
@@ -135,11 +138,11 @@ impl Engine {
         };
         c.finish(op, outcome, Some(&id)).await;
         if let Some(Ok(Some(lock))) = result {
-            self.hold(&id, lock).await;
+            self.hold(&id, lock, op).await;
         }
     }
 
-    async fn hold(&self, id: &str, lock: Lock) {
+    async fn hold(&self, id: &str, lock: Lock, acquired_by: OpId) {
         let c = &self.c;
         let handle = c.world.checker.lock().unwrap().hold(c.me, id, Holder::Engine(lock.clone()));
         let until = Instant::now() + c.span();
@@ -160,7 +163,7 @@ impl Engine {
         }
         // An unknown or failed release is retried, as a careful application would.
         for _ in 0..5 {
-            let op = c.begin(OpKind::Release { id: id.to_owned() });
+            let op = c.begin(OpKind::Release { id: id.to_owned(), lock: acquired_by });
             let result = lock.release().await;
             let retry = matches!(result, Err(Error::Ambiguous { .. } | Error::Network { .. } | Error::Throttled { .. }));
             let outcome = match &result {
@@ -350,7 +353,7 @@ impl Dlc {
                 }
                 Action::Acquired { guid, fencing_token, lease_from_mono_ms } => {
                     c.finish(op, Outcome::Acquired { token: fencing_token }, Some(&id)).await;
-                    return self.hold(&id, guid, fencing_token, lease_from_mono_ms).await;
+                    return self.hold(&id, op, guid, fencing_token, lease_from_mono_ms).await;
                 }
                 Action::FailedToAcquire => return c.finish(op, Outcome::Refused("FailedToAcquire".into()), Some(&id)).await,
                 Action::PassError => {
@@ -367,7 +370,7 @@ impl Dlc {
         }
     }
 
-    async fn hold(&self, id: &str, guid: Vec<u8>, fencing_token: Option<i64>, lease_from_mono_ms: i64) {
+    async fn hold(&self, id: &str, acquired_by: OpId, guid: Vec<u8>, fencing_token: Option<i64>, lease_from_mono_ms: i64) {
         let c = &self.c;
         let start = c.world.start;
         let lease = Duration::from_millis(self.lease_ms() as u64);
@@ -431,7 +434,7 @@ impl Dlc {
             if release_op.is_none() && (Instant::now() >= release_at || c.world.stopping()) {
                 // A holder stops counting as one when it asks to release.
                 c.world.checker.lock().unwrap().releasing(handle);
-                release_op = Some(c.begin(OpKind::Release { id: id.to_owned() }));
+                release_op = Some(c.begin(OpKind::Release { id: id.to_owned(), lock: acquired_by }));
                 heartbeat_sent_ms = None;
                 action = lock.release(self.now());
                 if !matches!(action, Action::Idle) {
