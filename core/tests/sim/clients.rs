@@ -14,7 +14,7 @@ use std::time::Duration;
 use dynalease::clock::{SharedClock, TokioClock};
 use dynalease::kv::{KvConfig, KvStore, WriteOptions};
 use dynalease::lock::dlc::{
-    Action, DlcKey, DlcTable, FailClosedAcquire, FailClosedConfig, FailOpenAcquire, FailOpenConfig, HeldLock, HeldMode, Input, Now,
+    Action, DlcKey, DlcTable, FailClosedAcquire, FailClosedConfig, FailOpenAcquire, FailOpenConfig, HeldLock, HeldMode, Input, Now, TakeBack,
 };
 use dynalease::lock::{Lock, LockClient, LockConfig, LockStatus};
 use dynalease::request::Request;
@@ -298,6 +298,38 @@ impl Dlc {
         })
     }
 
+    /// Runs a machine's take-back (the delete of a fail-closed item of ours that may be there)
+    /// beside the client, as the drop-in does once it has reported to its caller.
+    fn take_back_in_background(&self, mut take_back: TakeBack) {
+        let (world, link) = (self.c.world.clone(), self.c.link.clone());
+        world.checker.lock().unwrap().note(format!("c{}: take-back in the background", self.c.me));
+        let now = move |world: &World| Now { unix_ms: world.clock.now_unix_ms() as i64, mono_ms: world.start.elapsed().as_millis() as i64 };
+        let task = tokio::spawn(async move {
+            let mut action = take_back.start(now(&world));
+            loop {
+                action = match action {
+                    Action::Sleep(pause) => {
+                        tokio::time::sleep(pause).await;
+                        take_back.next(Input::Timer, now(&world))
+                    }
+                    Action::Send(request) => {
+                        let input = match link.execute(request).await {
+                            Ok(response) => Input::Response(response),
+                            Err(Error::ConditionalCheckFailed { .. }) => Input::ConditionFailed,
+                            Err(_) => Input::OtherError,
+                        };
+                        take_back.next(input, now(&world))
+                    }
+                    other => {
+                        world.checker.lock().unwrap().note(format!("c{}: take-back ends: {other:?}", link.client));
+                        return;
+                    }
+                };
+            }
+        });
+        self.c.world.background(task);
+    }
+
     async fn acquire_and_hold(&self) {
         let c = &self.c;
         let id = c.pick_id();
@@ -361,6 +393,15 @@ impl Dlc {
                     return c.finish(op, outcome, Some(&id)).await;
                 }
                 Action::Abandoned => return c.finish(op, Outcome::Cancelled, Some(&id)).await,
+                Action::PassErrorAndTakeBack(take_back) => {
+                    self.take_back_in_background(take_back);
+                    let outcome = last_error.as_ref().map(Outcome::of_error).unwrap_or(Outcome::Unknown("PassError without an error".into()));
+                    return c.finish(op, outcome, Some(&id)).await;
+                }
+                Action::AbandonedAndTakeBack(take_back) => {
+                    self.take_back_in_background(take_back);
+                    return c.finish(op, Outcome::Cancelled, Some(&id)).await;
+                }
                 other => {
                     let message = format!("c{} op{op}: the acquire machine answered {other:?}", c.me);
                     c.world.checker.lock().unwrap().note(message);
@@ -413,10 +454,14 @@ impl Dlc {
                 }
                 Action::Idle => {}
                 Action::HeartbeatFailed => hold.lock().unwrap().active = false,
-                Action::Released | Action::FailedToRelease | Action::PassError => {
+                Action::Released | Action::FailedToRelease | Action::PassError | Action::PassErrorAndTakeBack(_) => {
                     let outcome = match action {
                         Action::Released => Outcome::Done { version: None },
                         Action::FailedToRelease => Outcome::Refused("FailedToRelease".into()),
+                        Action::PassErrorAndTakeBack(take_back) => {
+                            self.take_back_in_background(take_back);
+                            last_error.as_ref().map(Outcome::of_error).unwrap_or(Outcome::Unknown("PassError".into()))
+                        }
                         _ => last_error.as_ref().map(Outcome::of_error).unwrap_or(Outcome::Unknown("PassError".into())),
                     };
                     match release_op {

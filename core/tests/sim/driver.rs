@@ -89,6 +89,8 @@ pub struct World {
     pub locks_table: String,
     pub kv_table: String,
     links: Mutex<Vec<Arc<Link>>>,
+    /// Work the clients left running in the background (the drop-in's take-backs).
+    background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -102,6 +104,10 @@ impl World {
         let link = Link::new(self.net.clone(), client, fault_rate);
         self.links.lock().unwrap().push(link.clone());
         link
+    }
+
+    pub fn background(&self, task: tokio::task::JoinHandle<()>) {
+        self.background.lock().unwrap().push(task);
     }
 
     pub fn stopping(&self) -> bool {
@@ -149,6 +155,10 @@ pub fn run_with(seed: u64, full_trace: bool, tweak: impl FnOnce(&mut Params)) ->
     runtime.block_on(simulate(seed, full_trace, tweak))
 }
 
+/// The longest pause between two sends of a write the core (or the drop-in's take-back) keeps
+/// sending in the background after its caller had an unknown outcome.
+const UNDO_PAUSE: Duration = Duration::from_secs(5);
+
 /// Tables get a name per run: the core wakes waiters in this process by table and id, and runs
 /// on other test threads must not wake ours.
 static RUNS: AtomicU64 = AtomicU64::new(0);
@@ -179,6 +189,7 @@ async fn simulate(seed: u64, full_trace: bool, tweak: impl FnOnce(&mut Params)) 
         locks_table,
         kv_table,
         links: Mutex::new(Vec::new()),
+        background: Mutex::new(Vec::new()),
         stop: tokio::sync::watch::channel(false).0,
     });
 
@@ -210,7 +221,10 @@ async fn simulate(seed: u64, full_trace: bool, tweak: impl FnOnce(&mut Params)) 
 
     // Every client's waits are bounded (a few leases); ten minutes means one hangs.
     let give_up = Instant::now() + Duration::from_secs(600);
-    while !failed() && clients.iter().any(|c| !c.is_finished()) && Instant::now() < give_up {
+    let busy = |clients: &[tokio::task::JoinHandle<()>]| {
+        clients.iter().any(|c| !c.is_finished()) || world.background.lock().unwrap().iter().any(|t| !t.is_finished())
+    };
+    while !failed() && busy(&clients) && Instant::now() < give_up {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for (me, client) in clients.into_iter().enumerate() {
@@ -226,9 +240,10 @@ async fn simulate(seed: u64, full_trace: bool, tweak: impl FnOnce(&mut Params)) 
     chaos.abort();
 
     if !failed() {
-        // Late requests land within two deadlines of their send; after that and one more
-        // lease every lock must be free or held by a live holder (there are none left).
-        tokio::time::sleep(params.lease + params.deadline * 2 + Duration::from_millis(100)).await;
+        // Late requests land within two deadlines of their send, a write the core retries in
+        // the background (an undo) waits at most UNDO_PAUSE between sends; after that and one
+        // more lease every lock must be free or held by a live holder (there are none left).
+        tokio::time::sleep(params.lease + params.deadline * 2 + UNDO_PAUSE + Duration::from_millis(100)).await;
         let mut items = BTreeMap::new();
         for id in params.open_ids.iter().chain(&params.closed_ids) {
             items.insert(id.clone(), world.peek_lock(id).await);
