@@ -44,7 +44,7 @@ import socket
 import struct
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
@@ -280,6 +280,9 @@ class FaultProxy:
         #: transaction), so the write landed late but changed nothing.
         self.late_results: Counter = Counter()
         self._held = 0  # late faults not yet finished (requests still to land, answers held)
+        #: (time.monotonic() when the proxy read it, op_label) of the latest requests: a write
+        #: cannot land before the proxy read it, so tests time leases from here.
+        self.seen: "deque[Tuple[float, str]]" = deque(maxlen=10000)
         self._mutex = threading.Lock()
         self._rng = random.Random(seed)
         self._slots = max_connections
@@ -333,6 +336,11 @@ class FaultProxy:
         with self._mutex:
             self.rules.clear()
 
+    def last_seen(self, label: str) -> Optional[float]:
+        """When the proxy last read a request of this kind (time.monotonic()), if ever."""
+        with self._mutex:
+            return next((at for at, seen in reversed(self.seen) if seen == label), None)
+
     @property
     def held(self) -> int:
         """Late faults still in progress: requests waiting to land, or answers held."""
@@ -367,6 +375,7 @@ class FaultProxy:
         label = op_label(request)
         with self._mutex:
             self.requests[label] += 1
+            self.seen.append((time.monotonic(), label))
             for rule in self.rules:
                 if rule.applies(request, self._rng):
                     rule.injected += 1
