@@ -371,8 +371,9 @@ client_properties!(AsyncLockClient {
 /// While held, a background task renews its lease every heartbeat period. If the lease is lost
 /// (a heartbeat failed for a whole lease, or another client took the lock over), `lost` turns
 /// True, `wait_lost()` returns and `on_lost` callbacks run. Dropping it without releasing stops
-/// the heartbeats; the lock then frees itself after one lease. After `os.fork()` the child's
-/// copy is not renewed (heartbeats run in the parent); acquire locks in the child afresh.
+/// the heartbeats and releases it in the background. After `os.fork()` the child's copy is not
+/// the lock: it reports `lost`, and `release()` there raises LockLostError (the parent still
+/// holds and renews it); acquire locks in the child afresh.
 #[pyclass(module = "dynalease._native", frozen)]
 pub struct Lock {
     inner: dynalease::lock::Lock,

@@ -124,6 +124,14 @@ def test_fork_child_uses_fresh_and_inherited_clients(ddb_endpoint: str, ddb_lock
     if pid == 0:  # child: never return into pytest
         code = 1
         try:
+            # The child has a copy of the parent's lock object, not the lock: it must not
+            # release or fence with the parent's guid.
+            assert parent_lock.lost
+            try:
+                parent_lock.release()
+                raise AssertionError("a forked child released its parent's lock")
+            except dynalease.LockLostError as refused:
+                assert "forked child" in str(refused)
             fresh = dynalease.LockClient(ddb_lock_table, endpoint_url=ddb_endpoint)
             lock = fresh.acquire("child", timeout=10.0)
             assert fresh.try_acquire("parent") is None
