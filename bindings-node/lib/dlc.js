@@ -74,10 +74,11 @@ function documentParams(params) {
 }
 
 // Runs a machine until it returns something other than send/undo/sleep; `finish(action,
-// error, firstOtherError)` gets that action, the error of the last request that was not an
-// undo, and the first error of the run that was not a condition failure.
+// error, firstOtherError, firstWriteError)` gets that action, the error of the last request
+// that was not an undo, the first error of the run that was not a condition failure, and the
+// first such error of a write (not a read, not an undo).
 function run(dynamodb, next, action, finish, onTimer) {
-  let lastError, firstOtherError;
+  let lastError, firstOtherError, firstWriteError;
   const step = (kind, item) => handle(JSON.parse(next(kind, item === undefined ? null : item, Date.now(), performance.now())));
   const handle = (act) => {
     switch (act.type) {
@@ -90,6 +91,7 @@ function run(dynamodb, next, action, finish, onTimer) {
             if (act.type === "send") lastError = error;
             const conditionFailed = isConditionFailed(error);
             if (!conditionFailed && firstOtherError === undefined) firstOtherError = error;
+            if (!conditionFailed && act.type === "send" && act.op !== "get" && firstWriteError === undefined) firstWriteError = error;
             return step(conditionFailed ? "conditionFailed" : "otherError");
           }
           if (act.op === "get") {
@@ -104,10 +106,20 @@ function run(dynamodb, next, action, finish, onTimer) {
         return undefined;
       }
       default:
-        return finish(act, lastError, firstOtherError);
+        return finish(act, lastError, firstOtherError, firstWriteError);
     }
   };
   return handle(action);
+}
+
+// Runs a take-back the machine handed over with its report (`takeBack: true`) in the
+// background: a fail-closed item of ours may still be there after every send of a release (or
+// of an acquire's undo) failed without a definite answer, and nothing else would ever free it.
+// It deletes on our own guid through failures for up to a minute; the caller was told the
+// error already and is not told how this ends.
+function takeBack(dynamodb, machine) {
+  const next = (kind, item, now, mono) => machine.takeBackNext(kind, item, now, mono);
+  run(dynamodb, next, JSON.parse(machine.takeBackStart(Date.now(), performance.now())), () => undefined);
 }
 
 // dlc's callback style, plus a Promise when the callback is omitted.
@@ -201,6 +213,7 @@ function acquireLock(self, type, id, callback) {
       case "failedToAcquire":
         return callback(codedError("Failed to acquire lock.", "FailedToAcquireLock", error));
       default:
+        if (action.takeBack) takeBack(config.dynamodb, machine);
         // An acquire stops at its first error that is not a condition failure (after a read
         // back and an undo, when its put may have landed): that error is the one to report,
         // as dlc reports it, not the read back's.
@@ -284,7 +297,7 @@ Lock.prototype._drive = function (action) {
     this._config.dynamodb,
     next,
     action,
-    (act, error) => {
+    (act, error, firstOtherError, firstWriteError) => {
       switch (act.type) {
         case "heartbeatFailed":
           // dlc's behaviour: an 'error' event (which crashes the process without a listener).
@@ -294,6 +307,13 @@ Lock.prototype._drive = function (action) {
         case "failedToRelease":
           return this._settleRelease(codedError("Failed to release lock.", "FailedToReleaseLock", error));
         case "passError":
+          if (act.takeBack) {
+            // A fail-closed release that stayed unknown through its resends (and the reads
+            // between them): report the error of its first send, the one dlc would report,
+            // and take the lock back in the background.
+            takeBack(this._config.dynamodb, machine);
+            return this._settleRelease(firstWriteError || error);
+          }
           return this._settleRelease(error);
         default:
           return undefined; // idle

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use dynalease::lock::dlc::{
     Action, DlcKey, DlcTable, FailClosedAcquire, FailClosedConfig, FailOpenAcquire, FailOpenConfig, HeldLock, HeldMode, Input, Now,
-    DEFAULT_UNDO_DELAY,
+    TakeBack, DEFAULT_UNDO_DELAY,
 };
 use dynalease::request::{RenderedExpressions, Request, Response};
 use dynalease::Error;
@@ -98,7 +98,10 @@ fn now(unix_ms: f64, mono_ms: f64) -> Now {
     Now { unix_ms: unix_ms as i64, mono_ms: mono_ms as i64 }
 }
 
-fn action_json(action: Action) -> String {
+/// The action as JSON. A take-back is kept in `take_back` for the caller to run with the
+/// owner's `takeBackStart`/`takeBackNext`; the JSON says `"takeBack": true` on the report
+/// (`passError` or `abandoned`) it comes with.
+fn action_json(action: Action, take_back: &mut Option<TakeBack>) -> String {
     let json = match action {
         Action::Send(request) => {
             let mut json = request_json(&request);
@@ -125,8 +128,28 @@ fn action_json(action: Action) -> String {
         Action::HeartbeatFailed => json!({"type": "heartbeatFailed"}),
         Action::PassError => json!({"type": "passError"}),
         Action::Abandoned => json!({"type": "abandoned"}),
+        Action::PassErrorAndTakeBack(machine) => {
+            *take_back = Some(machine);
+            json!({"type": "passError", "takeBack": true})
+        }
+        Action::AbandonedAndTakeBack(machine) => {
+            *take_back = Some(machine);
+            json!({"type": "abandoned", "takeBack": true})
+        }
     };
     json.to_string()
+}
+
+/// Runs the take-back an action handed over (`takeBackStart`, then `takeBackNext` with each
+/// outcome): `idle` when there is none.
+fn take_back_start(take_back: &mut Option<TakeBack>, now: Now) -> String {
+    let action = take_back.as_mut().map_or(Action::Idle, |machine| machine.start(now));
+    action_json(action, &mut None)
+}
+
+fn take_back_next(take_back: &mut Option<TakeBack>, input: Input, now: Now) -> String {
+    let action = take_back.as_mut().map_or(Action::Idle, |machine| machine.next(input, now));
+    action_json(action, &mut None)
 }
 
 enum Acquire {
@@ -138,6 +161,7 @@ enum Acquire {
 #[napi]
 pub struct DlcAcquire {
     machine: Acquire,
+    take_back: Option<TakeBack>,
 }
 
 #[napi]
@@ -165,7 +189,7 @@ impl DlcAcquire {
             };
             Acquire::FailOpen(FailOpenAcquire::new(config, id))
         };
-        Ok(DlcAcquire { machine })
+        Ok(DlcAcquire { machine, take_back: None })
     }
 
     /// Feeds one input (`start`, `timer`, `item` with the read item or null, `written`,
@@ -173,10 +197,25 @@ impl DlcAcquire {
     #[napi]
     pub fn next(&mut self, input_kind: String, item: Option<String>, now_unix_ms: f64, now_mono_ms: f64) -> Result<String> {
         let input = input(&input_kind, item).js()?;
-        Ok(action_json(match &mut self.machine {
+        let action = match &mut self.machine {
             Acquire::FailOpen(machine) => machine.next(input, now(now_unix_ms, now_mono_ms)),
             Acquire::FailClosed(machine) => machine.next(input),
-        }))
+        };
+        Ok(action_json(action, &mut self.take_back))
+    }
+
+    /// The first action of the take-back the last action handed over (`"takeBack": true`),
+    /// which the caller runs in the background; `idle` when there is none.
+    #[napi]
+    pub fn take_back_start(&mut self, now_unix_ms: f64, now_mono_ms: f64) -> String {
+        take_back_start(&mut self.take_back, now(now_unix_ms, now_mono_ms))
+    }
+
+    /// Feeds the take-back one input, as `next` does the acquire.
+    #[napi]
+    pub fn take_back_next(&mut self, input_kind: String, item: Option<String>, now_unix_ms: f64, now_mono_ms: f64) -> Result<String> {
+        let input = input(&input_kind, item).js()?;
+        Ok(take_back_next(&mut self.take_back, input, now(now_unix_ms, now_mono_ms)))
     }
 }
 
@@ -184,6 +223,7 @@ impl DlcAcquire {
 #[napi]
 pub struct DlcLock {
     machine: HeldLock,
+    take_back: Option<TakeBack>,
 }
 
 #[napi]
@@ -206,24 +246,38 @@ impl DlcLock {
                 trust_local_time: field(&config, "trustLocalTime").and_then(Json::as_bool).unwrap_or(false),
             }
         };
-        Ok(DlcLock { machine: HeldLock::new(table(&config).js()?, id, mode, guid, lease_from_mono_ms.map(|ms| ms as i64)) })
+        Ok(DlcLock { machine: HeldLock::new(table(&config).js()?, id, mode, guid, lease_from_mono_ms.map(|ms| ms as i64)), take_back: None })
     }
 
     /// When to send the first heartbeat.
     #[napi]
     pub fn start(&self) -> String {
-        action_json(self.machine.start())
+        action_json(self.machine.start(), &mut None)
     }
 
     #[napi]
     pub fn release(&mut self, now_unix_ms: f64, now_mono_ms: f64) -> String {
-        action_json(self.machine.release(now(now_unix_ms, now_mono_ms)))
+        action_json(self.machine.release(now(now_unix_ms, now_mono_ms)), &mut self.take_back)
     }
 
     #[napi]
     pub fn next(&mut self, input_kind: String, item: Option<String>, now_unix_ms: f64, now_mono_ms: f64) -> Result<String> {
         let input = input(&input_kind, item).js()?;
-        Ok(action_json(self.machine.next(input, now(now_unix_ms, now_mono_ms))))
+        Ok(action_json(self.machine.next(input, now(now_unix_ms, now_mono_ms)), &mut self.take_back))
+    }
+
+    /// The first action of the take-back a failed release handed over (`"takeBack": true`),
+    /// which the caller runs in the background; `idle` when there is none.
+    #[napi]
+    pub fn take_back_start(&mut self, now_unix_ms: f64, now_mono_ms: f64) -> String {
+        take_back_start(&mut self.take_back, now(now_unix_ms, now_mono_ms))
+    }
+
+    /// Feeds the take-back one input, as `next` does the lock.
+    #[napi]
+    pub fn take_back_next(&mut self, input_kind: String, item: Option<String>, now_unix_ms: f64, now_mono_ms: f64) -> Result<String> {
+        let input = input(&input_kind, item).js()?;
+        Ok(take_back_next(&mut self.take_back, input, now(now_unix_ms, now_mono_ms)))
     }
 
     /// The guid the item carries as far as this lock knows (base64).

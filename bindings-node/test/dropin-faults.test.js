@@ -1,9 +1,10 @@
 "use strict";
 // The drop-in (FailOpen, FailClosed, Lock) when requests land but their answers are lost or
 // come back as errors, on DynamoDB Local through a document client that injects such faults:
-// a release asked for while a heartbeat is being verified is reported for what it did, and an
+// a release asked for while a heartbeat is being verified is reported for what it did, an
 // acquire whose put landed behind an error leaves the lock either held by us (and released by
-// our release) or undone, never held by nobody.
+// our release) or undone, and a fail-closed release or undo whose outcome stays unknown is
+// taken back in the background: never held by nobody.
 
 const { describe, test, before } = require("node:test");
 const { assert, dynalease, newTable, sdkV3, sleep } = require("./helpers.js");
@@ -209,6 +210,68 @@ describe("drop-in under lost answers and late writes", () => {
     dynamodb.inject(isPut, failsAtOnce(timeout()));
     await assert.rejects(locks.acquireLock("fc-theirs"), (err) => err.name === "TimeoutError");
     assert.deepEqual(await item(table, "fc-theirs"), theirs);
+  });
+
+  const isDelete = (op) => op === "delete";
+
+  // Waits until `check()` holds, for up to `ms`.
+  async function eventually(check, ms) {
+    const until = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > until) return false;
+      await sleep(20);
+    }
+    return true;
+  }
+
+  test("FailClosed: a release whose delete timed out is read back: resent while ours, done once gone", async () => {
+    const dynamodb = faulty(sdkV3());
+    const locks = new dynalease.FailClosed({ dynamodb, lockTable: table, partitionKey: "id", acquirePeriodMs: 10, retryCount: 0, owner: "a" });
+    // Did not land: the read shows our item, and the resent delete releases it.
+    const lock = await locks.acquireLock("fc-release-lost");
+    dynamodb.inject(isDelete, failsAtOnce(timeout()));
+    await lock.release();
+    assert.equal(await item(table, "fc-release-lost"), undefined);
+    const deletes = dynamodb.calls.filter(({ op }) => isDelete(op));
+    assert.equal(deletes.length, 2);
+    assert.deepEqual(deletes[1].params, deletes[0].params, "the resend is dlc's own delete");
+    // Landed behind the timeout: the read shows it gone, and that is the release's success.
+    const landed = await locks.acquireLock("fc-release-landed");
+    dynamodb.inject(isDelete, landsThenFails(timeout()));
+    await landed.release();
+    assert.equal(await item(table, "fc-release-landed"), undefined);
+  });
+
+  test("FailClosed: a release that stays unknown reports its first error and is taken back in the background", async () => {
+    const dynamodb = faulty(sdkV3());
+    const locks = new dynalease.FailClosed({ dynamodb, lockTable: table, partitionKey: "id", acquirePeriodMs: 10, retryCount: 0, owner: "a" });
+    const lock = await locks.acquireLock("fc-release-unknown");
+    // The delete and its three resends time out without landing; the reads between them show
+    // our item still there.
+    const errors = [timeout(), timeout(), timeout(), timeout()];
+    for (const error of errors) dynamodb.inject(isDelete, failsAtOnce(error));
+    await assert.rejects(lock.release(), (err) => err === errors[0]);
+    assert.equal(dynamodb.calls.filter(({ op }) => isDelete(op)).length, 4);
+    // Not left held by nobody: the take-back deletes it on our guid once the network answers.
+    assert.ok(await eventually(async () => (await item(table, "fc-release-unknown")) === undefined, 2000), "taken back");
+    await (await locks.acquireLock("fc-release-unknown")).release();
+  });
+
+  test("FailClosed: an acquire whose undos all time out is taken back in the background", async () => {
+    const dynamodb = faulty(sdkV3());
+    const locks = new dynalease.FailClosed({ dynamodb, lockTable: table, partitionKey: "id", acquirePeriodMs: 10, retryCount: 0, owner: "a" });
+    locks._undoDelayMs = 50;
+    const error = timeout();
+    // The put lands but answers with a timeout, the read back fails, and both undos time out.
+    dynamodb.inject(isPut, landsThenFails(error));
+    dynamodb.inject(isGet, failsAtOnce(timeout()));
+    dynamodb.inject(isDelete, failsAtOnce(timeout()));
+    dynamodb.inject(isDelete, failsAtOnce(timeout()));
+    await assert.rejects(locks.acquireLock("fc-undo-unknown"), (err) => err === error);
+    assert.ok(await eventually(async () => (await item(table, "fc-undo-unknown")) === undefined, 2000), "taken back");
+    const deletes = dynamodb.calls.filter(({ op }) => isDelete(op));
+    assert.ok(deletes.length >= 3, "two undos and the take-back");
+    assert.deepEqual(deletes[2].params, deletes[0].params, "the take-back is the undo's delete, on our guid");
   });
 
   test("FailOpen: a put that landed behind a timeout is read back and held", async () => {

@@ -21,15 +21,27 @@
 //!   lock; otherwise the put may still land, so the machine sends a best-effort undo
 //!   ([`Action::Undo`], conditioned on our guid) before the error is reported. A fail-closed
 //!   lock never frees itself, so a put of ours landing unseen would leave it held by nobody
-//!   for good: its undo is sent once more after [`FailClosedConfig::undo_delay`]. dlc reports
-//!   such errors at once and sends nothing more, so these requests appear only on paths dlc
-//!   never handled.
+//!   for good: its undo is sent once more after [`FailClosedConfig::undo_delay`], and when that
+//!   one gets no definite answer either, the error comes with a [`TakeBack`]
+//!   ([`Action::PassErrorAndTakeBack`]) that the caller runs in the background;
+//! - a fail-closed release whose delete gets an error other than a condition failure (it may
+//!   have landed) reads the item back: gone, or taken by the next fail-closed holder, means our
+//!   delete landed (nothing else frees a fail-closed lock); still ours, it is resent, up to
+//!   `resend::AMBIGUOUS_RESENDS` times, the engine's bound. When it stays unknown the error is
+//!   reported with a [`TakeBack`], which deletes on our guid through failures for up to a
+//!   minute: a fail-closed lock is never left held by nobody for ever. A fail-open release
+//!   reports such an error at once, as dlc does (dlc's own suite requires it, answering no
+//!   read): its heartbeats have stopped, so its lease frees the lock.
+//!
+//! dlc reports such errors at once and sends nothing more, so these requests appear only on
+//! paths dlc never handled.
 
 use std::time::Duration;
 
 use crate::expr::{val, Condition, Name};
 use crate::lock::item::{new_guid, FENCING_TOKEN, GUID, LEASE_DURATION_MS, LOCK_ACQUIRED_TIME_UNIX_MS, OWNER, RELEASED_LEASE_MS};
 use crate::request::{DeleteItem, GetItem, PutItem, Request, Response, ReturnValues};
+use crate::resend::AMBIGUOUS_RESENDS;
 use crate::value::{AttributeValue, Item};
 
 /// A table as a dlc client names it.
@@ -104,6 +116,87 @@ pub enum Action {
     /// The caller gave up on the acquire ([`FailOpenAcquire::abandon`],
     /// [`FailClosedAcquire::abandon`]) and any undo it needed has been sent: nothing to report.
     Abandoned,
+    /// As [`Action::PassError`], and a fail-closed item of ours may still be there (every send
+    /// of the release, or of the acquire's undo, ended without a definite answer): run this
+    /// [`TakeBack`] in the background, so the lock is not held by nobody for ever. What the
+    /// caller reports does not wait for it.
+    PassErrorAndTakeBack(TakeBack),
+    /// As [`Action::Abandoned`], with a [`TakeBack`] to run in the background (see
+    /// [`Action::PassErrorAndTakeBack`]).
+    AbandonedAndTakeBack(TakeBack),
+}
+
+/// How long a [`TakeBack`] keeps sending through failures, and its pauses: the engine's rule
+/// for a write nobody waits for (`lock::undo`), so a fail-closed lock is freed once a network
+/// that failed for a few seconds comes back.
+pub const TAKE_BACK_PERSISTENCE: Duration = Duration::from_secs(60);
+const FIRST_TAKE_BACK_PAUSE: Duration = Duration::from_millis(50);
+const MAX_TAKE_BACK_PAUSE: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug, PartialEq)]
+enum TakeBackState {
+    New,
+    Sleeping,
+    Sending,
+    Done,
+}
+
+/// Takes back a fail-closed lock of ours that nobody holds any more, in the background: dlc's
+/// release delete, conditioned on our guid (so it can never touch another holder's lock),
+/// sent after a pause and again through every failure other than a failed condition, with
+/// pauses doubling from 50 ms to 5 s, for up to [`TAKE_BACK_PERSISTENCE`]. Driven like the
+/// other machines: [`TakeBack::start`], then [`TakeBack::next`] with each outcome. It ends
+/// with [`Action::Released`] (the delete landed, or its failed condition shows our guid gone)
+/// or [`Action::PassError`] (it gave up; the caller may log the last error). Neither is the
+/// operation's outcome, which was reported already.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TakeBack {
+    request: Request,
+    pause: Duration,
+    give_up_at_mono_ms: i64,
+    state: TakeBackState,
+}
+
+impl TakeBack {
+    fn new(request: Request) -> TakeBack {
+        TakeBack { request, pause: FIRST_TAKE_BACK_PAUSE, give_up_at_mono_ms: 0, state: TakeBackState::New }
+    }
+
+    /// The delete it sends.
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// The first action: a pause, since the network just failed every send we made.
+    pub fn start(&mut self, now: Now) -> Action {
+        self.give_up_at_mono_ms = now.mono_ms.saturating_add(TAKE_BACK_PERSISTENCE.as_millis() as i64);
+        self.state = TakeBackState::Sleeping;
+        Action::Sleep(self.pause)
+    }
+
+    pub fn next(&mut self, input: Input, now: Now) -> Action {
+        match (std::mem::replace(&mut self.state, TakeBackState::Done), input) {
+            (TakeBackState::Sleeping, Input::Timer) => {
+                self.state = TakeBackState::Sending;
+                Action::Send(self.request.clone())
+            }
+            // Deleted, or nothing of ours there any more: either way not held by nobody.
+            (TakeBackState::Sending, Input::Response(_) | Input::ConditionFailed) => Action::Released,
+            (TakeBackState::Sending, Input::OtherError) => {
+                self.pause = (self.pause * 2).min(MAX_TAKE_BACK_PAUSE);
+                if now.mono_ms.saturating_add(self.pause.as_millis() as i64) >= self.give_up_at_mono_ms {
+                    return Action::PassError;
+                }
+                self.state = TakeBackState::Sleeping;
+                Action::Sleep(self.pause)
+            }
+            (state, _) => {
+                // An input the current state does not expect (a caller bug): stay put.
+                self.state = state;
+                Action::Idle
+            }
+        }
+    }
 }
 
 impl DlcTable {
@@ -509,11 +602,21 @@ impl FailClosedAcquire {
                 Action::Sleep(self.config.undo_delay)
             }
             (ClosedState::UndoWaiting, Input::Timer) => self.undo(true),
-            (ClosedState::Undoing { last: true }, Input::Response(_) | Input::ConditionFailed | Input::OtherError) => {
+            (ClosedState::Undoing { last: true }, Input::Response(_) | Input::ConditionFailed) => {
                 if self.abandoned {
                     Action::Abandoned
                 } else {
                     Action::PassError
+                }
+            }
+            // The last undo got no definite answer either: a put of ours that landed would hold
+            // the lock for nobody, for ever. Report now, and take it back in the background.
+            (ClosedState::Undoing { last: true }, Input::OtherError) => {
+                let take_back = TakeBack::new(self.config.table.delete_held(&self.id, &self.guid));
+                if self.abandoned {
+                    Action::AbandonedAndTakeBack(take_back)
+                } else {
+                    Action::PassErrorAndTakeBack(take_back)
                 }
             }
             (state, _) => {
@@ -591,6 +694,9 @@ enum HeldState {
     /// failure came while our lease still ran), whether our release landed unseen and the
     /// next holder took the freed lock.
     VerifyingRelease { unsettled: Option<Vec<u8>>, landed_unseen: bool },
+    /// A fail-closed release whose outcome is unknown (a send got an error other than a
+    /// condition failure): reading the item to learn whether our delete landed.
+    ReadingBackRelease,
     Stopped,
 }
 
@@ -614,6 +720,10 @@ pub struct HeldLock {
     /// heartbeat in flight was.
     lease_from_mono_ms: Option<i64>,
     heartbeat_sent_mono_ms: i64,
+    /// A send of the current release got no definite answer: it may have landed, or land yet.
+    release_uncertain: bool,
+    /// Resends of the current release after unknown outcomes (at most [`AMBIGUOUS_RESENDS`]).
+    release_resends: u32,
 }
 
 impl HeldLock {
@@ -632,6 +742,8 @@ impl HeldLock {
             unsettled_guid: None,
             lease_from_mono_ms,
             heartbeat_sent_mono_ms: 0,
+            release_uncertain: false,
+            release_resends: 0,
         }
     }
 
@@ -658,6 +770,9 @@ impl HeldLock {
     pub fn release(&mut self, now: Now) -> Action {
         let now_unix_ms = now.unix_ms;
         self.released = true;
+        // A release asked for again (after an error) gets resends of its own; whether an
+        // earlier one may have landed is still remembered.
+        self.release_resends = 0;
         match self.state {
             HeldState::Heartbeating { .. } | HeldState::VerifyingHeartbeat { .. } => {
                 self.release_queued = true;
@@ -740,6 +855,8 @@ impl HeldLock {
                 Action::HeartbeatFailed
             }
             (HeldState::Releasing { .. }, Input::Response(_)) => Action::Released,
+            // A send of ours may have landed: what the item shows now settles it.
+            (HeldState::Releasing { .. }, Input::ConditionFailed) if self.release_uncertain => self.read_back_release(),
             (HeldState::Releasing { unsettled }, Input::ConditionFailed) => {
                 let landed_unseen = self.may_have_released_unseen(now);
                 if unsettled.is_none() && !landed_unseen {
@@ -768,12 +885,52 @@ impl HeldLock {
             // Whether the heartbeat's guid is there is unknown: report the read's error.
             (HeldState::VerifyingRelease { unsettled: Some(_), .. }, Input::OtherError) => Action::PassError,
             (HeldState::VerifyingRelease { .. }, _) => Action::FailedToRelease,
+            // A fail-closed lock is never freed but by our delete: one that timed out (or was
+            // cut off, throttled, refused) is read back, resent while still ours, and taken back
+            // in the background if it stays unknown, never left held by nobody. A fail-open
+            // release reports its error at once, as dlc does (its suite waits for exactly that):
+            // heartbeats have stopped, so the lease frees the lock.
+            (HeldState::Releasing { .. }, Input::OtherError) if self.mode == HeldMode::FailClosed => {
+                self.release_uncertain = true;
+                self.read_back_release()
+            }
             (HeldState::Releasing { .. }, Input::OtherError) => Action::PassError,
+            (HeldState::ReadingBackRelease, Input::Response(Response::GetItem(found))) => {
+                if found.as_ref().is_some_and(|item| carries_guid(item, &self.guid)) {
+                    self.resend_release(now_unix_ms)
+                } else if self.next_holder_after_us(found.as_ref()) {
+                    Action::Released
+                } else {
+                    // Taken over (by a fail-open contender) after our delete may have landed:
+                    // not ours either way, and unknown.
+                    self.state = HeldState::Stopped;
+                    Action::PassError
+                }
+            }
+            // The read failed too: the delete, conditioned on our guid, is safe to resend.
+            (HeldState::ReadingBackRelease, Input::OtherError | Input::ConditionFailed) => self.resend_release(now_unix_ms),
             (state, _) => {
                 self.state = state;
                 Action::Idle
             }
         }
+    }
+
+    fn read_back_release(&mut self) -> Action {
+        self.state = HeldState::ReadingBackRelease;
+        Action::Send(self.table.get(&self.id))
+    }
+
+    /// The release's outcome is still unknown: resend it, or after [`AMBIGUOUS_RESENDS`]
+    /// resends report the error and hand the caller the delete to take the lock back with.
+    fn resend_release(&mut self, now_unix_ms: i64) -> Action {
+        if self.release_resends < AMBIGUOUS_RESENDS {
+            self.release_resends += 1;
+            self.state = HeldState::Releasing { unsettled: None };
+            return Action::Send(self.release_request(now_unix_ms));
+        }
+        self.state = HeldState::Stopped;
+        Action::PassErrorAndTakeBack(TakeBack::new(self.release_request(now_unix_ms)))
     }
 
     /// Whether a release whose condition failed at `now` may have landed unseen: the SDK
@@ -797,14 +954,17 @@ impl HeldLock {
 
     /// The item after a failed release condition shows the lock freed by our release: a
     /// fail-open lock acquired once more since ours (the next fencing token; a deleted and
-    /// re-created item would count from 1 again), or a fail-closed lock's item gone.
+    /// re-created item would count from 1 again), or a fail-closed lock's item gone or taken
+    /// by another fail-closed holder (no fencing token): nothing but our delete frees a
+    /// fail-closed lock for it, whereas a fail-open contender's takeover writes a token.
     fn next_holder_after_us(&self, found: Option<&Item>) -> bool {
         match (&self.mode, found) {
             (HeldMode::FailOpen { fencing_token, .. }, Some(item)) => {
                 !carries_guid(item, &self.guid) && item.get(FENCING_TOKEN).and_then(AttributeValue::as_i64) == Some(fencing_token + 1)
             }
             (HeldMode::FailOpen { .. }, None) => false,
-            (HeldMode::FailClosed, found) => found.is_none(),
+            (HeldMode::FailClosed, None) => true,
+            (HeldMode::FailClosed, Some(item)) => !carries_guid(item, &self.guid) && !item.contains_key(FENCING_TOKEN),
         }
     }
 
@@ -1417,5 +1577,141 @@ mod tests {
         m.next(Input::Start, at(0));
         m.next(read(Some(holder(Some(1), Some(100), None))), at(0));
         assert_eq!(m.abandon(at(0)), Action::Abandoned);
+    }
+
+    fn fail_closed_lock() -> HeldLock {
+        HeldLock::new(table(false), id(false), HeldMode::FailClosed, vec![3; 64], Some(0))
+    }
+
+    /// A fail-closed holder's item as another client's acquisition leaves it: no token.
+    fn fail_closed_holder() -> Item {
+        let mut item = holder(None, None, None);
+        item.remove(LEASE_DURATION_MS);
+        item
+    }
+
+    #[test]
+    fn a_fail_closed_release_of_unknown_outcome_is_read_back() {
+        let get = Action::Send(table(false).get(&id(false)));
+        // Gone, or taken by the next fail-closed holder: only our delete frees it, so it landed.
+        for found in [None, Some(fail_closed_holder())] {
+            let mut lock = fail_closed_lock();
+            lock.release(at(0));
+            assert_eq!(lock.next(Input::OtherError, at(0)), get, "a consistent read, not the error");
+            assert_eq!(lock.next(read(found), at(0)), Action::Released);
+        }
+        // Still ours: the very same delete goes out again, and its answer is the release's.
+        let mut lock = fail_closed_lock();
+        let Action::Send(release) = lock.release(at(0)) else { panic!("expected the release") };
+        lock.next(Input::OtherError, at(0));
+        assert_eq!(lock.next(read(Some(ours(&[3; 64], None))), at(0)), Action::Send(release.clone()));
+        assert_eq!(lock.next(Input::Response(Response::Written(None)), at(0)), Action::Released);
+        // The read fails: the delete is resent; its failed condition after an unknown send is
+        // read too (an earlier send landed), not reported as a failure.
+        let mut lock = fail_closed_lock();
+        lock.release(at(0));
+        lock.next(Input::OtherError, at(0));
+        assert_eq!(lock.next(Input::OtherError, at(0)), Action::Send(release.clone()));
+        assert_eq!(lock.next(Input::ConditionFailed, at(0)), get);
+        assert_eq!(lock.next(read(None), at(0)), Action::Released);
+        // A fail-open contender took it over (a token): ours no more, whether our delete
+        // landed or not; the error is reported, with nothing to take back.
+        let mut lock = fail_closed_lock();
+        lock.release(at(0));
+        lock.next(Input::OtherError, at(0));
+        assert_eq!(lock.next(read(Some(holder(Some(1), Some(100), None))), at(0)), Action::PassError);
+    }
+
+    #[test]
+    fn a_fail_closed_release_that_stays_unknown_is_resent_then_taken_back() {
+        let mut lock = fail_closed_lock();
+        let Action::Send(release) = lock.release(at(0)) else { panic!("expected the release") };
+        assert!(matches!(lock.next(Input::OtherError, at(0)), Action::Send(Request::GetItem(_))));
+        for _ in 0..AMBIGUOUS_RESENDS {
+            assert_eq!(lock.next(read(Some(ours(&[3; 64], None))), at(0)), Action::Send(release.clone()));
+            assert!(matches!(lock.next(Input::OtherError, at(0)), Action::Send(Request::GetItem(_))));
+        }
+        let Action::PassErrorAndTakeBack(take_back) = lock.next(Input::OtherError, at(0)) else { panic!("expected the error and a take-back") };
+        assert_eq!(take_back.request(), &release, "the take-back is the release's delete, on our guid");
+        // Nothing more from the lock itself; asked again, it releases afresh: the delete fails
+        // its condition (the take-back or a late send landed), and the read shows it gone.
+        assert_eq!(lock.next(Input::Timer, at(0)), Action::Idle);
+        assert_eq!(lock.release(at(0)), Action::Send(release));
+        assert!(matches!(lock.next(Input::ConditionFailed, at(0)), Action::Send(Request::GetItem(_))));
+        assert_eq!(lock.next(read(None), at(0)), Action::Released);
+    }
+
+    #[test]
+    fn a_fail_open_release_error_is_reported_at_once_as_dlc_does() {
+        let mut lock = held(Some(10));
+        assert!(matches!(lock.release(at(0)), Action::Send(Request::PutItem(_))));
+        assert_eq!(lock.next(Input::OtherError, at(0)), Action::PassError);
+    }
+
+    #[test]
+    fn a_fail_closed_release_whose_condition_fails_after_the_next_holder_took_it_had_landed() {
+        // The SDK resent our delete after a lost answer; another fail-closed client took the
+        // freed lock before the resend arrived.
+        let mut lock = fail_closed_lock();
+        lock.release(at(0));
+        assert!(matches!(lock.next(Input::ConditionFailed, at(0)), Action::Send(Request::GetItem(_))));
+        assert_eq!(lock.next(read(Some(fail_closed_holder())), at(0)), Action::Released);
+        // A fail-open contender's takeover (it writes a token) is a loss.
+        let mut lock = fail_closed_lock();
+        lock.release(at(0));
+        lock.next(Input::ConditionFailed, at(0));
+        assert_eq!(lock.next(read(Some(holder(Some(1), Some(100), None))), at(0)), Action::FailedToRelease);
+    }
+
+    #[test]
+    fn a_take_back_repeats_through_failures_for_a_bounded_time() {
+        let mono = |mono_ms| Now { unix_ms: 0, mono_ms };
+        let delete = table(false).delete_held(&id(false), &[3; 64]);
+        let mut take_back = TakeBack::new(delete.clone());
+        assert_eq!(take_back.start(mono(1_000)), Action::Sleep(Duration::from_millis(50)));
+        assert_eq!(take_back.next(Input::Timer, mono(1_050)), Action::Send(delete.clone()));
+        let mut pauses = Vec::new();
+        let mut t = 1_050;
+        loop {
+            match take_back.next(Input::OtherError, mono(t)) {
+                Action::Sleep(pause) => {
+                    pauses.push(pause.as_millis() as i64);
+                    t += pause.as_millis() as i64;
+                    assert_eq!(take_back.next(Input::Timer, mono(t)), Action::Send(delete.clone()));
+                }
+                Action::PassError => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(&pauses[..7], &[100, 200, 400, 800, 1_600, 3_200, 5_000]);
+        assert!(pauses[7..].iter().all(|p| *p == 5_000));
+        assert!(t <= 61_000 && t > 55_000, "gave up after about a minute: {t}");
+        // A definite answer ends it: deleted, or our guid no longer there.
+        for answer in [Input::Response(Response::Written(None)), Input::ConditionFailed] {
+            let mut take_back = TakeBack::new(delete.clone());
+            take_back.start(mono(0));
+            take_back.next(Input::Timer, mono(50));
+            assert_eq!(take_back.next(answer, mono(60)), Action::Released);
+        }
+    }
+
+    #[test]
+    fn a_fail_closed_acquire_whose_last_undo_stays_unknown_is_taken_back() {
+        let mut m = fail_closed_acquire();
+        m.next(Input::Start);
+        m.next(Input::OtherError);
+        let guid = m.guid().to_vec();
+        m.next(Input::OtherError);
+        m.next(Input::OtherError);
+        m.next(Input::Timer);
+        let Action::PassErrorAndTakeBack(take_back) = m.next(Input::OtherError) else { panic!("expected the error and a take-back") };
+        assert_delete_undo(Action::Undo(take_back.request().clone()), &guid);
+        // Abandoned: the same, without an error to report.
+        let mut m = fail_closed_acquire();
+        m.next(Input::Start);
+        m.abandon();
+        m.next(Input::OtherError);
+        m.next(Input::Timer);
+        assert!(matches!(m.next(Input::OtherError), Action::AbandonedAndTakeBack(_)));
     }
 }
