@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::lock::config::{LockConfig, Mode};
 use crate::lock::held::{Acquired, Lock};
 use crate::lock::item::{new_guid, LockId, LockTable, Observed};
-use crate::lock::undo::{AcquireGuard, Undo};
+use crate::lock::undo::{AcquireGuard, LockSite};
 use crate::lock::wake;
 use crate::resend::Sends;
 use crate::transport::{Transport, TransportExt};
@@ -182,7 +182,7 @@ impl LockClient {
     /// from before the first send: if this future is dropped or gives up while a send may still
     /// land, the guard takes the write back (see `undo`).
     async fn attempt(&self, id: &LockId, takeover: Option<&Observed>) -> Result<Attempt> {
-        let mut guard = AcquireGuard::arm(self.undo(id), new_guid());
+        let mut guard = AcquireGuard::arm(self.site(id), new_guid());
         // The lease runs from the first send: waiters may see our guid from then on.
         let lease_start = Instant::now();
         let operation = if self.is_fail_open() { "UpdateItem" } else { "PutItem" };
@@ -240,8 +240,8 @@ impl LockClient {
         }
     }
 
-    fn undo(&self, id: &LockId) -> Undo {
-        Undo {
+    fn site(&self, id: &LockId) -> LockSite {
+        LockSite {
             transport: self.transport.clone(),
             table: self.table.clone(),
             id: id.clone(),
@@ -256,7 +256,7 @@ impl LockClient {
 
     fn held(&self, id: &LockId, guid: Vec<u8>, item: Option<Item>, lease_start: Instant, uncertain_until: Option<Instant>) -> Lock {
         Lock::start(Acquired {
-            undo: self.undo(id),
+            site: self.site(id),
             config: self.config.clone(),
             guid,
             item,

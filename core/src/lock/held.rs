@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::expr::Condition;
 use crate::lock::config::{LockConfig, Mode};
 use crate::lock::item::{new_guid, LockId, Observed};
-use crate::lock::undo::Undo;
+use crate::lock::undo::LockSite;
 use crate::lock::wake;
 use crate::request::Request;
 use crate::resend::Sends;
@@ -46,7 +46,7 @@ pub struct Lock {
 
 struct Inner {
     /// The lock's table, id and transport, and how to take back a write of ours.
-    undo: Undo,
+    site: LockSite,
     config: Arc<LockConfig>,
     fencing_token: Option<i64>,
     held: tokio::sync::Mutex<Held>,
@@ -87,7 +87,7 @@ struct Pending {
 impl std::fmt::Debug for Lock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lock")
-            .field("id", &self.inner.undo.id)
+            .field("id", &self.inner.site.id)
             .field("fencing_token", &self.inner.fencing_token)
             .field("status", &*self.inner.status.borrow())
             .finish()
@@ -95,7 +95,7 @@ impl std::fmt::Debug for Lock {
 }
 
 pub(crate) struct Acquired {
-    pub undo: Undo,
+    pub site: LockSite,
     pub config: Arc<LockConfig>,
     pub guid: Vec<u8>,
     pub item: Option<Item>,
@@ -121,7 +121,7 @@ impl Lock {
         let runtime = Handle::current();
         let acquisition_guid = acquired.guid.clone();
         let inner = Arc::new(Inner {
-            undo: acquired.undo,
+            site: acquired.site,
             config: acquired.config.clone(),
             fencing_token,
             held: tokio::sync::Mutex::new(Held { guid: acquired.guid, pending: None, release_guids: Vec::new() }),
@@ -141,14 +141,14 @@ impl Lock {
         if let Some(until) = acquired.uncertain_until {
             // An earlier send of the acquisition may land after we released: it would take the
             // lock again, under this guid, for nobody.
-            tokio::spawn(undo_late_acquisition(Arc::downgrade(&inner), inner.undo.clone(), acquisition_guid, until));
+            tokio::spawn(undo_late_acquisition(Arc::downgrade(&inner), inner.site.clone(), acquisition_guid, until));
         }
-        tracing::debug!(lock = %inner.undo.id, token = ?inner.fencing_token, "acquired");
+        tracing::debug!(lock = %inner.site.id, token = ?inner.fencing_token, "acquired");
         Lock { inner }
     }
 
     pub fn id(&self) -> &LockId {
-        &self.inner.undo.id
+        &self.inner.site.id
     }
 
     /// Strictly increasing per lock id across all clients; `None` for fail-closed locks.
@@ -196,10 +196,10 @@ impl Lock {
     /// Replaces the lock data while the lock is held.
     pub async fn update_data(&self, data: Value) -> Result<()> {
         let inner = &self.inner;
-        inner.undo.table.check_data_size(&inner.undo.id, inner.config.owner_name(), &data)?;
+        inner.site.table.check_data_size(&inner.site.id, inner.config.owner_name(), &data)?;
         let mut held = inner.lock_held().await?;
         inner
-            .write_while_held(&mut held, |guid| Request::UpdateItem(inner.undo.table.write_data(&inner.undo.id, guid, &data)))
+            .write_while_held(&mut held, |guid| Request::UpdateItem(inner.site.table.write_data(&inner.site.id, guid, &data)))
             .await?;
         *lock(&inner.data) = Some(data);
         Ok(())
@@ -219,7 +219,7 @@ impl Lock {
     pub async fn release_with_data(&self, data: Option<Value>) -> Result<()> {
         let inner = &self.inner;
         if let Some(data) = &data {
-            inner.undo.table.check_data_size(&inner.undo.id, inner.config.owner_name(), data)?;
+            inner.site.table.check_data_size(&inner.site.id, inner.config.owner_name(), data)?;
         }
         inner.check_process()?;
         let mut held = inner.held.lock().await;
@@ -245,8 +245,8 @@ impl Lock {
                 if let Some(data) = data {
                     *lock(&inner.data) = Some(data);
                 }
-                wake::released(&inner.undo.table.table, &inner.undo.id);
-                tracing::debug!(lock = %inner.undo.id, "released");
+                wake::released(&inner.site.table.table, &inner.site.id);
+                tracing::debug!(lock = %inner.site.id, "released");
             }
             Err(Error::LockLost { reason, .. }) => {
                 inner.stop_keep_alive();
@@ -273,9 +273,9 @@ impl Lock {
         loop {
             let guid = inner.lock_held().await?.guid.clone();
             let check = FenceCheck {
-                table: inner.undo.table.table.clone(),
-                key: inner.undo.table.key(&inner.undo.id),
-                condition: inner.undo.table.held_by(&guid),
+                table: inner.site.table.table.clone(),
+                key: inner.site.table.key(&inner.site.id),
+                condition: inner.site.table.held_by(&guid),
             };
             match write(check).await? {
                 FencedOutcome::Done(value) => return Ok(value),
@@ -285,7 +285,7 @@ impl Lock {
                         continue; // a heartbeat moved the guid while we wrote: try with the new one
                     }
                     // A heartbeat with an unknown outcome may have moved the guid: look.
-                    let item = inner.undo.transport.get_item(inner.undo.table.read(&inner.undo.id)).await?;
+                    let item = inner.site.transport.get_item(inner.site.table.read(&inner.site.id)).await?;
                     inner.adopt_or_lose(&mut held, item.as_ref().map(Observed::from_item))?;
                 }
             }
@@ -337,7 +337,7 @@ impl Inner {
     }
 
     fn lost_error(&self, reason: String) -> Error {
-        Error::LockLost { id: self.undo.id.to_string(), reason }
+        Error::LockLost { id: self.site.id.to_string(), reason }
     }
 
     fn lease(&self) -> Duration {
@@ -371,7 +371,7 @@ impl Inner {
             }
         });
         if changed {
-            tracing::warn!(lock = %self.undo.id, %reason, "lock lost");
+            tracing::warn!(lock = %self.site.id, %reason, "lock lost");
         }
     }
 
@@ -428,7 +428,7 @@ impl Inner {
     async fn current_item(&self, returned: Option<Box<Item>>) -> Result<Option<Item>> {
         match returned {
             Some(item) => Ok(Some(*item)),
-            None => self.undo.transport.get_item(self.undo.table.read(&self.undo.id)).await,
+            None => self.site.transport.get_item(self.site.table.read(&self.site.id)).await,
         }
     }
 
@@ -437,7 +437,7 @@ impl Inner {
     async fn write_while_held(&self, held: &mut Held, request: impl Fn(&[u8]) -> Request) -> Result<()> {
         let mut sends = Sends::new("UpdateItem");
         loop {
-            match self.undo.transport.execute(request(&held.guid)).await {
+            match self.site.transport.execute(request(&held.guid)).await {
                 Ok(_) => return Ok(()),
                 Err(Error::ConditionalCheckFailed { item }) => {
                     let current = self.current_item(item).await?;
@@ -455,8 +455,8 @@ impl Inner {
         // fails its condition against that very guid, which proves it.
         let next = Self::next_guid(&mut held);
         let request =
-            self.undo.table.heartbeat(&self.undo.id, &held.guid, &next.guid, lease.as_millis() as i64, self.undo.clock.now_unix_ms() as i64);
-        match self.undo.transport.update_item(request).await {
+            self.site.table.heartbeat(&self.site.id, &held.guid, &next.guid, lease.as_millis() as i64, self.site.clock.now_unix_ms() as i64);
+        match self.site.transport.update_item(request).await {
             Ok(_) => {
                 self.adopt(&mut held);
                 Ok(())
@@ -474,8 +474,8 @@ impl Inner {
         held.release_guids.push(next.clone());
         let mut sends = Sends::new("UpdateItem");
         loop {
-            let request = self.undo.table.release(&self.undo.id, &held.guid, &next, self.undo.clock.now_unix_ms() as i64, data);
-            match self.undo.transport.update_item(request).await {
+            let request = self.site.table.release(&self.site.id, &held.guid, &next, self.site.clock.now_unix_ms() as i64, data);
+            match self.site.transport.update_item(request).await {
                 Ok(_) => return Ok(()),
                 Err(Error::ConditionalCheckFailed { item }) => {
                     let current = self.current_item(item).await?.as_ref().map(Observed::from_item);
@@ -509,7 +509,7 @@ impl Inner {
     async fn release_fail_closed(&self, held: &mut Held) -> Result<()> {
         let mut sends = Sends::new("DeleteItem");
         loop {
-            match self.undo.transport.delete_item(self.undo.table.release_fail_closed(&self.undo.id, &held.guid)).await {
+            match self.site.transport.delete_item(self.site.table.release_fail_closed(&self.site.id, &held.guid)).await {
                 Ok(_) => return Ok(()),
                 Err(Error::ConditionalCheckFailed { item }) => match self.current_item(item).await? {
                     // Gone: an earlier send of this delete landed (or someone deleted it by hand;
@@ -547,7 +547,7 @@ impl Drop for Inner {
         let held = self.held.get_mut();
         let guids = std::iter::once(held.guid.clone()).chain(held.pending.take().map(|p| p.guid));
         for guid in guids {
-            self.undo.spawn(&self.runtime, guid, vec![Instant::now()]);
+            self.site.take_back(&self.runtime, guid, vec![Instant::now()]);
         }
     }
 }
@@ -555,7 +555,7 @@ impl Drop for Inner {
 /// Takes back a late landing of the acquisition's own write: once `until` has passed, if this
 /// lock no longer holds under the acquisition's guid (released, renewed, dropped), an item that
 /// carries it can only come from such a landing.
-async fn undo_late_acquisition(lock: Weak<Inner>, undo: Undo, guid: Vec<u8>, until: Instant) {
+async fn undo_late_acquisition(lock: Weak<Inner>, site: LockSite, guid: Vec<u8>, until: Instant) {
     tokio::time::sleep_until(until).await;
     if let Some(inner) = lock.upgrade() {
         let held = inner.held.lock().await;
@@ -564,7 +564,7 @@ async fn undo_late_acquisition(lock: Weak<Inner>, undo: Undo, guid: Vec<u8>, unt
             return;
         }
     }
-    undo.spawn(&Handle::current(), guid, vec![Instant::now()]);
+    site.take_back(&Handle::current(), guid, vec![Instant::now()]);
 }
 
 /// Renews the lease every `period` and declares the lock lost when a heartbeat's condition
@@ -607,7 +607,7 @@ async fn keep_alive(lock: Weak<Inner>, mut next_beat: Option<Instant>, period: O
             }
             Ok(Err(error)) => {
                 // Transient: try again soon, while the lease lasts.
-                tracing::warn!(lock = %inner.undo.id, %error, "heartbeat failed; retrying");
+                tracing::warn!(lock = %inner.site.id, %error, "heartbeat failed; retrying");
                 next_beat = Some(Instant::now() + (period / 4).max(Duration::from_millis(10)));
             }
             // The deadline passed mid-heartbeat; the loop's check reports the loss (unless a

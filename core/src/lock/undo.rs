@@ -26,9 +26,10 @@ pub(crate) const UNDO_PERSISTENCE: Duration = Duration::from_secs(60);
 const FIRST_UNDO_PAUSE: Duration = Duration::from_millis(50);
 const MAX_UNDO_PAUSE: Duration = Duration::from_secs(5);
 
-/// Everything needed to send the undo of one lock's writes, from any task.
+/// Where one lock lives (transport, table, id, mode) and how to reach it from any task: what
+/// every write of the lock, and taking one back, needs.
 #[derive(Clone, Debug)]
-pub(crate) struct Undo {
+pub(crate) struct LockSite {
     pub transport: Arc<dyn Transport>,
     pub table: LockTable,
     pub id: LockId,
@@ -36,18 +37,18 @@ pub(crate) struct Undo {
     pub clock: SharedClock,
 }
 
-impl Undo {
+impl LockSite {
     /// Sends the undo of `guid` at each of `times`, in the background. Each one is repeated
     /// through transient failures (a refused connection, throttling, no answer) for up to
     /// [`UNDO_PERSISTENCE`], since a fail-closed lock left behind stays held for ever; it ends at
     /// the first definite answer. Every time in `times` gets its send even after one succeeded,
     /// because another send of the undone write may still be on its way.
-    pub fn spawn(&self, runtime: &Handle, guid: Vec<u8>, times: Vec<Instant>) {
-        let undo = self.clone();
+    pub fn take_back(&self, runtime: &Handle, guid: Vec<u8>, times: Vec<Instant>) {
+        let site = self.clone();
         runtime.spawn(async move {
             for at in times {
                 tokio::time::sleep_until(at.max(Instant::now())).await;
-                undo.send_until_answered(&guid).await;
+                site.send_until_answered(&guid).await;
             }
         });
     }
@@ -74,7 +75,7 @@ impl Undo {
 
 /// Guards one acquisition write (all sends of one guid) until its outcome is definite.
 pub(crate) struct AcquireGuard {
-    undo: Undo,
+    site: LockSite,
     runtime: Handle,
     guid: Vec<u8>,
     /// A send is on its way and its answer has not come.
@@ -86,8 +87,8 @@ pub(crate) struct AcquireGuard {
 
 impl AcquireGuard {
     /// Arms the guard before the first send of `guid`.
-    pub fn arm(undo: Undo, guid: Vec<u8>) -> AcquireGuard {
-        AcquireGuard { undo, runtime: Handle::current(), guid, in_flight: false, uncertain_until: None, armed: true }
+    pub fn arm(site: LockSite, guid: Vec<u8>) -> AcquireGuard {
+        AcquireGuard { site, runtime: Handle::current(), guid, in_flight: false, uncertain_until: None, armed: true }
     }
 
     pub fn guid(&self) -> &[u8] {
@@ -102,7 +103,7 @@ impl AcquireGuard {
     pub fn answered(&mut self, unknown: bool) {
         self.in_flight = false;
         if unknown {
-            self.uncertain_until = Some(Instant::now() + self.undo.transport.late_landing_window());
+            self.uncertain_until = Some(Instant::now() + self.site.transport.late_landing_window());
         }
     }
 
@@ -122,9 +123,9 @@ impl Drop for AcquireGuard {
             return;
         }
         let now = Instant::now();
-        let window_end = if self.in_flight { Some(now + self.undo.transport.late_landing_window()) } else { None };
+        let window_end = if self.in_flight { Some(now + self.site.transport.late_landing_window()) } else { None };
         let Some(last) = window_end.into_iter().chain(self.uncertain_until).max() else { return };
-        tracing::debug!(lock = %self.undo.id, "an acquisition nobody waits for may still land; undoing it");
-        self.undo.spawn(&self.runtime, std::mem::take(&mut self.guid), vec![now, last]);
+        tracing::debug!(lock = %self.site.id, "an acquisition nobody waits for may still land; undoing it");
+        self.site.take_back(&self.runtime, std::mem::take(&mut self.guid), vec![now, last]);
     }
 }
