@@ -882,6 +882,13 @@ impl HeldLock {
             {
                 Action::Released
             }
+            // A fail-closed item of ours back after our delete's condition failed (a put of
+            // ours landing late re-created it): nothing else would ever free it, so release it.
+            (HeldState::VerifyingRelease { .. }, Input::Response(Response::GetItem(Some(item))))
+                if self.mode == HeldMode::FailClosed && carries_guid(&item, &self.guid) =>
+            {
+                self.resend_release(now_unix_ms)
+            }
             // Whether the heartbeat's guid is there is unknown: report the read's error.
             (HeldState::VerifyingRelease { unsettled: Some(_), .. }, Input::OtherError) => Action::PassError,
             (HeldState::VerifyingRelease { .. }, _) => Action::FailedToRelease,
@@ -1656,6 +1663,12 @@ mod tests {
         lock.release(at(0));
         assert!(matches!(lock.next(Input::ConditionFailed, at(0)), Action::Send(Request::GetItem(_))));
         assert_eq!(lock.next(read(Some(fail_closed_holder())), at(0)), Action::Released);
+        // Our own item again (a late put of ours re-created it): released once more.
+        let mut lock = fail_closed_lock();
+        let Action::Send(release) = lock.release(at(0)) else { panic!("expected the release") };
+        lock.next(Input::ConditionFailed, at(0));
+        assert_eq!(lock.next(read(Some(ours(&[3; 64], None))), at(0)), Action::Send(release));
+        assert_eq!(lock.next(Input::Response(Response::Written(None)), at(0)), Action::Released);
         // A fail-open contender's takeover (it writes a token) is a loss.
         let mut lock = fail_closed_lock();
         lock.release(at(0));
