@@ -393,10 +393,12 @@ def test_an_acquire_that_lands_after_its_resend_took_and_released_the_lock_leave
     proxy: FaultProxy, ddb_endpoint: str, lock_table: str, fail_closed: bool
 ) -> None:
     # The first attempt is held; the client is reset after 0.2 s, resolves the unknown outcome
-    # (nothing there yet), takes the lock with a resend and releases it. 1.5 s later the first
-    # attempt lands on the free lock.
+    # (nothing there yet), takes the lock with a resend and releases it. Then the first attempt
+    # lands on the free lock, 0.7 s after the client gave up on it: within the late-landing
+    # window the engine assumes (a call timeout, 1 s here; a write still on its way after that
+    # is taken to be lost, so a later landing would leave a fail-closed lock held for ever).
     lease = 2.0
-    rule = proxy.add(Rule("land_late", table=lock_table, lock_op="acquire", times=1, give_up=0.2, delay=1.5))
+    rule = proxy.add(Rule("land_late", table=lock_table, lock_op="acquire", times=1, give_up=0.2, delay=0.7))
     client = dynalease.LockClient(lock_table, lease_duration=lease, fail_closed=fail_closed, call_timeout=CALL_TIMEOUT, endpoint_url=proxy.endpoint)
     lock = client.acquire("late", timeout=30.0)
     lock.release()
