@@ -354,17 +354,6 @@ def test_a_lost_answer_on_a_fenced_increment_neither_loses_nor_doubles_it(
 # Writes that land late, answers that come late (single operations, the core engine via Python)
 # ---------------------------------------------------------------------------------------------
 
-#: Core defects these tests found (issue 10), being fixed in the core: strict, so the fix turns
-#: them into failures ("XPASS") until the mark is removed.
-LATE_ACQUIRE_STUCK = pytest.mark.xfail(
-    strict=True,
-    reason="issue 10: a fail-closed acquire that lands after its caller moved on leaves the lock held by nobody, for ever",
-)
-LATE_PUT_LOST_UPDATE = pytest.mark.xfail(
-    strict=True,
-    reason="issue 10: a put's first attempt, landing after its resend and a later write, overwrites that write",
-)
-
 #: The clients' per-call deadline in these tests: short, so that the engine's wait for a late
 #: landing (one call timeout after the call gave up) stays short too.
 CALL_TIMEOUT = 1.0
@@ -388,7 +377,7 @@ def free_within(ddb_endpoint: str, lock_table: str, lock_id: str, fail_closed: b
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("fail_closed", [False, pytest.param(True, marks=LATE_ACQUIRE_STUCK)], ids=["fail-open", "fail-closed"])
+@pytest.mark.parametrize("fail_closed", [False, True], ids=["fail-open", "fail-closed"])
 def test_an_acquire_that_lands_after_its_resend_took_and_released_the_lock_leaves_it_free(
     proxy: FaultProxy, ddb_endpoint: str, lock_table: str, fail_closed: bool
 ) -> None:
@@ -409,7 +398,7 @@ def test_an_acquire_that_lands_after_its_resend_took_and_released_the_lock_leave
     free_within(ddb_endpoint, lock_table, "late", fail_closed, bound=(CALL_TIMEOUT if fail_closed else lease) + SLACK)
 
 
-@pytest.mark.parametrize("fail_closed", [False, pytest.param(True, marks=LATE_ACQUIRE_STUCK)], ids=["fail-open", "fail-closed"])
+@pytest.mark.parametrize("fail_closed", [False, True], ids=["fail-open", "fail-closed"])
 def test_an_acquire_whose_caller_stopped_waiting_and_that_lands_later_leaves_no_stuck_lock(
     proxy: FaultProxy, ddb_endpoint: str, lock_table: str, fail_closed: bool
 ) -> None:
@@ -492,7 +481,6 @@ def test_a_fenced_increment_that_lands_late_is_applied_once_or_reported_unknown(
         assert value in (0, 1), f"an unknown outcome, found {value}"
 
 
-@LATE_PUT_LOST_UPDATE
 def test_a_plain_put_that_lands_late_does_not_overwrite_a_later_write(proxy: FaultProxy, ddb_endpoint: str, kv_table: str) -> None:
     # put("k", "first") is held; the client is reset and resends, which lands; another writer then
     # writes "second". The held first attempt lands after that and must not bring "first" back.
