@@ -695,8 +695,9 @@ enum HeldState {
     /// next holder took the freed lock.
     VerifyingRelease { unsettled: Option<Vec<u8>>, landed_unseen: bool },
     /// A fail-closed release whose outcome is unknown (a send got an error other than a
-    /// condition failure): reading the item to learn whether our delete landed.
-    ReadingBackRelease,
+    /// condition failure): reading the item to learn whether our delete landed. `guid_gone`:
+    /// the last delete's condition failed, so our guid had left the item.
+    ReadingBackRelease { guid_gone: bool },
     Stopped,
 }
 
@@ -856,7 +857,7 @@ impl HeldLock {
             }
             (HeldState::Releasing { .. }, Input::Response(_)) => Action::Released,
             // A send of ours may have landed: what the item shows now settles it.
-            (HeldState::Releasing { .. }, Input::ConditionFailed) if self.release_uncertain => self.read_back_release(),
+            (HeldState::Releasing { .. }, Input::ConditionFailed) if self.release_uncertain => self.read_back_release(true),
             (HeldState::Releasing { unsettled }, Input::ConditionFailed) => {
                 let landed_unseen = self.may_have_released_unseen(now);
                 if unsettled.is_none() && !landed_unseen {
@@ -899,10 +900,10 @@ impl HeldLock {
             // heartbeats have stopped, so the lease frees the lock.
             (HeldState::Releasing { .. }, Input::OtherError) if self.mode == HeldMode::FailClosed => {
                 self.release_uncertain = true;
-                self.read_back_release()
+                self.read_back_release(false)
             }
             (HeldState::Releasing { .. }, Input::OtherError) => Action::PassError,
-            (HeldState::ReadingBackRelease, Input::Response(Response::GetItem(found))) => {
+            (HeldState::ReadingBackRelease { .. }, Input::Response(Response::GetItem(found))) => {
                 if found.as_ref().is_some_and(|item| carries_guid(item, &self.guid)) {
                     self.resend_release(now_unix_ms)
                 } else if self.next_holder_after_us(found.as_ref()) {
@@ -914,8 +915,19 @@ impl HeldLock {
                     Action::PassError
                 }
             }
+            // The read failed, and our guid had left the item: a delete could only fail its
+            // condition again, so read again (within the same bound), then report the error;
+            // nothing of ours is there to take back.
+            (HeldState::ReadingBackRelease { guid_gone: true }, Input::OtherError | Input::ConditionFailed) => {
+                if self.release_resends < AMBIGUOUS_RESENDS {
+                    self.release_resends += 1;
+                    return self.read_back_release(true);
+                }
+                self.state = HeldState::Stopped;
+                Action::PassError
+            }
             // The read failed too: the delete, conditioned on our guid, is safe to resend.
-            (HeldState::ReadingBackRelease, Input::OtherError | Input::ConditionFailed) => self.resend_release(now_unix_ms),
+            (HeldState::ReadingBackRelease { guid_gone: false }, Input::OtherError | Input::ConditionFailed) => self.resend_release(now_unix_ms),
             (state, _) => {
                 self.state = state;
                 Action::Idle
@@ -923,8 +935,8 @@ impl HeldLock {
         }
     }
 
-    fn read_back_release(&mut self) -> Action {
-        self.state = HeldState::ReadingBackRelease;
+    fn read_back_release(&mut self, guid_gone: bool) -> Action {
+        self.state = HeldState::ReadingBackRelease { guid_gone };
         Action::Send(self.table.get(&self.id))
     }
 
@@ -1621,6 +1633,17 @@ mod tests {
         assert_eq!(lock.next(Input::OtherError, at(0)), Action::Send(release.clone()));
         assert_eq!(lock.next(Input::ConditionFailed, at(0)), get);
         assert_eq!(lock.next(read(None), at(0)), Action::Released);
+        // Once a condition failure showed our guid gone, failed reads are retried, not the
+        // delete, and when none answers the error is reported with nothing to take back.
+        let mut lock = fail_closed_lock();
+        lock.release(at(0));
+        lock.next(Input::OtherError, at(0));
+        lock.next(Input::OtherError, at(0));
+        assert_eq!(lock.next(Input::ConditionFailed, at(0)), get);
+        for _ in 1..AMBIGUOUS_RESENDS {
+            assert_eq!(lock.next(Input::OtherError, at(0)), get);
+        }
+        assert_eq!(lock.next(Input::OtherError, at(0)), Action::PassError);
         // A fail-open contender took it over (a token): ours no more, whether our delete
         // landed or not; the error is reported, with nothing to take back.
         let mut lock = fail_closed_lock();
