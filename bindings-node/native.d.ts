@@ -31,6 +31,13 @@ export declare class DlcAcquire {
    * `conditionFailed`, `otherError`); returns the next action as JSON.
    */
   next(inputKind: string, item: string | undefined | null, nowUnixMs: number, nowMonoMs: number): string
+  /**
+   * The first action of the take-back the last action handed over (`"takeBack": true`),
+   * which the caller runs in the background; `idle` when there is none.
+   */
+  takeBackStart(nowUnixMs: number, nowMonoMs: number): string
+  /** Feeds the take-back one input, as `next` does the acquire. */
+  takeBackNext(inputKind: string, item: string | undefined | null, nowUnixMs: number, nowMonoMs: number): string
 }
 
 /** A held dlc lock: heartbeats and release. */
@@ -44,6 +51,13 @@ export declare class DlcLock {
   start(): string
   release(nowUnixMs: number, nowMonoMs: number): string
   next(inputKind: string, item: string | undefined | null, nowUnixMs: number, nowMonoMs: number): string
+  /**
+   * The first action of the take-back a failed release handed over (`"takeBack": true`),
+   * which the caller runs in the background; `idle` when there is none.
+   */
+  takeBackStart(nowUnixMs: number, nowMonoMs: number): string
+  /** Feeds the take-back one input, as `next` does the lock. */
+  takeBackNext(inputKind: string, item: string | undefined | null, nowUnixMs: number, nowMonoMs: number): string
   /** The guid the item carries as far as this lock knows (base64). */
   get guid(): string
 }

@@ -30,6 +30,16 @@ impl Sends {
         self.uncertain
     }
 
+    /// A read that was to resolve this write failed: after an unknown send that leaves the
+    /// write's outcome unknown, not failed.
+    pub fn unresolved(&self, read_error: Error) -> Error {
+        if self.uncertain {
+            self.unknown(&format!("the read to resolve it failed: {read_error}"))
+        } else {
+            read_error
+        }
+    }
+
     /// The outcome is unknown after all: the caller found that a send still on its way could
     /// yet be applied.
     pub fn unknown(&self, why: &str) -> Error {

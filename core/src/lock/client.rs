@@ -213,7 +213,7 @@ impl LockClient {
                     let current = match item {
                         Some(item) => Some(*item),
                         // An endpoint that ignores ReturnValuesOnConditionCheckFailure: look.
-                        None => self.read(id).await?,
+                        None => self.read(id).await.map_err(|e| sends.unresolved(e))?,
                     };
                     if current.as_ref().is_some_and(|item| Observed::from_item(item).has_guid(guard.guid())) {
                         // An earlier send of this write landed.

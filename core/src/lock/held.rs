@@ -440,7 +440,7 @@ impl Inner {
             match self.site.transport.execute(request(&held.guid)).await {
                 Ok(_) => return Ok(()),
                 Err(Error::ConditionalCheckFailed { item }) => {
-                    let current = self.current_item(item).await?;
+                    let current = self.current_item(item).await.map_err(|e| sends.unresolved(e))?;
                     self.adopt_or_lose(held, current.as_ref().map(Observed::from_item))?;
                 }
                 Err(e) => sends.failed(e)?,
@@ -478,7 +478,7 @@ impl Inner {
             match self.site.transport.update_item(request).await {
                 Ok(_) => return Ok(()),
                 Err(Error::ConditionalCheckFailed { item }) => {
-                    let current = self.current_item(item).await?.as_ref().map(Observed::from_item);
+                    let current = self.current_item(item).await.map_err(|e| sends.unresolved(e))?.as_ref().map(Observed::from_item);
                     if held.release_guids.iter().any(|guid| current.as_ref().is_some_and(|o| o.has_guid(guid))) {
                         return Ok(()); // an earlier send of this release, or of an earlier call, landed
                     }
@@ -511,7 +511,7 @@ impl Inner {
         loop {
             match self.site.transport.delete_item(self.site.table.release_fail_closed(&self.site.id, &held.guid)).await {
                 Ok(_) => return Ok(()),
-                Err(Error::ConditionalCheckFailed { item }) => match self.current_item(item).await? {
+                Err(Error::ConditionalCheckFailed { item }) => match self.current_item(item).await.map_err(|e| sends.unresolved(e))? {
                     // Gone: an earlier send of this delete landed (or someone deleted it by hand;
                     // either way nobody else holds it under our guid).
                     None => return Ok(()),
