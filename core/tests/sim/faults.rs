@@ -147,6 +147,16 @@ fn written_key(request: &Request) -> Option<(String, Item)> {
     }
 }
 
+/// When the caller of a request stopped waiting for it: set when its call returns or is
+/// dropped (the guard lives in the call's future).
+struct GiveUpGuard(Arc<Mutex<Option<Instant>>>);
+
+impl Drop for GiveUpGuard {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().get_or_insert(Instant::now());
+    }
+}
+
 /// One client's connection. Its requests are tagged with the operation the client is running
 /// when they are sent (heartbeats run beside it and are told apart by what they change).
 #[derive(Debug)]
@@ -237,8 +247,19 @@ impl Transport for Link {
         };
         let (answer, answered) = tokio::sync::oneshot::channel();
         let (task_net, client, op) = (net.clone(), self.client, self.op.load(Ordering::SeqCst));
+        // The transport contract: a request lands at most late_landing_window after its caller
+        // gave up, be it at the deadline or earlier, by dropping the call (a cancelled acquire).
+        let gave_up = Arc::new(Mutex::new(None));
+        let _give_up_on_return = GiveUpGuard(gave_up.clone());
         tokio::spawn(async move {
-            tokio::time::sleep(apply_after).await;
+            let planned = sent + apply_after;
+            if fate == Fate::Late {
+                tokio::time::sleep_until(sent + task_net.deadline).await;
+                let gave_up_at = gave_up.lock().unwrap().unwrap_or(sent + task_net.deadline);
+                tokio::time::sleep_until(planned.min(gave_up_at + task_net.deadline)).await;
+            } else {
+                tokio::time::sleep_until(planned).await;
+            }
             let _ = answer.send(task_net.apply(request, client, op, fate).await);
         });
         let back = match fate {
