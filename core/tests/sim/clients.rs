@@ -273,6 +273,43 @@ impl Acquiring {
 
 type Sending = Pin<Box<dyn Future<Output = (Input, Option<Error>)> + Send>>;
 
+/// The errors one run of a machine met, kept as the drop-in keeps them
+/// (bindings-node/lib/dlc.js, `run`), so a machine's `PassError` is reported with the error the
+/// drop-in would report: the last request's (not an undo's), the first that was not a condition
+/// failure, and the first such of a write.
+#[derive(Default)]
+struct Errors {
+    last: Option<Outcome>,
+    first_other: Option<Outcome>,
+    first_write: Option<Outcome>,
+}
+
+impl Errors {
+    fn saw(&mut self, request_was: (bool, bool), error: Option<&Error>) {
+        let (write, undo) = request_was;
+        let Some(error) = error else { return };
+        let outcome = Outcome::of_error(error);
+        if !undo {
+            self.last = Some(outcome.clone());
+        }
+        if !matches!(error, Error::ConditionalCheckFailed { .. }) {
+            self.first_other.get_or_insert(outcome.clone());
+            if write && !undo {
+                self.first_write.get_or_insert(outcome);
+            }
+        }
+    }
+
+    fn report(choice: [&Option<Outcome>; 2]) -> Outcome {
+        choice.into_iter().flatten().next().cloned().unwrap_or(Outcome::Unknown("an error without an error".into()))
+    }
+}
+
+/// (a write, an undo): what the drop-in's error bookkeeping needs to know of a request.
+fn kind_of(request: &Request, undo: bool) -> (bool, bool) {
+    (!matches!(request, Request::GetItem(_)), undo)
+}
+
 impl Dlc {
     fn lease_ms(&self) -> i64 {
         self.c.world.params.lease.as_millis() as i64
@@ -292,7 +329,7 @@ impl Dlc {
         Box::pin(async move {
             match link.execute(request).await {
                 Ok(response) => (Input::Response(response), None),
-                Err(Error::ConditionalCheckFailed { .. }) => (Input::ConditionFailed, None),
+                Err(e @ Error::ConditionalCheckFailed { .. }) => (Input::ConditionFailed, Some(e)),
                 Err(e) => (Input::OtherError, Some(e)),
             }
         })
@@ -357,23 +394,29 @@ impl Dlc {
         };
         let give_up_at = Instant::now() + c.span();
         let mut abandoned = false;
-        let mut last_error = None;
+        let mut errors = Errors::default();
         let mut action = machine.next(Input::Start, self.now());
         loop {
             action = match action {
-                Action::Send(request) if !abandoned => match tokio::time::timeout_at(give_up_at, self.send(request)).await {
-                    Ok((input, error)) => {
-                        if error.is_some() {
-                            last_error = error;
+                Action::Send(request) if !abandoned => {
+                    let kind = kind_of(&request, false);
+                    match tokio::time::timeout_at(give_up_at, self.send(request)).await {
+                        Ok((input, error)) => {
+                            errors.saw(kind, error.as_ref());
+                            machine.next(input, self.now())
                         }
-                        machine.next(input, self.now())
+                        Err(_) => {
+                            abandoned = true;
+                            machine.abandon(self.now())
+                        }
                     }
-                    Err(_) => {
-                        abandoned = true;
-                        machine.abandon(self.now())
-                    }
-                },
-                Action::Send(request) | Action::Undo(request) => machine.next(self.send(request).await.0, self.now()),
+                }
+                Action::Send(request) | Action::Undo(request) => {
+                    let kind = kind_of(&request, true);
+                    let (input, error) = self.send(request).await;
+                    errors.saw(kind, error.as_ref());
+                    machine.next(input, self.now())
+                }
                 Action::Sleep(pause) if !abandoned && Instant::now() + pause > give_up_at => {
                     tokio::time::sleep_until(give_up_at).await;
                     abandoned = true;
@@ -388,15 +431,12 @@ impl Dlc {
                     return self.hold(&id, op, guid, fencing_token, lease_from_mono_ms).await;
                 }
                 Action::FailedToAcquire => return c.finish(op, Outcome::Refused("FailedToAcquire".into()), Some(&id)).await,
-                Action::PassError => {
-                    let outcome = last_error.as_ref().map(Outcome::of_error).unwrap_or(Outcome::Unknown("PassError without an error".into()));
-                    return c.finish(op, outcome, Some(&id)).await;
-                }
+                // The drop-in reports an acquire's first error that was not a condition failure.
+                Action::PassError => return c.finish(op, Errors::report([&errors.first_other, &errors.last]), Some(&id)).await,
                 Action::Abandoned => return c.finish(op, Outcome::Cancelled, Some(&id)).await,
                 Action::PassErrorAndTakeBack(take_back) => {
                     self.take_back_in_background(take_back);
-                    let outcome = last_error.as_ref().map(Outcome::of_error).unwrap_or(Outcome::Unknown("PassError without an error".into()));
-                    return c.finish(op, outcome, Some(&id)).await;
+                    return c.finish(op, Errors::report([&errors.first_other, &errors.last]), Some(&id)).await;
                 }
                 Action::AbandonedAndTakeBack(take_back) => {
                     self.take_back_in_background(take_back);
@@ -433,8 +473,10 @@ impl Dlc {
         let release_at = Instant::now() + c.span();
         let mut release_op = None;
         let mut heartbeat_sent_ms = None;
-        let mut last_error = None;
-        let mut sending: Option<Sending> = None;
+        // The drop-in keeps one run (and its errors) from the first heartbeat until a release
+        // that starts a run of its own; a release queued behind a heartbeat stays in its run.
+        let mut errors = Errors::default();
+        let mut sending: Option<(Sending, (bool, bool))> = None;
         let mut sleeping: Option<Instant> = None;
         let mut action = lock.start();
         loop {
@@ -443,7 +485,8 @@ impl Dlc {
                     if release_op.is_none() && matches!(request, Request::PutItem(_)) {
                         heartbeat_sent_ms = Some(self.now().mono_ms);
                     }
-                    sending = Some(self.send(request));
+                    let kind = kind_of(&request, false);
+                    sending = Some((self.send(request), kind));
                 }
                 Action::Sleep(pause) => {
                     // Back to sleep after a heartbeat: it renewed the lease from its send.
@@ -458,11 +501,13 @@ impl Dlc {
                     let outcome = match action {
                         Action::Released => Outcome::Done { version: None },
                         Action::FailedToRelease => Outcome::Refused("FailedToRelease".into()),
+                        // A fail-closed release that stayed unknown: the drop-in reports its first
+                        // write's error; any other release error as the last request got it.
                         Action::PassErrorAndTakeBack(take_back) => {
                             self.take_back_in_background(take_back);
-                            last_error.as_ref().map(Outcome::of_error).unwrap_or(Outcome::Unknown("PassError".into()))
+                            Errors::report([&errors.first_write, &errors.last])
                         }
-                        _ => last_error.as_ref().map(Outcome::of_error).unwrap_or(Outcome::Unknown("PassError".into())),
+                        _ => Errors::report([&errors.last, &None]),
                     };
                     match release_op {
                         Some(op) => c.finish(op, outcome, None).await,
@@ -485,6 +530,7 @@ impl Dlc {
                 if !matches!(action, Action::Idle) {
                     sending = None; // only a sleep was pending: the release replaces it
                     sleeping = None;
+                    errors = Errors::default();
                 }
                 continue;
             }
@@ -500,12 +546,10 @@ impl Dlc {
             };
             tokio::select! {
                 biased;
-                answer = async { sending.as_mut().expect("guarded").await }, if sending.is_some() => {
-                    sending = None;
+                answer = async { sending.as_mut().expect("guarded").0.as_mut().await }, if sending.is_some() => {
+                    let kind = sending.take().expect("guarded").1;
                     let (input, error) = answer;
-                    if error.is_some() {
-                        last_error = error;
-                    }
+                    errors.saw(kind, error.as_ref());
                     action = lock.next(input, self.now());
                 }
                 _ = async { tokio::time::sleep_until(sleeping.expect("guarded")).await }, if sleeping.is_some() => {
