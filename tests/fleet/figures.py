@@ -40,6 +40,7 @@ LONG_HOLD_MS = 2000.0  # the long holders: up to five heartbeat periods per hold
 _LATE_SHORT = dict(give_up=0.3)
 _LATE_OWN = dict(give_up=6.0)
 _LOCK_WRITE = lambda r: r.lock_op is not None  # noqa: E731
+_ACQUIRE_OR_RELEASE = lambda r: r.lock_op in ("acquire", "release")  # noqa: E731
 _KV_WRITE = lambda r: r.lock_op is None and op_label(r) == "kv-write"  # noqa: E731
 RULES = [
     ("land_late", "heartbeats: held until the client gave up (reset after 0.3 s), then sent 0.2-2 s later",
@@ -51,10 +52,10 @@ RULES = [
     ("answer_late", "heartbeats: answer held until the client's own deadline",
      dict(lock_op="heartbeat", probability=0.015, **_LATE_OWN)),
     ("land_late", "acquires and releases: held until the client gave up (reset after 0.3 s), then sent 0.2-2 s later",
-     dict(match=_LOCK_WRITE, probability=0.025, delay=0.2, delay_max=2.0, **_LATE_SHORT)),
+     dict(match=_ACQUIRE_OR_RELEASE, probability=0.025, delay=0.2, delay_max=2.0, **_LATE_SHORT)),
     ("land_late", "KV writes: the same", dict(match=_KV_WRITE, probability=0.02, delay=0.2, delay_max=2.0, **_LATE_SHORT)),
     ("answer_late", "acquires and releases: forwarded, answer held until the client gave up (reset after 0.3 s)",
-     dict(match=_LOCK_WRITE, probability=0.025, **_LATE_SHORT)),
+     dict(match=_ACQUIRE_OR_RELEASE, probability=0.025, **_LATE_SHORT)),
     ("answer_late", "KV writes: the same", dict(match=_KV_WRITE, probability=0.02, **_LATE_SHORT)),
     ("lose_response", "lock writes: answer dropped at once after DynamoDB committed", dict(match=_LOCK_WRITE, probability=0.03)),
     ("reset", "KV writes: connection reset right after the request was sent", dict(match=_KV_WRITE, probability=0.02)),
@@ -79,11 +80,18 @@ DLC_LOCKS = ["lock-1", "lock-2", "lock-3", "lock-4", "dlc-1", "dlc-2"]
 #: docs/fleet.md); the page explains those that occurred.
 EXPLAINED = {
     "release: LockLostError": "Python: a release that found the lock taken over (its lease had run out before the release landed).",
-    "release: LockLost": "Rust (error kind): as above.",
-    "release: ERR_DYNALEASE_LOCK_LOST": "Node Promise API (err.code): as above.",
+    "release: LockLost": "Rust (error kind): a release that found the lock taken over.",
+    "release: ERR_DYNALEASE_LOCK_LOST": "Node Promise API (err.code): a release that found the lock taken over.",
     "increment: LockLostError": "Python: the fenced increment was refused because the lease had been lost: certainly not applied.",
-    "increment: LockLost": "Rust: as above.",
-    "increment: ERR_DYNALEASE_LOCK_LOST": "Node Promise API: as above.",
+    "increment: LockLost": "Rust: a fenced increment refused because the lease had been lost: certainly not applied.",
+    "increment: ERR_DYNALEASE_LOCK_LOST": "Node Promise API: a fenced increment refused because the lease had been lost.",
+    "release: OutcomeUnknownError": (
+        "Python: a release whose answers never came (late faults) and whose outcome the client could not settle; "
+        "the lock is free once that release lands, or the client's own release in the background does, or at "
+        "the latest when the lease ends. The probe at the end found every lock free (see Result)."
+    ),
+    "release: OutcomeUnknown": "Rust (error kind): a release whose outcome stayed unknown, as for Python.",
+    "release: ERR_DYNALEASE_OUTCOME_UNKNOWN": "Node Promise API (err.code): a release whose outcome stayed unknown, as for Python.",
     "heartbeat: ConditionalCheckFailedException": (
         "dynamodb-lock-client: a heartbeat whose answer was lost, resent by the AWS SDK, fails its own condition (the "
         "first attempt already changed the guid); the lock emits 'error' and the hold is counted lost. A false alarm "
@@ -93,11 +101,11 @@ EXPLAINED = {
         "Python: the fenced increment's outcome stayed unknown (the client could not tell whether a timed-out or reset "
         "attempt landed); counted apart, as neither applied nor refused."
     ),
-    "increment: OutcomeUnknown": "Rust (error kind): as above.",
-    "increment: ERR_DYNALEASE_OUTCOME_UNKNOWN": "Node (err.code): as above.",
+    "increment: OutcomeUnknown": "Rust (error kind): an increment whose outcome stayed unknown, counted apart.",
+    "increment: ERR_DYNALEASE_OUTCOME_UNKNOWN": "Node (err.code): an increment whose outcome stayed unknown, counted apart.",
     "increment: TransportError": "Python: the increment failed without landing (e.g. throttled on every attempt).",
-    "increment: Transport": "Rust: as above.",
-    "increment: ERR_DYNALEASE_TRANSPORT": "Node: as above.",
+    "increment: Transport": "Rust: an increment that failed without landing.",
+    "increment: ERR_DYNALEASE_TRANSPORT": "Node: an increment that failed without landing.",
     "release: FailedToReleaseLock": (
         "dlc-style clients: a release whose condition failed against a new holder that the drop-in could not prove "
         "came after its own release (a takeover after the lease, or a lock lost earlier); docs/fleet.md."
@@ -261,8 +269,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         out.append(f"| {fault} | {where} | {options.get('probability', 1.0):g} | {count} |")
     out.append("")
     if late:
-        out.append("What the late-landing requests did when they finally reached DynamoDB (`refused`: their condition failed, "
-                   "or the transaction was cancelled, so they changed nothing; `applied`: they wrote):")
+        out.append("What the requests held by `land_late` did when they finally reached DynamoDB (`refused`: their condition "
+                   "failed, or the transaction was cancelled, so they changed nothing; `applied`: they wrote, and the "
+                   "clients, the checker and the probe had to cope with it):")
         out.append("")
         out.append("| operation | applied | refused | error |")
         out.append("|---|---|---|---|")
