@@ -89,7 +89,7 @@ fn seeds() {
                     failures.lock().unwrap().push(seed);
                 }
                 let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if finished % 1000 == 0 {
+                if finished.is_multiple_of(1000) {
                     eprintln!("{finished}/{count} seeds, {} failing, {:?}", failures.lock().unwrap().len(), began.elapsed());
                 }
             });

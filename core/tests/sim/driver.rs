@@ -164,7 +164,7 @@ const UNDO_PAUSE: Duration = Duration::from_secs(5);
 static RUNS: AtomicU64 = AtomicU64::new(0);
 
 async fn simulate(seed: u64, full_trace: bool, tweak: impl FnOnce(&mut Params)) -> Report {
-    dynalease::random::seed_this_thread(seed ^ 0x5eed_0f_c0de);
+    dynalease::random::seed_this_thread(seed ^ 0x005e_ed0f_c0de);
     let mut rng = StdRng::seed_from_u64(seed);
     let mut params = Params::draw(&mut rng);
     tweak(&mut params);
