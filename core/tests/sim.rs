@@ -8,7 +8,7 @@
 //! come from one `StdRng`.
 //!
 //! - `cargo test -p dynalease --test sim -- --include-ignored`: the bounded run scripts/test
-//!   does (`SIM_SEEDS`, default 300, from `SIM_SEED_START`, default 0, on `SIM_THREADS` threads,
+//!   does (`SIM_SEEDS`, default 1000, from `SIM_SEED_START`, default 0, on `SIM_THREADS` threads,
 //!   default one per core). Plain `cargo test` runs only the replay check.
 //! - `SIM_SEED=n cargo test -p dynalease --test sim -- --include-ignored --nocapture`: replays
 //!   seed n and prints its whole trace.
@@ -33,7 +33,7 @@ use rand::rngs::StdRng;
 /// The simulation's own generator, shared by its tasks (all on one thread).
 pub type SimRng = Arc<Mutex<StdRng>>;
 
-const DEFAULT_SEEDS: u64 = 300;
+const DEFAULT_SEEDS: u64 = 1000;
 
 fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
