@@ -724,3 +724,18 @@ async fn a_release_retried_after_an_unknown_outcome_recognises_its_own_landing()
     lock.release().await.unwrap();
     assert_eq!(lock.status(), LockStatus::Released);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_acquisition_answered_after_its_lease_ran_out_is_not_handed_out() {
+    let w = world().await;
+    let (faults, transport) = w.own_faults();
+    let config = LockConfig::new("locks", "id").lease_duration(Duration::from_secs(2));
+    // The write lands and is answered 3 s after it was sent: by our clock its lease is over,
+    // and another client may already have taken the lock with a higher token.
+    faults.inject("UpdateItem", Fault::Delay(Duration::from_secs(3)));
+    let late = w.client_over(transport, config.clone()).try_acquire("job").await.unwrap();
+    assert!(late.is_none(), "handed out a lock that was already lost: {late:?}");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let next = w.client(config).try_acquire("job").await.unwrap().expect("taken back at once");
+    assert_eq!(next.fencing_token(), Some(2));
+}

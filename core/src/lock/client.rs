@@ -234,6 +234,14 @@ impl LockClient {
                     Err(e) => return Err(e),
                 },
             };
+            if self.config.lease().is_some_and(|lease| Instant::now() >= lease_start + lease) {
+                // The answer came after the lease we wrote had run out (resends, a cut-off): by
+                // now another client may hold the lock with a higher token. Handing this one out
+                // would give the caller a lock that is already lost and a token out of order.
+                let observed = item.as_ref().map(Observed::from_item);
+                guard.give_up();
+                return Ok(Attempt::Held(observed));
+            }
             let guid = guard.guid().to_vec();
             let uncertain_until = guard.disarm_held();
             return Ok(Attempt::Acquired(self.held(id, guid, item, lease_start, uncertain_until)));

@@ -197,10 +197,7 @@ impl Lock {
     pub async fn update_data(&self, data: Value) -> Result<()> {
         let inner = &self.inner;
         inner.site.table.check_data_size(&inner.site.id, inner.config.owner_name(), &data)?;
-        let mut held = inner.lock_held().await?;
-        inner
-            .write_while_held(&mut held, |guid| Request::UpdateItem(inner.site.table.write_data(&inner.site.id, guid, &data)))
-            .await?;
+        inner.write_while_held(|guid| Request::UpdateItem(inner.site.table.write_data(&inner.site.id, guid, &data))).await?;
         *lock(&inner.data) = Some(data);
         Ok(())
     }
@@ -434,14 +431,32 @@ impl Inner {
 
     /// Sends a write conditioned on our guid, resending on unknown outcomes (the write is
     /// idempotent while we hold the lock).
-    async fn write_while_held(&self, held: &mut Held, request: impl Fn(&[u8]) -> Request) -> Result<()> {
+    ///
+    /// Like a fenced write, it takes the lock's mutex only to read the guid, so its resends never
+    /// hold up the heartbeats; a heartbeat that moves the guid meanwhile makes it send again.
+    async fn write_while_held(&self, request: impl Fn(&[u8]) -> Request) -> Result<()> {
         let mut sends = Sends::new("UpdateItem");
+        // Lost or taken over: had an unanswered send of ours landed first (while we held the
+        // lock), this is what we would see too.
+        let lost_or_unknown = |sends: &Sends, lost: Error| {
+            if sends.uncertain() && matches!(lost, Error::LockLost { .. }) {
+                sends.unknown(&format!("may have landed before {lost}"))
+            } else {
+                lost
+            }
+        };
         loop {
-            match self.site.transport.execute(request(&held.guid)).await {
+            let guid = self.lock_held().await.map_err(|lost| lost_or_unknown(&sends, lost))?.guid.clone();
+            match self.site.transport.execute(request(&guid)).await {
                 Ok(_) => return Ok(()),
                 Err(Error::ConditionalCheckFailed { item }) => {
+                    let mut held = self.lock_held().await.map_err(|lost| lost_or_unknown(&sends, lost))?;
+                    if held.guid != guid {
+                        continue; // a heartbeat moved the guid while we wrote
+                    }
                     let current = self.current_item(item).await.map_err(|e| sends.unresolved(e))?;
-                    self.adopt_or_lose(held, current.as_ref().map(Observed::from_item))?;
+                    self.adopt_or_lose(&mut held, current.as_ref().map(Observed::from_item))
+                        .map_err(|lost| lost_or_unknown(&sends, lost))?;
                 }
                 Err(e) => sends.failed(e)?,
             }
@@ -492,13 +507,18 @@ impl Inner {
                     let next_token = self.fencing_token.map(|token| token + 1);
                     let within_lease = self.lease_deadline().is_some_and(|deadline| Instant::now() < deadline);
                     let next_holder = next_token.is_some() && current.as_ref().and_then(|o| o.fencing_token) == next_token;
-                    if sends.resent() && within_lease && next_holder {
+                    // An earlier release() call of this lock, whose outcome we were not told, may
+                    // have landed as well as an earlier send of this one.
+                    let earlier_release = sends.resent() || held.release_guids.len() > 1;
+                    if earlier_release && within_lease && next_holder {
                         return Ok(());
                     }
                     if let Err(lost) = self.adopt_or_lose(held, current) {
-                        // Another client holds it now. Had a send of ours landed first, this is
-                        // what we would see too, once our lease had run out: say we cannot tell.
-                        return Err(if sends.uncertain() { sends.unknown(&format!("may have released the lock before {lost}")) } else { lost });
+                        // Another client holds it now. Had a release of ours landed first, this
+                        // is what we would see too, once our lease had run out: say we cannot
+                        // tell.
+                        let maybe_ours = sends.uncertain() || held.release_guids.len() > 1;
+                        return Err(if maybe_ours { sends.unknown(&format!("may have released the lock before {lost}")) } else { lost });
                     }
                 }
                 Err(e) => sends.failed(e)?,
@@ -558,9 +578,10 @@ impl Drop for Inner {
 async fn undo_late_acquisition(lock: Weak<Inner>, site: LockSite, guid: Vec<u8>, until: Instant) {
     tokio::time::sleep_until(until).await;
     if let Some(inner) = lock.upgrade() {
+        // Still the lock's own guid (no heartbeat since): the item is the lock's, lost or not,
+        // and its release (or its drop) frees it.
         let held = inner.held.lock().await;
-        let holding = !inner.released.load(Ordering::Acquire) && *inner.status.borrow() == LockStatus::Held;
-        if holding && held.guid == guid {
+        if !inner.released.load(Ordering::Acquire) && held.guid == guid {
             return;
         }
     }

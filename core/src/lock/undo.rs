@@ -107,6 +107,12 @@ impl AcquireGuard {
         }
     }
 
+    /// The acquisition landed but is of no use (its lease ran out before we learnt of it): take
+    /// it back now, and again once any send still on its way may have landed.
+    pub fn give_up(mut self) {
+        self.in_flight = true;
+    }
+
     /// The acquisition is ours: from here the held lock answers for late landings of this guid.
     /// Returns until when one may still come.
     pub fn disarm_held(mut self) -> Option<Instant> {
