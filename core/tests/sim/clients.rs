@@ -300,8 +300,16 @@ impl Errors {
         }
     }
 
-    fn report(choice: [&Option<Outcome>; 2]) -> Outcome {
-        choice.into_iter().flatten().next().cloned().unwrap_or(Outcome::Unknown("an error without an error".into()))
+    /// The error the drop-in reports, as its caller must read it: dlc's callbacks have one
+    /// error channel, and once a write of the operation met an error other than a failed
+    /// condition the machine treats it as possibly landed (it reads back, resends or takes
+    /// back), so that error says "may have happened", whichever request it came from.
+    fn report(&self, choice: [&Option<Outcome>; 2]) -> Outcome {
+        let reported = choice.into_iter().flatten().next().cloned().unwrap_or(Outcome::Unknown("an error without an error".into()));
+        match reported {
+            Outcome::Refused(error) if self.first_write.is_some() => Outcome::Unknown(format!("{error} (after a write that may have landed)")),
+            other => other,
+        }
     }
 }
 
@@ -432,11 +440,11 @@ impl Dlc {
                 }
                 Action::FailedToAcquire => return c.finish(op, Outcome::Refused("FailedToAcquire".into()), Some(&id)).await,
                 // The drop-in reports an acquire's first error that was not a condition failure.
-                Action::PassError => return c.finish(op, Errors::report([&errors.first_other, &errors.last]), Some(&id)).await,
+                Action::PassError => return c.finish(op, errors.report([&errors.first_other, &errors.last]), Some(&id)).await,
                 Action::Abandoned => return c.finish(op, Outcome::Cancelled, Some(&id)).await,
                 Action::PassErrorAndTakeBack(take_back) => {
                     self.take_back_in_background(take_back);
-                    return c.finish(op, Errors::report([&errors.first_other, &errors.last]), Some(&id)).await;
+                    return c.finish(op, errors.report([&errors.first_other, &errors.last]), Some(&id)).await;
                 }
                 Action::AbandonedAndTakeBack(take_back) => {
                     self.take_back_in_background(take_back);
@@ -505,9 +513,9 @@ impl Dlc {
                         // write's error; any other release error as the last request got it.
                         Action::PassErrorAndTakeBack(take_back) => {
                             self.take_back_in_background(take_back);
-                            Errors::report([&errors.first_write, &errors.last])
+                            errors.report([&errors.first_write, &errors.last])
                         }
-                        _ => Errors::report([&errors.last, &None]),
+                        _ => errors.report([&errors.last, &None]),
                     };
                     match release_op {
                         Some(op) => c.finish(op, outcome, None).await,
