@@ -178,14 +178,15 @@ async fn holder(args: Arc<Args>, log: Arc<Log>, locks: Arc<LockClient>, kv: Arc<
         if args.announce {
             log.event("acquired", json!({"lock": lock_id, "token": lock.fencing_token(), "acquired": acquired}));
         }
-        // true: applied; false: certainly refused; null: outcome unknown (transport failure).
+        // true: applied; false: certainly not applied; null: outcome unknown. Only the
+        // unknown-outcome family may have landed: the checker holds every other error to "no".
         let applied = match increment(&kv, &lock, &lock_id).await {
             Ok(()) => Json::Bool(true),
             Err(e) => {
                 log.error("increment", &lock_id, &e);
                 match e.kind() {
-                    ErrorKind::LockLost | ErrorKind::KeyModified | ErrorKind::KeyExists | ErrorKind::KeyNotFound => Json::Bool(false),
-                    _ => Json::Null,
+                    ErrorKind::OutcomeUnknown => Json::Null,
+                    _ => Json::Bool(false),
                 }
             }
         };
