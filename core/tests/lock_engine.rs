@@ -739,3 +739,16 @@ async fn an_acquisition_answered_after_its_lease_ran_out_is_not_handed_out() {
     let next = w.client(config).try_acquire("job").await.unwrap().expect("taken back at once");
     assert_eq!(next.fencing_token(), Some(2));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_lock_taken_over_stays_lost_on_every_release() {
+    let w = world().await;
+    let config = LockConfig::new("locks", "id").lease_duration(Duration::from_secs(2)).heartbeat_period(None);
+    let lock = w.client(config.clone()).acquire("job", None).await.unwrap();
+    let _taken = w.client(config).acquire("job", Some(Duration::from_secs(5))).await.unwrap();
+    // Answered releases that found another holder prove nothing of ours landed.
+    for _ in 0..2 {
+        let err = lock.release().await.unwrap_err();
+        assert!(matches!(err, Error::LockLost { .. }), "{err}");
+    }
+}

@@ -486,10 +486,20 @@ impl Inner {
 
     async fn release_fail_open(&self, held: &mut Held, data: Option<&Value>) -> Result<()> {
         let next = new_guid();
+        // Recorded before sending: if this call is cancelled mid-flight, the item may carry it.
         held.release_guids.push(next.clone());
         let mut sends = Sends::new("UpdateItem");
+        let result = self.send_release(held, data, &next, &mut sends).await;
+        if result.is_err() && !sends.uncertain() {
+            // Every send was answered, and none landed: this guid will never be there.
+            held.release_guids.retain(|guid| guid != &next);
+        }
+        result
+    }
+
+    async fn send_release(&self, held: &mut Held, data: Option<&Value>, next: &[u8], sends: &mut Sends) -> Result<()> {
         loop {
-            let request = self.site.table.release(&self.site.id, &held.guid, &next, self.site.clock.now_unix_ms() as i64, data);
+            let request = self.site.table.release(&self.site.id, &held.guid, next, self.site.clock.now_unix_ms() as i64, data);
             match self.site.transport.update_item(request).await {
                 Ok(_) => return Ok(()),
                 Err(Error::ConditionalCheckFailed { item }) => {
@@ -508,7 +518,8 @@ impl Inner {
                     let within_lease = self.lease_deadline().is_some_and(|deadline| Instant::now() < deadline);
                     let next_holder = next_token.is_some() && current.as_ref().and_then(|o| o.fencing_token) == next_token;
                     // An earlier release() call of this lock, whose outcome we were not told, may
-                    // have landed as well as an earlier send of this one.
+                    // have landed as well as an earlier send of this one (release_guids keeps
+                    // only the guids of calls that may have landed).
                     let earlier_release = sends.resent() || held.release_guids.len() > 1;
                     if earlier_release && within_lease && next_holder {
                         return Ok(());
