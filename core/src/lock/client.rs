@@ -180,7 +180,7 @@ impl LockClient {
 
     /// One acquisition write, resent with the same guid while its outcome is unknown. Guarded
     /// from before the first send: if this future is dropped or gives up while a send may still
-    /// land, the guard takes the write back (see `undo`).
+    /// land, the guard takes the write back (see `lock::undo`).
     async fn attempt(&self, id: &LockId, takeover: Option<&Observed>) -> Result<Attempt> {
         let mut guard = AcquireGuard::arm(self.site(id), new_guid());
         // The lease runs from the first send: waiters may see our guid from then on.

@@ -110,7 +110,8 @@ impl AcquireGuard {
     /// The acquisition landed but is of no use (its lease ran out before we learnt of it): take
     /// it back now, and again once any send still on its way may have landed.
     pub fn give_up(mut self) {
-        self.in_flight = true;
+        let window_end = Instant::now() + self.site.transport.late_landing_window();
+        self.uncertain_until = Some(self.uncertain_until.map_or(window_end, |until| until.max(window_end)));
     }
 
     /// The acquisition is ours: from here the held lock answers for late landings of this guid.
