@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dynalease::lock::{Lock as CoreLock, LockClient as CoreLockClient, LockConfig, LockStatus, Mode, DEFAULT_POLL_INTERVAL};
+use dynalease::lock::{Lock as CoreLock, LockClient as CoreLockClient, LockConfig, LockStatus};
 use dynalease::Error;
 use napi::bindgen_prelude::PromiseRaw;
 use napi::{Env, Result};
@@ -53,8 +53,6 @@ pub fn millis(option: &str, value: f64) -> Result<Duration> {
 #[napi]
 pub struct LockClient {
     config: LockConfig,
-    /// What `config` was given (it has no getter for it), for the `pollIntervalMs` getter.
-    poll_interval: Duration,
     connection: Arc<Connection>,
 }
 
@@ -70,28 +68,18 @@ impl LockClient {
     /// Validates the options; nothing is sent until the first acquire.
     #[napi(constructor)]
     pub fn new(options: LockClientOptions) -> Result<LockClient> {
-        let mut config = LockConfig::new(options.table, options.partition_key.unwrap_or_else(|| "id".into()));
-        if let Some(lease) = options.lease_duration_ms {
-            config = config.lease_duration(millis("leaseDurationMs", lease)?);
-        }
-        if let Some(sort_key) = options.sort_key {
-            config = config.sort_key(sort_key);
-        }
-        if let Some(period) = options.heartbeat_period_ms {
-            let period = millis("heartbeatPeriodMs", period)?;
-            config = config.heartbeat_period((!period.is_zero()).then_some(period));
-        }
-        if options.trust_local_time.unwrap_or(false) {
-            config = config.trust_local_time(true);
-        }
-        if options.fail_closed.unwrap_or(false) {
-            config = config.fail_closed();
-        }
-        if let Some(owner) = options.owner {
-            config = config.owner(owner);
-        }
-        let poll_interval = options.poll_interval_ms.map(|ms| millis("pollIntervalMs", ms)).transpose()?.unwrap_or(DEFAULT_POLL_INTERVAL);
-        config = config.poll_interval(poll_interval);
+        let defaults = LockConfig::new(options.table);
+        let config = LockConfig {
+            partition_key: options.partition_key.unwrap_or(defaults.partition_key),
+            sort_key: options.sort_key,
+            lease_duration: options.lease_duration_ms.map(|ms| millis("leaseDurationMs", ms)).transpose()?.unwrap_or(defaults.lease_duration),
+            heartbeat_period: options.heartbeat_period_ms.map(|ms| millis("heartbeatPeriodMs", ms)).transpose()?,
+            fail_closed: options.fail_closed.unwrap_or(false),
+            trust_local_time: options.trust_local_time.unwrap_or(false),
+            owner: options.owner.unwrap_or(defaults.owner),
+            poll_interval: options.poll_interval_ms.map(|ms| millis("pollIntervalMs", ms)).transpose()?.unwrap_or(defaults.poll_interval),
+            ..defaults
+        };
         config.validate().js()?;
         let connection = Connection::new(ConnectionArgs {
             endpoint: options.endpoint,
@@ -99,7 +87,7 @@ impl LockClient {
             call_timeout_ms: options.call_timeout_ms,
             max_retries: options.max_retries,
         })?;
-        Ok(LockClient { config, poll_interval, connection })
+        Ok(LockClient { config, connection })
     }
 
     /// Prepares an acquisition (`id`: DynamoDB-JSON lock id) that can be cancelled.
@@ -124,17 +112,17 @@ impl LockClient {
 
     #[napi(getter)]
     pub fn table(&self) -> String {
-        self.config.table().to_owned()
+        self.config.table.clone()
     }
 
     #[napi(getter)]
     pub fn partition_key(&self) -> String {
-        self.config.partition_key().to_owned()
+        self.config.partition_key.clone()
     }
 
     #[napi(getter)]
     pub fn sort_key(&self) -> Option<String> {
-        self.config.sort_key_name().map(str::to_owned)
+        self.config.sort_key.clone()
     }
 
     #[napi(getter)]
@@ -144,20 +132,17 @@ impl LockClient {
 
     #[napi(getter)]
     pub fn heartbeat_period_ms(&self) -> Option<f64> {
-        match self.config.mode() {
-            Mode::FailOpen { heartbeat_period, .. } => heartbeat_period.map(|d| d.as_secs_f64() * 1000.0),
-            Mode::FailClosed => None,
-        }
+        self.config.heartbeat().map(|d| d.as_secs_f64() * 1000.0)
     }
 
     #[napi(getter)]
     pub fn fail_closed(&self) -> bool {
-        matches!(self.config.mode(), Mode::FailClosed)
+        self.config.fail_closed
     }
 
     #[napi(getter)]
     pub fn owner(&self) -> String {
-        self.config.owner_name().to_owned()
+        self.config.owner.clone()
     }
 
     #[napi(getter)]
@@ -167,7 +152,7 @@ impl LockClient {
 
     #[napi(getter)]
     pub fn poll_interval_ms(&self) -> f64 {
-        self.poll_interval.as_secs_f64() * 1000.0
+        self.config.poll_interval.as_secs_f64() * 1000.0
     }
 
     #[napi(getter)]

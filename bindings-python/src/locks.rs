@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dynalease::lock::{LockClient as CoreLockClient, LockConfig, LockStatus, Mode, DEFAULT_POLL_INTERVAL};
+use dynalease::lock::{LockClient as CoreLockClient, LockConfig, LockStatus};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
@@ -19,8 +19,6 @@ use crate::runtime::{awaitable, block_on, call_in_thread, runtime};
 #[derive(Debug)]
 struct Locks {
     config: LockConfig,
-    /// What `config` was given (it has no getter for it), for the `poll_interval` property.
-    poll_interval: Duration,
     connection: Connection,
 }
 
@@ -42,28 +40,20 @@ impl Locks {
     fn new(args: LockArgs<'_, '_>) -> PyResult<Locks> {
         let LockArgs { table, partition_key, sort_key, lease_duration, heartbeat_period, fail_closed, owner, trust_local_time, poll_interval, connection } =
             args;
-        let mut config = LockConfig::new(table, partition_key).lease_duration(seconds("lease_duration", lease_duration)?);
-        if let Some(sort_key) = sort_key {
-            config = config.sort_key(sort_key);
-        }
-        // None keeps the core default (a third of the lease); 0 turns heartbeats off.
-        if let Some(period) = heartbeat_period {
-            let period = seconds("heartbeat_period", period)?;
-            config = config.heartbeat_period((!period.is_zero()).then_some(period));
-        }
-        if trust_local_time {
-            config = config.trust_local_time(true);
-        }
-        if fail_closed {
-            config = config.fail_closed();
-        }
-        if let Some(owner) = owner {
-            config = config.owner(owner);
-        }
-        let poll_interval = optional_seconds("poll_interval", poll_interval)?.unwrap_or(DEFAULT_POLL_INTERVAL);
-        config = config.poll_interval(poll_interval);
+        let defaults = LockConfig::new(table);
+        let config = LockConfig {
+            partition_key,
+            sort_key,
+            lease_duration: seconds("lease_duration", lease_duration)?,
+            heartbeat_period: optional_seconds("heartbeat_period", heartbeat_period)?,
+            fail_closed,
+            trust_local_time,
+            owner: owner.unwrap_or(defaults.owner),
+            poll_interval: optional_seconds("poll_interval", poll_interval)?.unwrap_or(defaults.poll_interval),
+            ..defaults
+        };
         config.validate().py()?;
-        Ok(Locks { config, poll_interval, connection: Connection::new(connection)? })
+        Ok(Locks { config, connection: Connection::new(connection)? })
     }
 
     /// A core client on this process's transport (cheap: the transport is cached).
@@ -85,14 +75,11 @@ impl Locks {
     }
 
     fn heartbeat_period(&self) -> Option<f64> {
-        match self.config.mode() {
-            Mode::FailOpen { heartbeat_period, .. } => heartbeat_period.map(|d| d.as_secs_f64()),
-            Mode::FailClosed => None,
-        }
+        self.config.heartbeat().map(|d| d.as_secs_f64())
     }
 
     fn fail_closed(&self) -> bool {
-        matches!(self.config.mode(), Mode::FailClosed)
+        self.config.fail_closed
     }
 }
 
@@ -157,19 +144,19 @@ macro_rules! client_properties {
         /// Name of the lock table.
         #[getter]
         fn table(&self) -> &str {
-            self.locks.config.table()
+            &self.locks.config.table
         }
 
         /// The table's partition key attribute.
         #[getter]
         fn partition_key(&self) -> &str {
-            self.locks.config.partition_key()
+            &self.locks.config.partition_key
         }
 
         /// The table's sort key attribute, or None.
         #[getter]
         fn sort_key(&self) -> Option<&str> {
-            self.locks.config.sort_key_name()
+            self.locks.config.sort_key.as_deref()
         }
 
         /// The lease in seconds (None for fail-closed locks).
@@ -193,7 +180,7 @@ macro_rules! client_properties {
         /// The owner written into lock items.
         #[getter]
         fn owner(&self) -> &str {
-            self.locks.config.owner_name()
+            &self.locks.config.owner
         }
 
         /// The configured endpoint, or None for AWS.
@@ -217,7 +204,7 @@ macro_rules! client_properties {
         /// The longest pause, in seconds, between reads while waiting for a held lock.
         #[getter]
         fn poll_interval(&self) -> f64 {
-            self.locks.poll_interval.as_secs_f64()
+            self.locks.config.poll_interval.as_secs_f64()
         }
 
         /// Repeats of a failed call that is safe to repeat.
@@ -237,9 +224,9 @@ macro_rules! client_properties {
             Ok(format!(
                 "{}(table={}, partition_key={}, sort_key={}, lease_duration={}, fail_closed={})",
                 Self::NAME,
-                text(Some(config.table()))?,
-                text(Some(config.partition_key()))?,
-                text(config.sort_key_name())?,
+                text(Some(&config.table))?,
+                text(Some(&config.partition_key))?,
+                text(config.sort_key.as_deref())?,
                 self.locks.lease_duration().map(|d| format!("{d:?}")).unwrap_or_else(|| "None".into()),
                 if self.locks.fail_closed() { "True" } else { "False" },
             ))

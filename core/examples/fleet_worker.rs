@@ -228,10 +228,7 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    let mut config = LockConfig::new(args.lock_table.as_str(), "id").lease_duration(args.lease);
-    if let Some(period) = args.heartbeat {
-        config = config.heartbeat_period(Some(period));
-    }
+    let config = LockConfig { lease_duration: args.lease, heartbeat_period: args.heartbeat, ..LockConfig::new(args.lock_table.as_str()) };
     let locks = Arc::new(LockClient::new(config, transport.clone()).expect("invalid lock configuration"));
     let kv = Arc::new(KvStore::new(KvConfig::new(args.kv_table.as_str(), args.kv_partition.as_str()), transport).expect("invalid KV configuration"));
 

@@ -24,9 +24,7 @@ async fn main() -> dynalease::Result<()> {
     create_table(transport.as_ref(), &TableSpec::new("example-kv", "pk").sort_key("sk", KeyType::S)).await?;
 
     let locks = LockClient::new(
-        LockConfig::new("example-locks", "id")
-            .lease_duration(Duration::from_millis(1500))
-            .heartbeat_period(Some(Duration::from_millis(500))),
+        LockConfig { lease_duration: Duration::from_millis(1500), heartbeat_period: Some(Duration::from_millis(500)), ..LockConfig::new("example-locks") },
         transport.clone(),
     )?;
     let kv = KvStore::new(KvConfig::new("example-kv", "example"), transport)?;

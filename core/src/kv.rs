@@ -36,7 +36,7 @@ use rand::Rng;
 use crate::clock::{self, SharedClock};
 use crate::error::{Error, Result};
 use crate::expr::{val, CompareOp, Condition, Name, Placeholder};
-use crate::lock::held::{FenceCheck, FencedOutcome};
+use crate::lock::fence::{lock_check_failed, FenceCheck, FencedOutcome};
 use crate::lock::Lock;
 use crate::resend::Sends;
 use crate::request::{DeleteItem, GetItem, PutItem, Query, ReturnValues, TransactItem, TransactWrite};
@@ -299,7 +299,7 @@ impl KvStore {
             // guid the transaction differs, and reusing its token would be refused as a mismatch.
             Some(lock) => {
                 lock.fenced(|check: FenceCheck| {
-                    let items = vec![TransactItem::ConditionCheck { table: check.table, key: check.key, condition: check.condition }, action.clone()];
+                    let items = check.transaction(action.clone());
                     let expectation = &expectation;
                     async move { self.transact(key, items, expectation, true).await }
                 })
@@ -319,11 +319,10 @@ impl KvStore {
             match self.transport.transact_write(transaction.clone()).await.map_err(|e| self.explain(e)) {
                 Ok(()) => return Ok(FencedOutcome::Done(())),
                 Err(Error::TransactionCanceled { reasons }) => {
-                    let failed = |reason: Option<&String>| reason.is_some_and(|r| r == "ConditionalCheckFailed");
-                    if fenced && failed(reasons.first()) {
+                    if fenced && lock_check_failed(&reasons) {
                         return Ok(FencedOutcome::LockCheckFailed);
                     }
-                    if failed(reasons.last()) {
+                    if reasons.last().is_some_and(|reason| reason == "ConditionalCheckFailed") {
                         // A send still on its way fails this same condition, unless it can come
                         // true again: a deleted key can be created, a created one deleted.
                         // Versions are random and never come back.

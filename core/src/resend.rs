@@ -8,6 +8,7 @@ use crate::error::Error;
 pub(crate) const AMBIGUOUS_RESENDS: u32 = 3;
 
 /// The sends of one write.
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Sends {
     operation: &'static str,
     resends: u32,
@@ -46,18 +47,34 @@ impl Sends {
         Error::Ambiguous { operation: self.operation, message: format!("an earlier send got no answer and {why}") }
     }
 
+    /// A send got no definite answer: it may have landed, or land yet.
+    pub fn unanswered(&mut self) {
+        self.uncertain = true;
+    }
+
+    /// One more send after an unknown outcome: `false` once the bound is spent.
+    pub fn may_resend(&mut self) -> bool {
+        if self.resends < AMBIGUOUS_RESENDS {
+            self.resends += 1;
+            return true;
+        }
+        false
+    }
+
+    /// The write is asked for again (a new call after an error): it gets resends of its own,
+    /// while what its earlier sends may have done is still remembered.
+    pub fn new_call(&mut self) {
+        self.resends = 0;
+    }
+
     /// After a send failed with `error` (other than a failed condition, which each engine
     /// resolves itself): `Ok` to send again, or the error to report. A definite failure (a
     /// throttled or refused resend) after an unknown outcome is an unknown outcome too: the
     /// earlier send may have landed.
     pub fn failed(&mut self, error: Error) -> Result<(), Error> {
         if error.is_ambiguous() {
-            self.uncertain = true;
-            if self.resends < AMBIGUOUS_RESENDS {
-                self.resends += 1;
-                return Ok(());
-            }
-            return Err(error);
+            self.unanswered();
+            return if self.may_resend() { Ok(()) } else { Err(error) };
         }
         if self.uncertain {
             return Err(Error::Ambiguous {

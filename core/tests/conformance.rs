@@ -193,7 +193,7 @@ async fn kv_rejects_bad_input_and_writes_nothing(transport: Arc<dyn Transport>) 
 async fn kv_fenced_writes_need_the_lock(transport: Arc<dyn Transport>) {
     let kv = kv_store(&transport, "fenced").await;
     let table = lock_table(&transport).await;
-    let locks = LockClient::new(LockConfig::new(&table, "id").lease_duration(Duration::from_millis(400)).heartbeat_period(None), transport.clone()).unwrap();
+    let locks = LockClient::new(LockConfig { lease_duration: Duration::from_millis(400), heartbeat_period: Some(Duration::ZERO), ..LockConfig::new(&table) }, transport.clone()).unwrap();
     let lock = locks.acquire("counter", None).await.unwrap();
     let created = kv.atomic_put("n", &Value::from(1), None, &none().fence(&lock)).await.unwrap();
     kv.atomic_put("n", &Value::from(2), Some(&created), &none().fence(&lock)).await.unwrap();
@@ -207,7 +207,7 @@ async fn kv_fenced_writes_need_the_lock(transport: Arc<dyn Transport>) {
 
 async fn locks_cycle_with_rising_fencing_tokens(transport: Arc<dyn Transport>) {
     let table = lock_table(&transport).await;
-    let locks = LockClient::new(LockConfig::new(&table, "id"), transport.clone()).unwrap();
+    let locks = LockClient::new(LockConfig::new(&table), transport.clone()).unwrap();
     let mut tokens = Vec::new();
     for _ in 0..3 {
         let lock = locks.acquire("job", Some(Duration::from_secs(5))).await.unwrap();
@@ -222,7 +222,7 @@ async fn locks_cycle_with_rising_fencing_tokens(transport: Arc<dyn Transport>) {
 
 async fn locks_exclude_each_other(transport: Arc<dyn Transport>) {
     let table = lock_table(&transport).await;
-    let config = LockConfig::new(&table, "id").lease_duration(Duration::from_secs(2));
+    let config = LockConfig { lease_duration: Duration::from_secs(2), ..LockConfig::new(&table) };
     let a = LockClient::new(config.clone(), transport.clone()).unwrap();
     let b = LockClient::new(config, transport.clone()).unwrap();
     let held = a.acquire("job", None).await.unwrap();
@@ -237,7 +237,7 @@ async fn locks_exclude_each_other(transport: Arc<dyn Transport>) {
 
 async fn an_unrenewed_lease_is_taken_over_after_it_ends(transport: Arc<dyn Transport>) {
     let table = lock_table(&transport).await;
-    let config = LockConfig::new(&table, "id").lease_duration(Duration::from_millis(300)).heartbeat_period(None);
+    let config = LockConfig { lease_duration: Duration::from_millis(300), heartbeat_period: Some(Duration::ZERO), ..LockConfig::new(&table) };
     let a = LockClient::new(config.clone(), transport.clone()).unwrap().acquire("job", None).await.unwrap();
     let started = std::time::Instant::now();
     let b = LockClient::new(config, transport.clone()).unwrap().acquire("job", Some(Duration::from_secs(10))).await.unwrap();
@@ -251,7 +251,7 @@ async fn an_unrenewed_lease_is_taken_over_after_it_ends(transport: Arc<dyn Trans
 
 async fn heartbeats_keep_a_lease_alive(transport: Arc<dyn Transport>) {
     let table = lock_table(&transport).await;
-    let config = LockConfig::new(&table, "id").lease_duration(Duration::from_millis(600)).heartbeat_period(Some(Duration::from_millis(150)));
+    let config = LockConfig { lease_duration: Duration::from_millis(600), heartbeat_period: Some(Duration::from_millis(150)), ..LockConfig::new(&table) };
     let held = LockClient::new(config.clone(), transport.clone()).unwrap().acquire("job", None).await.unwrap();
     let other = LockClient::new(config, transport.clone()).unwrap();
     // Three leases long, the waiter never sees the same guid for a whole lease.
@@ -262,7 +262,7 @@ async fn heartbeats_keep_a_lease_alive(transport: Arc<dyn Transport>) {
 
 async fn fail_closed_locks_are_deleted_on_release(transport: Arc<dyn Transport>) {
     let table = lock_table(&transport).await;
-    let locks = LockClient::new(LockConfig::new(&table, "id").fail_closed(), transport.clone()).unwrap();
+    let locks = LockClient::new(LockConfig { fail_closed: true, ..LockConfig::new(&table) }, transport.clone()).unwrap();
     let lock = locks.acquire("job", None).await.unwrap();
     assert_eq!(lock.fencing_token(), None);
     assert!(locks.try_acquire("job").await.unwrap().is_none());
@@ -274,7 +274,7 @@ async fn fail_closed_locks_are_deleted_on_release(transport: Arc<dyn Transport>)
 async fn sort_key_lock_ids(transport: Arc<dyn Transport>) {
     let table = common::table_name("sorted");
     create_table(transport.as_ref(), &TableSpec::new(&table, "id").sort_key("sk", KeyType::N)).await.unwrap();
-    let locks = LockClient::new(LockConfig::new(&table, "id").sort_key("sk"), transport.clone()).unwrap();
+    let locks = LockClient::new(LockConfig { sort_key: Some("sk".into()), ..LockConfig::new(&table) }, transport.clone()).unwrap();
     let one = locks.acquire(LockId::with_sort("tenant", 1i64), None).await.unwrap();
     let two = locks.acquire(LockId::with_sort("tenant", 2i64), None).await.unwrap();
     assert!(locks.try_acquire(LockId::with_sort("tenant", 1i64)).await.unwrap().is_none());
@@ -285,7 +285,7 @@ async fn sort_key_lock_ids(transport: Arc<dyn Transport>) {
 
 async fn lock_data_survives_release(transport: Arc<dyn Transport>) {
     let table = lock_table(&transport).await;
-    let locks = LockClient::new(LockConfig::new(&table, "id"), transport.clone()).unwrap();
+    let locks = LockClient::new(LockConfig::new(&table), transport.clone()).unwrap();
     let lock = locks.acquire("job", None).await.unwrap();
     lock.update_data(json(serde_json::json!({"step": 1}))).await.unwrap();
     lock.release_with_data(Some(json(serde_json::json!({"step": 2})))).await.unwrap();
@@ -295,7 +295,7 @@ async fn lock_data_survives_release(transport: Arc<dyn Transport>) {
 async fn lock_input_past_dynamodb_limits_fails_before_sending_and_the_lock_stays_held(transport: Arc<dyn Transport>) {
     let table = common::table_name("limits");
     create_table(transport.as_ref(), &TableSpec::new(&table, "id").sort_key("sk", KeyType::S)).await.unwrap();
-    let config = LockConfig::new(&table, "id").sort_key("sk").lease_duration(Duration::from_millis(600)).heartbeat_period(Some(Duration::from_millis(150)));
+    let config = LockConfig { sort_key: Some("sk".into()), lease_duration: Duration::from_millis(600), heartbeat_period: Some(Duration::from_millis(150)), ..LockConfig::new(&table) };
     let locks = LockClient::new(config, transport.clone()).unwrap();
     // Key values at DynamoDB's limits are accepted; one byte more fails here, not in DynamoDB.
     let widest = locks.acquire(LockId::with_sort("p".repeat(2048), "s".repeat(1024)), None).await.unwrap();
@@ -334,7 +334,7 @@ async fn create_table_is_idempotent_and_checks_the_schema(transport: Arc<dyn Tra
 
 async fn a_missing_table_is_named_in_the_error(transport: Arc<dyn Transport>) {
     let missing = common::table_name("missing");
-    let locks = LockClient::new(LockConfig::new(&missing, "id"), transport.clone()).unwrap();
+    let locks = LockClient::new(LockConfig::new(&missing), transport.clone()).unwrap();
     let err = locks.try_acquire("job").await.unwrap_err();
     assert!(matches!(&err, Error::TableNotFound { table } if *table == missing), "{err}");
     let kv = KvStore::new(KvConfig::new(&missing, "p"), transport.clone()).unwrap();
@@ -343,11 +343,11 @@ async fn a_missing_table_is_named_in_the_error(transport: Arc<dyn Transport>) {
 
 async fn a_lock_id_of_the_wrong_type_is_explained(transport: Arc<dyn Transport>) {
     let table = lock_table(&transport).await;
-    let locks = LockClient::new(LockConfig::new(&table, "id"), transport.clone()).unwrap();
+    let locks = LockClient::new(LockConfig::new(&table), transport.clone()).unwrap();
     let err = locks.try_acquire(7i64).await.unwrap_err();
     assert!(matches!(err, Error::TableSchema { .. }), "{err}");
     assert!(err.to_string().contains("key schema"), "{err}");
-    let wrong_key = LockClient::new(LockConfig::new(&table, "name"), transport.clone()).unwrap();
+    let wrong_key = LockClient::new(LockConfig { partition_key: "name".into(), ..LockConfig::new(&table) }, transport.clone()).unwrap();
     let err = wrong_key.try_acquire("job").await.unwrap_err();
     assert!(matches!(err, Error::TableSchema { .. }), "{err:?}");
 }

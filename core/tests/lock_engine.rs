@@ -43,7 +43,7 @@ impl World {
 
     /// A fail-open client on `locks` with the given lease and heartbeat period.
     fn leases(&self, lease: Duration, heartbeat: Option<Duration>) -> LockClient {
-        self.client(LockConfig::new("locks", "id").lease_duration(lease).heartbeat_period(heartbeat))
+        self.client(LockConfig { lease_duration: lease, heartbeat_period: Some(heartbeat.unwrap_or(Duration::ZERO)), ..LockConfig::new("locks") })
     }
 
     async fn item(&self, table: &str, id: &str) -> Option<Item> {
@@ -254,7 +254,7 @@ async fn trust_local_time_waits_the_full_lease_when_the_item_has_no_acquired_tim
     let w = world().await;
     // dlc without trustLocalTime writes no lockAcquiredTimeUnixMs.
     w.put_raw(dlc_item("job", 1, Some(1), Some(5_000))).await;
-    let client = w.client(LockConfig::new("locks", "id").lease_duration(LEASE).trust_local_time(true));
+    let client = w.client(LockConfig { lease_duration: LEASE, trust_local_time: true, ..LockConfig::new("locks") });
     let start = Instant::now();
     let lock = client.acquire("job", Some(Duration::from_secs(60))).await.unwrap();
     assert!(start.elapsed() >= Duration::from_secs(5), "took over a live lease after {:?}", start.elapsed());
@@ -268,7 +268,7 @@ async fn trust_local_time_shortens_the_wait_by_the_items_age() {
     let acquired = w.clock.now_unix_ms() as i64 - 4_000;
     item.insert("lockAcquiredTimeUnixMs".into(), AttributeValue::int(acquired));
     w.put_raw(item).await;
-    let client = w.client(LockConfig::new("locks", "id").lease_duration(LEASE).trust_local_time(true));
+    let client = w.client(LockConfig { lease_duration: LEASE, trust_local_time: true, ..LockConfig::new("locks") });
     let start = Instant::now();
     client.acquire("job", Some(Duration::from_secs(60))).await.unwrap();
     let waited = start.elapsed();
@@ -294,7 +294,7 @@ async fn fail_open_waits_out_a_fail_closed_holder_instead_of_failing() {
     let err = client.acquire("job", Some(Duration::from_secs(30))).await.unwrap_err();
     assert!(err.to_string().contains("fail-closed"), "{err}");
     // Once the fail-closed holder deletes its item, the token starts at 1.
-    let closed = w.client(LockConfig::new("locks", "id").fail_closed());
+    let closed = w.client(LockConfig { fail_closed: true, ..LockConfig::new("locks") });
     assert!(closed.try_acquire("job").await.unwrap().is_none());
     let mut key = Item::new();
     key.insert("id".into(), AttributeValue::S("job".into()));
@@ -308,7 +308,7 @@ async fn fail_open_waits_out_a_fail_closed_holder_instead_of_failing() {
 #[tokio::test(start_paused = true)]
 async fn fail_closed_locks_are_held_until_released_and_deleted_on_release() {
     let w = world().await;
-    let closed = w.client(LockConfig::new("locks", "id").fail_closed());
+    let closed = w.client(LockConfig { fail_closed: true, ..LockConfig::new("locks") });
     let lock = closed.acquire("job", None).await.unwrap();
     assert_eq!(lock.fencing_token(), None);
     let item = w.item("locks", "job").await.unwrap();
@@ -340,7 +340,7 @@ async fn lock_data_is_read_at_acquire_updated_while_held_and_written_at_release(
 #[tokio::test(start_paused = true)]
 async fn sort_key_ids_are_separate_locks() {
     let w = world().await;
-    let client = w.client(LockConfig::new("sorted", "id").sort_key("sk"));
+    let client = w.client(LockConfig { sort_key: Some("sk".into()), ..LockConfig::new("sorted") });
     let a = client.acquire(LockId::with_sort("tenant", "a"), None).await.unwrap();
     let b = client.acquire(LockId::with_sort("tenant", "b"), None).await.unwrap();
     assert_eq!((a.fencing_token(), b.fencing_token()), (Some(1), Some(1)));
@@ -353,9 +353,9 @@ async fn a_dropped_lock_stops_heartbeating_and_is_released_in_the_background() {
     for closed in [false, true] {
         let w = world().await;
         let config = if closed {
-            LockConfig::new("locks", "id").fail_closed()
+            LockConfig { fail_closed: true, ..LockConfig::new("locks") }
         } else {
-            LockConfig::new("locks", "id").lease_duration(Duration::from_secs(2)).heartbeat_period(Some(Duration::from_millis(500)))
+            LockConfig { lease_duration: Duration::from_secs(2), heartbeat_period: Some(Duration::from_millis(500)), ..LockConfig::new("locks") }
         };
         let lock = w.client(config).acquire("job", None).await.unwrap();
         w.faulty.clear_log();
@@ -411,7 +411,7 @@ async fn _assert_lock_is_send(lock: Lock) -> impl Send {
 async fn a_fail_closed_waiter_on_a_released_lease_item_waits_without_spinning() {
     let w = world().await;
     w.put_raw(dlc_item("job", 2, Some(3), Some(1))).await;
-    let closed = w.client(LockConfig::new("locks", "id").fail_closed());
+    let closed = w.client(LockConfig { fail_closed: true, ..LockConfig::new("locks") });
     w.faulty.clear_log();
     let err = closed.acquire("job", Some(Duration::from_secs(1))).await.unwrap_err();
     assert!(matches!(err, Error::LockNotAcquired { .. }), "{err}");
@@ -423,7 +423,7 @@ async fn a_fail_closed_waiter_on_a_released_lease_item_waits_without_spinning() 
 #[tokio::test(start_paused = true)]
 async fn fail_closed_locks_take_sort_key_ids() {
     let w = world().await;
-    let closed = w.client(LockConfig::new("sorted", "id").sort_key("sk").fail_closed());
+    let closed = w.client(LockConfig { sort_key: Some("sk".into()), fail_closed: true, ..LockConfig::new("sorted") });
     let a = closed.acquire(LockId::with_sort("tenant", "a"), None).await.unwrap();
     assert!(closed.try_acquire(LockId::with_sort("tenant", "a")).await.unwrap().is_none());
     let b = closed.try_acquire(LockId::with_sort("tenant", "b")).await.unwrap().expect("other sort key is free");
@@ -449,7 +449,7 @@ async fn a_lost_lease_nobody_took_can_be_released_and_stays_reported_lost() {
 async fn a_resent_release_that_finds_a_new_holder_reports_success() {
     for closed in [false, true] {
         let w = world().await;
-        let config = if closed { LockConfig::new("locks", "id").fail_closed() } else { LockConfig::new("locks", "id").lease_duration(LEASE) };
+        let config = if closed { LockConfig { fail_closed: true, ..LockConfig::new("locks") } } else { LockConfig { lease_duration: LEASE, ..LockConfig::new("locks") } };
         let client = w.client(config);
         let lock = client.acquire("job", None).await.unwrap();
         // The release lands but its response is lost; before the resend, another client takes
@@ -498,7 +498,7 @@ fn cut_off(faulty: &Faulty, operation: &'static str, count: usize) {
 async fn a_heartbeat_confirmed_by_its_resend_times_the_lease_from_its_first_send() {
     let w = world().await;
     let (holder_faults, holder_transport) = w.own_faults();
-    let config = LockConfig::new("locks", "id").lease_duration(LEASE);
+    let config = LockConfig { lease_duration: LEASE, ..LockConfig::new("locks") };
     let holder = w.client_over(holder_transport, config.clone()).acquire("job", None).await.unwrap();
     // The first heartbeat (at a third of the lease) lands, its answer is lost; the retry a
     // quarter period later finds its own guid. Then the holder is cut off.
@@ -519,7 +519,7 @@ async fn a_heartbeat_confirmed_by_its_resend_times_the_lease_from_its_first_send
 async fn a_cancelled_fail_closed_acquire_whose_write_lands_late_is_undone() {
     let w = world().await;
     let (faults, transport) = w.own_faults();
-    let closed = LockConfig::new("locks", "id").fail_closed();
+    let closed = LockConfig { fail_closed: true, ..LockConfig::new("locks") };
     faults.inject("PutItem", Fault::LandLate(Duration::from_millis(1000)));
     let cancelled = tokio::time::timeout(Duration::from_millis(300), w.client_over(transport, closed.clone()).acquire("job", None)).await;
     assert!(cancelled.is_err(), "the caller gave up");
@@ -535,7 +535,7 @@ async fn an_acquire_that_gives_up_on_unknown_outcomes_takes_its_write_back() {
     for closed in [false, true] {
         let w = world().await;
         let (faults, transport) = w.own_faults();
-        let config = if closed { LockConfig::new("locks", "id").fail_closed() } else { LockConfig::new("locks", "id").lease_duration(LEASE) };
+        let config = if closed { LockConfig { fail_closed: true, ..LockConfig::new("locks") } } else { LockConfig { lease_duration: LEASE, ..LockConfig::new("locks") } };
         let operation = if closed { "PutItem" } else { "UpdateItem" };
         for _ in 0..4 {
             faults.inject(operation, Fault::LoseResponse);
@@ -553,7 +553,7 @@ async fn an_acquire_that_gives_up_on_unknown_outcomes_takes_its_write_back() {
 async fn an_acquisition_landing_after_its_release_is_taken_back() {
     let w = world().await;
     let (faults, transport) = w.own_faults();
-    let config = LockConfig::new("locks", "id").fail_closed();
+    let config = LockConfig { fail_closed: true, ..LockConfig::new("locks") };
     // The first send sits in the network; the resend takes the lock.
     faults.inject("PutItem", Fault::LandLate(Duration::from_millis(1500)));
     let lock = w.client_over(transport, config.clone()).acquire("job", None).await.unwrap();
@@ -612,7 +612,7 @@ async fn a_compare_and_swap_that_landed_is_reported_as_done() {
 async fn a_release_resent_over_our_own_unconfirmed_heartbeat_does_not_claim_success_early() {
     let w = world().await;
     let (faults, transport) = w.own_faults();
-    let lock = w.client_over(transport, LockConfig::new("locks", "id").lease_duration(LEASE)).acquire("job", None).await.unwrap();
+    let lock = w.client_over(transport, LockConfig { lease_duration: LEASE, ..LockConfig::new("locks") }).acquire("job", None).await.unwrap();
     // The first heartbeat lands with its answer lost; before its retry, the release's first
     // send is lost on the way, and its resend finds the heartbeat's guid.
     faults.inject("UpdateItem", Fault::LoseResponse);
@@ -627,7 +627,7 @@ async fn a_release_resent_over_our_own_unconfirmed_heartbeat_does_not_claim_succ
 async fn a_failed_release_keeps_the_lock_renewed() {
     let w = world().await;
     let (faults, transport) = w.own_faults();
-    let config = LockConfig::new("locks", "id").lease_duration(Duration::from_secs(2));
+    let config = LockConfig { lease_duration: Duration::from_secs(2), ..LockConfig::new("locks") };
     let lock = w.client_over(transport, config.clone()).acquire("job", None).await.unwrap();
     faults.inject("UpdateItem", Fault::Fail);
     assert!(lock.release().await.is_err());
@@ -642,7 +642,7 @@ async fn a_failed_release_keeps_the_lock_renewed() {
 async fn a_heartbeat_cut_off_mid_flight_that_lands_later_does_not_block_the_release() {
     let w = world().await;
     let (faults, transport) = w.own_faults();
-    let config = LockConfig::new("locks", "id").lease_duration(Duration::from_secs(3)).heartbeat_period(Some(Duration::from_millis(2500)));
+    let config = LockConfig { lease_duration: Duration::from_secs(3), heartbeat_period: Some(Duration::from_millis(2500)), ..LockConfig::new("locks") };
     let lock = w.client_over(transport, config).acquire("job", None).await.unwrap();
     // The heartbeat at 2.5 s is still waiting for its answer when the lease ends at 3 s: the
     // holder gives up on it and reports the loss. It lands at 3.5 s.
@@ -659,7 +659,7 @@ async fn a_slow_fenced_write_does_not_hold_up_the_heartbeats() {
     let w = world().await;
     let (faults, transport) = w.own_faults();
     let lock = w
-        .client_over(transport.clone(), LockConfig::new("locks", "id").lease_duration(Duration::from_secs(2)))
+        .client_over(transport.clone(), LockConfig { lease_duration: Duration::from_secs(2), ..LockConfig::new("locks") })
         .acquire("job", None)
         .await
         .unwrap();
@@ -693,7 +693,7 @@ impl Transport for NoOldItems {
 async fn an_endpoint_without_old_items_on_failure_is_read_instead() {
     let w = world().await;
     let bare: Arc<dyn Transport> = Arc::new(NoOldItems { inner: w.transport.clone(), calls: Default::default() });
-    let closed = LockConfig::new("locks", "id").fail_closed();
+    let closed = LockConfig { fail_closed: true, ..LockConfig::new("locks") };
     let lock = w.client_over(bare.clone(), closed.clone()).acquire("job", None).await.unwrap();
     // A waiter paces its reads.
     let err = w.client_over(bare.clone(), closed.clone()).acquire("job", Some(Duration::from_secs(1))).await.unwrap_err();
@@ -714,7 +714,7 @@ async fn an_endpoint_without_old_items_on_failure_is_read_instead() {
 async fn a_release_retried_after_an_unknown_outcome_recognises_its_own_landing() {
     let w = world().await;
     let (faults, transport) = w.own_faults();
-    let lock = w.client_over(transport, LockConfig::new("locks", "id").lease_duration(LEASE)).acquire("job", None).await.unwrap();
+    let lock = w.client_over(transport, LockConfig { lease_duration: LEASE, ..LockConfig::new("locks") }).acquire("job", None).await.unwrap();
     // Every send of the first release lands and loses its answer.
     for _ in 0..4 {
         faults.inject("UpdateItem", Fault::LoseResponse);
@@ -729,7 +729,7 @@ async fn a_release_retried_after_an_unknown_outcome_recognises_its_own_landing()
 async fn an_acquisition_answered_after_its_lease_ran_out_is_not_handed_out() {
     let w = world().await;
     let (faults, transport) = w.own_faults();
-    let config = LockConfig::new("locks", "id").lease_duration(Duration::from_secs(2));
+    let config = LockConfig { lease_duration: Duration::from_secs(2), ..LockConfig::new("locks") };
     // The write lands and is answered 3 s after it was sent: by our clock its lease is over,
     // and another client may already have taken the lock with a higher token.
     faults.inject("UpdateItem", Fault::Delay(Duration::from_secs(3)));
@@ -743,7 +743,7 @@ async fn an_acquisition_answered_after_its_lease_ran_out_is_not_handed_out() {
 #[tokio::test(start_paused = true)]
 async fn a_lock_taken_over_stays_lost_on_every_release() {
     let w = world().await;
-    let config = LockConfig::new("locks", "id").lease_duration(Duration::from_secs(2)).heartbeat_period(None);
+    let config = LockConfig { lease_duration: Duration::from_secs(2), heartbeat_period: Some(Duration::ZERO), ..LockConfig::new("locks") };
     let lock = w.client(config.clone()).acquire("job", None).await.unwrap();
     let _taken = w.client(config).acquire("job", Some(Duration::from_secs(5))).await.unwrap();
     // Answered releases that found another holder prove nothing of ours landed.

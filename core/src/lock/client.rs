@@ -156,7 +156,7 @@ impl LockClient {
     }
 
     fn is_fail_open(&self) -> bool {
-        matches!(self.config.mode, Mode::FailOpen { .. })
+        matches!(self.config.mode(), Mode::FailOpen { .. })
     }
 
     /// How long after our read the watched lease may be taken over, if its holder does not
@@ -167,7 +167,7 @@ impl LockClient {
             return None; // fail-closed clients never take a lock over
         }
         let lease_ms = seen.lease_duration_ms?.max(0);
-        let trust = matches!(self.config.mode, Mode::FailOpen { trust_local_time: true, .. });
+        let trust = matches!(self.config.mode(), Mode::FailOpen { trust_local_time: true, .. });
         let remaining_ms = match (trust, seen.acquired_unix_ms) {
             (true, Some(acquired)) => {
                 let elapsed = self.clock.now_unix_ms() as i64 - acquired;
@@ -189,7 +189,7 @@ impl LockClient {
         let mut sends = Sends::new(operation);
         loop {
             guard.sending();
-            let outcome = match &self.config.mode {
+            let outcome = match &self.config.mode() {
                 Mode::FailOpen { lease_duration, .. } => {
                     let request = self.table.acquire(
                         id,

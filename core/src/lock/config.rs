@@ -13,8 +13,12 @@ pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(10);
 /// seen within about this long.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-/// How locks behave when their holder dies.
-#[derive(Clone, Debug, PartialEq)]
+/// The partition key attribute of lock tables unless configured otherwise (dlc's examples use
+/// it too).
+pub const DEFAULT_PARTITION_KEY: &str = "id";
+
+/// How locks behave when their holder dies, as [`LockConfig::mode`] resolves it.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Mode {
     /// A lease: the lock frees itself `lease_duration` after the holder's last heartbeat.
     FailOpen {
@@ -28,117 +32,89 @@ pub enum Mode {
     FailClosed,
 }
 
-/// Configuration of a [`LockClient`](crate::lock::LockClient).
-#[derive(Clone, Debug)]
+/// Configuration of a [`LockClient`](crate::lock::LockClient): plain data, checked by
+/// [`validate`](LockConfig::validate) (which `LockClient::new` calls).
+///
+/// The bindings fill it from their options as given, so every default and every rule for
+/// combining options lives here.
+///
+/// ```
+/// use std::time::Duration;
+/// use dynalease::lock::LockConfig;
+///
+/// let config = LockConfig { lease_duration: Duration::from_secs(30), ..LockConfig::new("locks") };
+/// assert_eq!(config.heartbeat(), Some(Duration::from_secs(10)));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
 pub struct LockConfig {
-    pub(crate) table: String,
-    pub(crate) partition_key: String,
-    pub(crate) sort_key: Option<String>,
-    pub(crate) mode: Mode,
-    pub(crate) owner: String,
-    pub(crate) poll_interval: Duration,
-    heartbeat_period_set: bool,
+    /// The lock table.
+    pub table: String,
+    /// The table's partition key attribute (default `"id"`).
+    pub partition_key: String,
+    /// The table's sort key attribute, when lock ids have two parts.
+    pub sort_key: Option<String>,
+    /// The lease of fail-open locks (default [`DEFAULT_LEASE_DURATION`]). Timed in whole
+    /// milliseconds: the item holds `leaseDurationMs`, and waiters wait what the item says, so
+    /// the holder must not time a longer lease than it wrote.
+    pub lease_duration: Duration,
+    /// How often the holder renews its lease: `None` (default) every third of the lease,
+    /// [`Duration::ZERO`] never (the lock is lost a lease after it was acquired).
+    pub heartbeat_period: Option<Duration>,
+    /// Fail-closed locks: no lease, no heartbeats, no fencing token; deleted on release.
+    pub fail_closed: bool,
+    /// Shorten waits by the holder's `lockAcquiredTimeUnixMs`: only if all hosts' clocks agree.
+    pub trust_local_time: bool,
+    /// The `owner` written into lock items (default `dynalease@<version>_<user>@<host>`).
+    pub owner: String,
+    /// The longest pause between reads while waiting for a held lock (default
+    /// [`DEFAULT_POLL_INTERVAL`]).
+    pub poll_interval: Duration,
 }
 
 impl LockConfig {
-    /// A fail-open configuration with a 10 s lease and a heartbeat every third of it.
-    pub fn new(table: impl Into<String>, partition_key: impl Into<String>) -> LockConfig {
+    /// Fail-open locks on `table`, keyed by `id`, with a 10 s lease and a heartbeat every third
+    /// of it.
+    pub fn new(table: impl Into<String>) -> LockConfig {
         LockConfig {
             table: table.into(),
-            partition_key: partition_key.into(),
+            partition_key: DEFAULT_PARTITION_KEY.to_owned(),
             sort_key: None,
-            mode: Mode::FailOpen {
-                lease_duration: DEFAULT_LEASE_DURATION,
-                heartbeat_period: Some(DEFAULT_LEASE_DURATION / 3),
-                trust_local_time: false,
-            },
+            lease_duration: DEFAULT_LEASE_DURATION,
+            heartbeat_period: None,
+            fail_closed: false,
+            trust_local_time: false,
             owner: default_owner(),
             poll_interval: DEFAULT_POLL_INTERVAL,
-            heartbeat_period_set: false,
         }
     }
 
-    /// The table's sort key, when lock ids have two parts.
-    pub fn sort_key(mut self, name: impl Into<String>) -> Self {
-        self.sort_key = Some(name.into());
-        self
-    }
-
-    /// The lease. Unless a heartbeat period was set, heartbeats follow at a third of it.
-    ///
-    /// Rounded down to whole milliseconds: the item holds `leaseDurationMs`, and waiters wait
-    /// what the item says, so the holder must not time a longer lease than it wrote.
-    pub fn lease_duration(mut self, lease: Duration) -> Self {
-        let lease = Duration::from_millis(lease.as_millis().min(u64::MAX as u128) as u64);
-        if let Mode::FailOpen { lease_duration, heartbeat_period, .. } = &mut self.mode {
-            *lease_duration = lease;
-            if !self.heartbeat_period_set {
-                *heartbeat_period = Some(lease / 3);
-            }
+    /// The behaviour these options add up to.
+    pub fn mode(&self) -> Mode {
+        if self.fail_closed {
+            return Mode::FailClosed;
         }
-        self
+        Mode::FailOpen { lease_duration: self.lease_ms(), heartbeat_period: self.heartbeat(), trust_local_time: self.trust_local_time }
     }
 
-    /// How often the holder renews its lease; `None` sends no heartbeats.
-    pub fn heartbeat_period(mut self, period: Option<Duration>) -> Self {
-        if let Mode::FailOpen { heartbeat_period, .. } = &mut self.mode {
-            *heartbeat_period = period;
-            self.heartbeat_period_set = true;
-        }
-        self
-    }
-
-    pub fn trust_local_time(mut self, trust: bool) -> Self {
-        if let Mode::FailOpen { trust_local_time, .. } = &mut self.mode {
-            *trust_local_time = trust;
-        }
-        self
-    }
-
-    /// Fail-closed locks: no lease, no heartbeats, no fencing token; deleted on release.
-    pub fn fail_closed(mut self) -> Self {
-        self.mode = Mode::FailClosed;
-        self
-    }
-
-    /// The `owner` written into lock items (default `dynalease@<version>_<user>@<host>`).
-    pub fn owner(mut self, owner: impl Into<String>) -> Self {
-        self.owner = owner.into();
-        self
-    }
-
-    /// The longest pause between reads while waiting for a held lock.
-    pub fn poll_interval(mut self, interval: Duration) -> Self {
-        self.poll_interval = interval;
-        self
-    }
-
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
-    pub fn partition_key(&self) -> &str {
-        &self.partition_key
-    }
-
-    pub fn sort_key_name(&self) -> Option<&str> {
-        self.sort_key.as_deref()
-    }
-
-    pub fn mode(&self) -> &Mode {
-        &self.mode
-    }
-
-    pub fn owner_name(&self) -> &str {
-        &self.owner
-    }
-
-    /// The lease of fail-open locks.
+    /// The lease of fail-open locks, as timed (whole milliseconds).
     pub fn lease(&self) -> Option<Duration> {
-        match self.mode {
-            Mode::FailOpen { lease_duration, .. } => Some(lease_duration),
-            Mode::FailClosed => None,
+        (!self.fail_closed).then(|| self.lease_ms())
+    }
+
+    /// The heartbeat period fail-open locks use: `None` when they send no heartbeats.
+    pub fn heartbeat(&self) -> Option<Duration> {
+        if self.fail_closed {
+            return None;
         }
+        match self.heartbeat_period {
+            None => Some(self.lease_ms() / 3),
+            Some(period) if period.is_zero() => None,
+            Some(period) => Some(period),
+        }
+    }
+
+    fn lease_ms(&self) -> Duration {
+        Duration::from_millis(self.lease_duration.as_millis().min(u64::MAX as u128) as u64)
     }
 
     /// Checks everything that can be checked without calling DynamoDB.
@@ -162,20 +138,18 @@ impl LockConfig {
         if self.poll_interval.is_zero() {
             return Err(Error::config("poll_interval must be greater than zero"));
         }
-        if let Mode::FailOpen { lease_duration, heartbeat_period, .. } = &self.mode {
+        if let Mode::FailOpen { lease_duration, heartbeat_period, .. } = self.mode() {
             // A lease of 1 ms is how the table marks a released lock.
-            if *lease_duration < Duration::from_millis(2) {
+            if lease_duration < Duration::from_millis(2) {
                 return Err(Error::config(format!(
-                    "lease_duration must be at least 2 ms (got {lease_duration:?}); a lease of 1 ms marks a released lock"
+                    "lease_duration must be at least 2 ms (got {:?}); a lease of 1 ms marks a released lock",
+                    self.lease_duration
                 )));
             }
             if let Some(period) = heartbeat_period {
-                if period.is_zero() {
-                    return Err(Error::config("heartbeat_period must be greater than zero, or None for no heartbeats"));
-                }
                 if period >= lease_duration {
                     return Err(Error::config(format!(
-                        "heartbeat_period ({period:?}) must be shorter than lease_duration ({lease_duration:?}), or the lease expires between heartbeats; a third of the lease is a good choice"
+                        "heartbeat_period ({period:?}) must be shorter than lease_duration ({lease_duration:?}), or the lease expires between heartbeats; a third of the lease is a good choice, 0 turns heartbeats off"
                     )));
                 }
             }
@@ -218,10 +192,11 @@ mod tests {
 
     #[test]
     fn defaults_are_valid_and_heartbeat_follows_lease() {
-        let config = LockConfig::new("locks", "id").lease_duration(Duration::from_secs(9));
+        let config = LockConfig { lease_duration: Duration::from_secs(9), ..LockConfig::new("locks") };
         config.validate().unwrap();
+        assert_eq!(config.partition_key, "id");
         assert_eq!(
-            config.mode,
+            config.mode(),
             Mode::FailOpen {
                 lease_duration: Duration::from_secs(9),
                 heartbeat_period: Some(Duration::from_secs(3)),
@@ -231,29 +206,38 @@ mod tests {
     }
 
     #[test]
+    fn a_zero_heartbeat_period_turns_heartbeats_off() {
+        let config = LockConfig { heartbeat_period: Some(Duration::ZERO), ..LockConfig::new("locks") };
+        config.validate().unwrap();
+        assert_eq!(config.heartbeat(), None);
+        assert_eq!(LockConfig { fail_closed: true, ..LockConfig::new("locks") }.heartbeat(), None);
+    }
+
+    #[test]
     fn invalid_options_say_what_to_do() {
-        assert!(message(LockConfig::new("", "id")).contains("table name is empty"));
-        assert!(message(LockConfig::new("kv", "id")).contains("3 to 255 letters"));
-        assert!(message(LockConfig::new("locks", "guid")).contains("reserved"));
-        assert!(message(LockConfig::new("locks", "id").sort_key("id")).contains("different attributes"));
-        assert!(message(LockConfig::new("locks", "id").lease_duration(Duration::from_millis(1))).contains("released"));
-        assert!(message(
-            LockConfig::new("locks", "id")
-                .heartbeat_period(Some(Duration::from_secs(5)))
-                .lease_duration(Duration::from_secs(5))
-        )
+        let locks = || LockConfig::new("locks");
+        assert!(message(LockConfig::new("")).contains("table name is empty"));
+        assert!(message(LockConfig::new("kv")).contains("3 to 255 letters"));
+        assert!(message(LockConfig { partition_key: "guid".into(), ..locks() }).contains("reserved"));
+        assert!(message(LockConfig { sort_key: Some("id".into()), ..locks() }).contains("different attributes"));
+        assert!(message(LockConfig { lease_duration: Duration::from_millis(1), ..locks() }).contains("released"));
+        assert!(message(LockConfig {
+            heartbeat_period: Some(Duration::from_secs(5)),
+            lease_duration: Duration::from_secs(5),
+            ..locks()
+        })
         .contains("shorter than lease_duration"));
-        assert!(message(LockConfig::new("locks", "id").heartbeat_period(Some(Duration::ZERO))).contains("greater than zero"));
+        assert!(message(LockConfig { poll_interval: Duration::ZERO, ..locks() }).contains("greater than zero"));
     }
 
     #[test]
     fn the_lease_is_timed_as_written_in_whole_milliseconds() {
-        let config = LockConfig::new("locks", "id").lease_duration(Duration::from_micros(10_000_900));
+        let config = LockConfig { lease_duration: Duration::from_micros(10_000_900), ..LockConfig::new("locks") };
         assert_eq!(config.lease(), Some(Duration::from_millis(10_000)));
     }
 
     #[test]
     fn default_owner_names_the_library() {
-        assert!(LockConfig::new("locks", "id").owner.starts_with("dynalease@"));
+        assert!(LockConfig::new("locks").owner.starts_with("dynalease@"));
     }
 }

@@ -39,8 +39,10 @@
 use std::time::Duration;
 
 use crate::expr::{val, Condition, Name};
-use crate::lock::item::{new_guid, FENCING_TOKEN, GUID, LEASE_DURATION_MS, LOCK_ACQUIRED_TIME_UNIX_MS, OWNER, RELEASED_LEASE_MS};
+use crate::lock::item::{carries_guid, freed_by_our_release, lock_key, new_guid, FENCING_TOKEN, GUID, LEASE_DURATION_MS, LOCK_ACQUIRED_TIME_UNIX_MS, OWNER, RELEASED_LEASE_MS};
 use crate::request::{DeleteItem, GetItem, PutItem, Request, Response, ReturnValues};
+use crate::resend::Sends;
+#[cfg(test)]
 use crate::resend::AMBIGUOUS_RESENDS;
 use crate::value::{AttributeValue, Item};
 
@@ -201,12 +203,7 @@ impl TakeBack {
 
 impl DlcTable {
     fn key(&self, id: &DlcKey) -> Item {
-        let mut key = Item::new();
-        key.insert(self.partition_key.clone(), id.partition.clone());
-        if let (Some(name), Some(sort)) = (&self.sort_key, &id.sort) {
-            key.insert(name.clone(), sort.clone());
-        }
-        key
+        lock_key(&self.partition_key, id.partition.clone(), self.sort_key.as_deref(), id.sort.clone())
     }
 
     fn names(&self) -> (Name, Option<Name>) {
@@ -501,11 +498,6 @@ impl FailOpenAcquire {
     }
 }
 
-/// True when `item` carries `guid`: a write of ours with that guid landed.
-fn carries_guid(item: &Item, guid: &[u8]) -> bool {
-    matches!(item.get(GUID), Some(AttributeValue::B(stored)) if stored == guid)
-}
-
 /// dlc's `FailClosed` options that shape its requests.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FailClosedConfig {
@@ -722,9 +714,8 @@ pub struct HeldLock {
     lease_from_mono_ms: Option<i64>,
     heartbeat_sent_mono_ms: i64,
     /// A send of the current release got no definite answer: it may have landed, or land yet.
-    release_uncertain: bool,
-    /// Resends of the current release after unknown outcomes (at most [`AMBIGUOUS_RESENDS`]).
-    release_resends: u32,
+    /// Its resends after unknown outcomes, within the engine's bound.
+    release_sends: Sends,
 }
 
 impl HeldLock {
@@ -743,8 +734,7 @@ impl HeldLock {
             unsettled_guid: None,
             lease_from_mono_ms,
             heartbeat_sent_mono_ms: 0,
-            release_uncertain: false,
-            release_resends: 0,
+            release_sends: Sends::new("DeleteItem"),
         }
     }
 
@@ -773,7 +763,7 @@ impl HeldLock {
         self.released = true;
         // A release asked for again (after an error) gets resends of its own; whether an
         // earlier one may have landed is still remembered.
-        self.release_resends = 0;
+        self.release_sends.new_call();
         match self.state {
             HeldState::Heartbeating { .. } | HeldState::VerifyingHeartbeat { .. } => {
                 self.release_queued = true;
@@ -857,7 +847,7 @@ impl HeldLock {
             }
             (HeldState::Releasing { .. }, Input::Response(_)) => Action::Released,
             // A send of ours may have landed: what the item shows now settles it.
-            (HeldState::Releasing { .. }, Input::ConditionFailed) if self.release_uncertain => self.read_back_release(true),
+            (HeldState::Releasing { .. }, Input::ConditionFailed) if self.release_sends.uncertain() => self.read_back_release(true),
             (HeldState::Releasing { unsettled }, Input::ConditionFailed) => {
                 let landed_unseen = self.may_have_released_unseen(now);
                 if unsettled.is_none() && !landed_unseen {
@@ -899,7 +889,7 @@ impl HeldLock {
             // release reports its error at once, as dlc does (its suite waits for exactly that):
             // heartbeats have stopped, so the lease frees the lock.
             (HeldState::Releasing { .. }, Input::OtherError) if self.mode == HeldMode::FailClosed => {
-                self.release_uncertain = true;
+                self.release_sends.unanswered();
                 self.read_back_release(false)
             }
             (HeldState::Releasing { .. }, Input::OtherError) => Action::PassError,
@@ -919,8 +909,7 @@ impl HeldLock {
             // condition again, so read again (within the same bound), then report the error;
             // nothing of ours is there to take back.
             (HeldState::ReadingBackRelease { guid_gone: true }, Input::OtherError | Input::ConditionFailed) => {
-                if self.release_resends < AMBIGUOUS_RESENDS {
-                    self.release_resends += 1;
+                if self.release_sends.may_resend() {
                     return self.read_back_release(true);
                 }
                 self.state = HeldState::Stopped;
@@ -943,8 +932,7 @@ impl HeldLock {
     /// The release's outcome is still unknown: resend it, or after [`AMBIGUOUS_RESENDS`]
     /// resends report the error and hand the caller the delete to take the lock back with.
     fn resend_release(&mut self, now_unix_ms: i64) -> Action {
-        if self.release_resends < AMBIGUOUS_RESENDS {
-            self.release_resends += 1;
+        if self.release_sends.may_resend() {
             self.state = HeldState::Releasing { unsettled: None };
             return Action::Send(self.release_request(now_unix_ms));
         }
@@ -971,20 +959,14 @@ impl HeldLock {
         }
     }
 
-    /// The item after a failed release condition shows the lock freed by our release: a
-    /// fail-open lock acquired once more since ours (the next fencing token; a deleted and
-    /// re-created item would count from 1 again), or a fail-closed lock's item gone or taken
-    /// by another fail-closed holder (no fencing token): nothing but our delete frees a
-    /// fail-closed lock for it, whereas a fail-open contender's takeover writes a token.
+    /// The item after a failed release condition shows the lock freed by our release (see
+    /// [`freed_by_our_release`]).
     fn next_holder_after_us(&self, found: Option<&Item>) -> bool {
-        match (&self.mode, found) {
-            (HeldMode::FailOpen { fencing_token, .. }, Some(item)) => {
-                !carries_guid(item, &self.guid) && item.get(FENCING_TOKEN).and_then(AttributeValue::as_i64) == Some(fencing_token + 1)
-            }
-            (HeldMode::FailOpen { .. }, None) => false,
-            (HeldMode::FailClosed, None) => true,
-            (HeldMode::FailClosed, Some(item)) => !carries_guid(item, &self.guid) && !item.contains_key(FENCING_TOKEN),
-        }
+        let fencing_token = match &self.mode {
+            HeldMode::FailOpen { fencing_token, .. } => Some(*fencing_token),
+            HeldMode::FailClosed => None,
+        };
+        freed_by_our_release(found, &self.guid, fencing_token)
     }
 
     fn heartbeat_request(&self, next_guid: &[u8], now_unix_ms: i64) -> Request {

@@ -1,8 +1,10 @@
 //! A held lock: fencing token, heartbeats, lost-lease detection, lock data and release.
 //!
-//! Every write on a held lock (heartbeat, data update, fenced KV write, release) takes the same
-//! async mutex, so that no write ever conditions on a guid that a concurrent heartbeat has just
-//! replaced (dlc reports such a release as a success and leaves a live lease behind).
+//! Heartbeats and releases hold the lock's async mutex across their sends, so that no release
+//! ever conditions on a guid that a concurrent heartbeat has just replaced (dlc reports such a
+//! release as a success and leaves a live lease behind). Data updates and fenced writes
+//! (`lock::fence`) take it only to read the guid, so a slow write never holds up the heartbeats
+//! that keep the lease.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -14,9 +16,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::expr::Condition;
 use crate::lock::config::{LockConfig, Mode};
-use crate::lock::item::{new_guid, LockId, Observed};
+use crate::lock::item::{freed_by_our_release, new_guid, LockId, Observed};
 use crate::lock::undo::LockSite;
 use crate::lock::wake;
 use crate::request::Request;
@@ -41,12 +42,12 @@ pub enum LockStatus {
 /// its lease, while a fail-closed lock stays held until released by hand.
 #[derive(Clone)]
 pub struct Lock {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(super) struct Inner {
     /// The lock's table, id and transport, and how to take back a write of ours.
-    site: LockSite,
+    pub(super) site: LockSite,
     config: Arc<LockConfig>,
     fencing_token: Option<i64>,
     held: tokio::sync::Mutex<Held>,
@@ -67,8 +68,8 @@ struct Inner {
 }
 
 /// The state writes condition on.
-struct Held {
-    guid: Vec<u8>,
+pub(super) struct Held {
+    pub(super) guid: Vec<u8>,
     /// A heartbeat that was sent and not confirmed: the item may carry its guid instead.
     pending: Option<Pending>,
     /// The guids our fail-open releases wrote or may have written: an item that carries one was
@@ -113,7 +114,7 @@ impl Lock {
             .as_ref()
             .and_then(|item| item.get(crate::lock::item::LOCK_DATA))
             .map(Value::from_attribute);
-        let fencing_token = match acquired.config.mode {
+        let fencing_token = match acquired.config.mode() {
             Mode::FailOpen { .. } => observed.and_then(|o| o.fencing_token),
             Mode::FailClosed => None,
         };
@@ -133,7 +134,7 @@ impl Lock {
             runtime,
             pid: std::process::id(),
         });
-        if let Mode::FailOpen { lease_duration, heartbeat_period, .. } = acquired.config.mode {
+        if let Mode::FailOpen { lease_duration, heartbeat_period, .. } = acquired.config.mode() {
             let first_beat = heartbeat_period.map(|period| acquired.lease_start + period);
             let task = tokio::spawn(keep_alive(Arc::downgrade(&inner), first_beat, heartbeat_period, lease_duration));
             *lock(&inner.keep_alive) = Some(task);
@@ -196,7 +197,7 @@ impl Lock {
     /// Replaces the lock data while the lock is held.
     pub async fn update_data(&self, data: Value) -> Result<()> {
         let inner = &self.inner;
-        inner.site.table.check_data_size(&inner.site.id, inner.config.owner_name(), &data)?;
+        inner.site.table.check_data_size(&inner.site.id, &inner.config.owner, &data)?;
         inner.write_while_held(|guid| Request::UpdateItem(inner.site.table.write_data(&inner.site.id, guid, &data))).await?;
         *lock(&inner.data) = Some(data);
         Ok(())
@@ -216,14 +217,14 @@ impl Lock {
     pub async fn release_with_data(&self, data: Option<Value>) -> Result<()> {
         let inner = &self.inner;
         if let Some(data) = &data {
-            inner.site.table.check_data_size(&inner.site.id, inner.config.owner_name(), data)?;
+            inner.site.table.check_data_size(&inner.site.id, &inner.config.owner, data)?;
         }
         inner.check_process()?;
         let mut held = inner.held.lock().await;
         if inner.released.load(Ordering::Acquire) {
             return Ok(());
         }
-        let result = match inner.config.mode {
+        let result = match inner.config.mode() {
             Mode::FailOpen { .. } => inner.release_fail_open(&mut held, data.as_ref()).await,
             Mode::FailClosed => inner.release_fail_closed(&mut held).await,
         };
@@ -253,54 +254,6 @@ impl Lock {
         }
         result
     }
-
-    /// Runs a write that must only succeed while this lock is held. `write` builds the request
-    /// from the lock item's condition on one guid; it is called again with the new guid when a
-    /// heartbeat replaced it meanwhile.
-    ///
-    /// The lock's mutex is held only to read the guid, not across the write: a slow KV table
-    /// must not hold up the heartbeats that keep the lease. Conditioning on a guid a heartbeat
-    /// is replacing is safe: DynamoDB applies the transaction only if the item still carries it.
-    pub(crate) async fn fenced<T, F, Fut>(&self, write: F) -> Result<T>
-    where
-        F: Fn(FenceCheck) -> Fut,
-        Fut: std::future::Future<Output = Result<FencedOutcome<T>>>,
-    {
-        let inner = &self.inner;
-        loop {
-            let guid = inner.lock_held().await?.guid.clone();
-            let check = FenceCheck {
-                table: inner.site.table.table.clone(),
-                key: inner.site.table.key(&inner.site.id),
-                condition: inner.site.table.held_by(&guid),
-            };
-            match write(check).await? {
-                FencedOutcome::Done(value) => return Ok(value),
-                FencedOutcome::LockCheckFailed => {
-                    let mut held = inner.lock_held().await?;
-                    if held.guid != guid {
-                        continue; // a heartbeat moved the guid while we wrote: try with the new one
-                    }
-                    // A heartbeat with an unknown outcome may have moved the guid: look.
-                    let item = inner.site.transport.get_item(inner.site.table.read(&inner.site.id)).await?;
-                    inner.adopt_or_lose(&mut held, item.as_ref().map(Observed::from_item))?;
-                }
-            }
-        }
-    }
-}
-
-/// The condition a fenced write adds to its transaction.
-pub(crate) struct FenceCheck {
-    pub table: String,
-    pub key: Item,
-    pub condition: Condition,
-}
-
-pub(crate) enum FencedOutcome<T> {
-    Done(T),
-    /// The transaction failed on the lock item's condition.
-    LockCheckFailed,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -308,7 +261,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Inner {
-    async fn lock_held(&self) -> Result<MutexGuard<'_, Held>> {
+    pub(super) async fn lock_held(&self) -> Result<MutexGuard<'_, Held>> {
         self.check_process()?;
         let held = self.held.lock().await;
         if self.released.load(Ordering::Acquire) {
@@ -398,7 +351,7 @@ impl Inner {
     /// After a failed condition on our guid: if the item carries the guid of a heartbeat whose
     /// outcome was unknown, that heartbeat landed and its guid is ours now. Anything else means
     /// another client has the lock.
-    fn adopt_or_lose(&self, held: &mut Held, current: Option<Observed>) -> Result<()> {
+    pub(super) fn adopt_or_lose(&self, held: &mut Held, current: Option<Observed>) -> Result<()> {
         if held.pending.as_ref().is_some_and(|pending| current.as_ref().is_some_and(|o| o.has_guid(&pending.guid))) {
             self.adopt(held);
             return Ok(());
@@ -503,7 +456,8 @@ impl Inner {
             match self.site.transport.update_item(request).await {
                 Ok(_) => return Ok(()),
                 Err(Error::ConditionalCheckFailed { item }) => {
-                    let current = self.current_item(item).await.map_err(|e| sends.unresolved(e))?.as_ref().map(Observed::from_item);
+                    let found = self.current_item(item).await.map_err(|e| sends.unresolved(e))?;
+                    let current = found.as_ref().map(Observed::from_item);
                     if held.release_guids.iter().any(|guid| current.as_ref().is_some_and(|o| o.has_guid(guid))) {
                         return Ok(()); // an earlier send of this release, or of an earlier call, landed
                     }
@@ -512,11 +466,9 @@ impl Inner {
                         continue;
                     }
                     // A resend found the next holder's lock. While our lease lasts nobody can take
-                    // it over, so the next token there proves an earlier send released it and the
-                    // next holder acquired it since.
-                    let next_token = self.fencing_token.map(|token| token + 1);
+                    // it over, so the next token there proves an earlier send released it.
                     let within_lease = self.lease_deadline().is_some_and(|deadline| Instant::now() < deadline);
-                    let next_holder = next_token.is_some() && current.as_ref().and_then(|o| o.fencing_token) == next_token;
+                    let next_holder = self.fencing_token.is_some() && freed_by_our_release(found.as_ref(), &held.guid, self.fencing_token);
                     // An earlier release() call of this lock, whose outcome we were not told, may
                     // have landed as well as an earlier send of this one (release_guids keeps
                     // only the guids of calls that may have landed).
@@ -542,15 +494,17 @@ impl Inner {
         loop {
             match self.site.transport.delete_item(self.site.table.release_fail_closed(&self.site.id, &held.guid)).await {
                 Ok(_) => return Ok(()),
-                Err(Error::ConditionalCheckFailed { item }) => match self.current_item(item).await.map_err(|e| sends.unresolved(e))? {
+                Err(Error::ConditionalCheckFailed { item }) => {
+                    let found = self.current_item(item).await.map_err(|e| sends.unresolved(e))?;
                     // Gone: an earlier send of this delete landed (or someone deleted it by hand;
-                    // either way nobody else holds it under our guid).
-                    None => return Ok(()),
-                    // A resend finding another holder: nobody takes a fail-closed lock over, so an
-                    // earlier send deleted it and the next holder acquired it since.
-                    Some(_) if sends.resent() => return Ok(()),
-                    Some(item) => self.adopt_or_lose(held, Some(Observed::from_item(&item)))?,
-                },
+                    // either way nobody else holds it under our guid). Another fail-closed holder
+                    // found by a resend: nobody takes a fail-closed lock over, so an earlier send
+                    // deleted it and the next holder acquired it since.
+                    if (found.is_none() || sends.resent()) && freed_by_our_release(found.as_ref(), &held.guid, None) {
+                        return Ok(());
+                    }
+                    self.adopt_or_lose(held, found.as_ref().map(Observed::from_item))?;
+                }
                 Err(e) => sends.failed(e)?,
             }
         }

@@ -67,6 +67,46 @@ pub fn new_guid() -> Vec<u8> {
     guid
 }
 
+/// True when `item` carries `guid`. Every write of the lock protocol writes a guid of its own,
+/// so after a failed condition this is the proof that an earlier send of that same write landed
+/// (its answer was lost, or it landed late), never a write of another client.
+pub fn carries_guid(item: &Item, guid: &[u8]) -> bool {
+    matches!(item.get(GUID), Some(AttributeValue::B(stored)) if stored == guid)
+}
+
+/// After our release's condition failed, whether `found` shows the lock freed by that release
+/// and acquired again since. The caller must know that nobody could have freed it otherwise:
+/// a fail-open lease of ours still running (nobody takes a live lease over), or a fail-closed
+/// lock (nobody takes those over at all).
+///
+/// - Fail-open (`fencing_token` is ours): the next token, under another guid. A deleted and
+///   re-created item would count from 1 again, so any other token proves nothing.
+/// - Fail-closed (`fencing_token` is `None`): the item gone, or held by another fail-closed
+///   holder (no token). An item with a token was written by a fail-open client, on an id that
+///   is used both ways; that it came after our release is likely but not proven, so it is not
+///   taken as proof.
+pub fn freed_by_our_release(found: Option<&Item>, guid: &[u8], fencing_token: Option<i64>) -> bool {
+    match (fencing_token, found) {
+        (Some(_), None) => false,
+        (Some(token), Some(item)) => {
+            !carries_guid(item, guid) && item.get(FENCING_TOKEN).and_then(AttributeValue::as_i64) == Some(token + 1)
+        }
+        (None, None) => true,
+        (None, Some(item)) => !carries_guid(item, guid) && !item.contains_key(FENCING_TOKEN),
+    }
+}
+
+/// The key of a lock item: the partition key's value, and the sort key's when the table has
+/// one (a sort key value for a table without one is dropped, as DynamoDB would refuse it).
+pub fn lock_key(partition_key: &str, partition: AttributeValue, sort_key: Option<&str>, sort: Option<AttributeValue>) -> Item {
+    let mut key = Item::new();
+    key.insert(partition_key.to_owned(), partition);
+    if let (Some(name), Some(sort)) = (sort_key, sort) {
+        key.insert(name.to_owned(), sort);
+    }
+    key
+}
+
 /// What a reader learns from a lock item.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Observed {
@@ -89,7 +129,7 @@ impl Observed {
         }
     }
 
-    /// The item carries `guid`: the write that wrote it was ours.
+    /// The item carries `guid` (see [`carries_guid`]).
     pub fn has_guid(&self, guid: &[u8]) -> bool {
         self.guid.as_deref() == Some(guid)
     }
@@ -122,12 +162,7 @@ pub struct LockTable {
 
 impl LockTable {
     pub fn key(&self, id: &LockId) -> Item {
-        let mut key = Item::new();
-        key.insert(self.partition_key.clone(), id.partition.clone().into());
-        if let (Some(name), Some(sort)) = (&self.sort_key, &id.sort) {
-            key.insert(name.clone(), sort.clone().into());
-        }
-        key
+        lock_key(&self.partition_key, id.partition.clone().into(), self.sort_key.as_deref(), id.sort.clone().map(Into::into))
     }
 
     fn partition_name(&self) -> Name {

@@ -16,7 +16,7 @@
 //! // The memory transport stands in for DynamoDB here; use NativeTransport in production.
 //! let transport = Arc::new(MemoryTransport::new());
 //! create_table(transport.as_ref(), &TableSpec::new("locks", "id")).await?;
-//! let config = LockConfig::new("locks", "id").lease_duration(Duration::from_secs(10));
+//! let config = LockConfig { lease_duration: Duration::from_secs(10), ..LockConfig::new("locks") };
 //! let locks = LockClient::new(config, transport)?;
 //!
 //! let lock = locks.acquire("job-1", Some(Duration::from_secs(30))).await?;
@@ -30,6 +30,7 @@
 mod client;
 mod config;
 pub mod dlc;
+pub(crate) mod fence;
 pub(crate) mod held;
 pub(crate) mod item;
 mod undo;

@@ -83,13 +83,18 @@ impl Client {
 pub async fn engine_client(world: Arc<World>, me: usize, fail_closed: bool) {
     let c = Client::new(world, me, fail_closed);
     let transport: Arc<dyn Transport> = c.link.clone();
-    let config = LockConfig::new(c.world.locks_table.clone(), "id").owner(format!("engine-{me}"));
-    let config = if fail_closed { config.fail_closed() } else { config.lease_duration(c.world.params.lease) };
-    let (config, clock) = if c.world.params.skewed_client == Some(me) {
-        let ahead: SharedClock = Arc::new(TokioClock::starting_at(c.world.clock.now_unix_ms() + 3_600_000));
-        (config.trust_local_time(true), ahead)
+    let skewed = c.world.params.skewed_client == Some(me);
+    let config = LockConfig {
+        owner: format!("engine-{me}"),
+        fail_closed,
+        lease_duration: c.world.params.lease,
+        trust_local_time: skewed,
+        ..LockConfig::new(c.world.locks_table.clone())
+    };
+    let clock: SharedClock = if skewed {
+        Arc::new(TokioClock::starting_at(c.world.clock.now_unix_ms() + 3_600_000))
     } else {
-        (config, c.world.clock.clone())
+        c.world.clock.clone()
     };
     let locks = LockClient::new(config, transport.clone()).expect("valid lock config").with_clock(clock);
     let kv = KvStore::new(KvConfig::new(c.world.kv_table.clone(), "sim"), transport).expect("valid kv config").with_clock(c.world.clock.clone());
