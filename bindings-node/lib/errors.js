@@ -3,19 +3,10 @@
 // native addon sends the code as a "[CODE] " prefix of the message (src/errors.rs); this is the
 // one place that turns it into `err.code`.
 
-const codes = Object.freeze({
-  CONFIG: "ERR_DYNALEASE_CONFIG",
-  LOCK_NOT_ACQUIRED: "ERR_DYNALEASE_LOCK_NOT_ACQUIRED",
-  LOCK_LOST: "ERR_DYNALEASE_LOCK_LOST",
-  KEY_EXISTS: "ERR_DYNALEASE_KEY_EXISTS",
-  KEY_MODIFIED: "ERR_DYNALEASE_KEY_MODIFIED",
-  KEY_NOT_FOUND: "ERR_DYNALEASE_KEY_NOT_FOUND",
-  TABLE: "ERR_DYNALEASE_TABLE",
-  TRANSPORT: "ERR_DYNALEASE_TRANSPORT",
-  // A write that got no answer and could not be resolved: it may have been applied. Never used
-  // for a write that certainly did not happen.
-  OUTCOME_UNKNOWN: "ERR_DYNALEASE_OUTCOME_UNKNOWN",
-});
+// By name, from the core (CONFIG, LOCK_LOST, ...). OUTCOME_UNKNOWN is a write that got no
+// answer and could not be resolved: it may have been applied; it is never used for a write
+// that certainly did not happen.
+const codes = Object.freeze(require("../native.js").errorCodes());
 
 class DynaleaseError extends Error {
   constructor(code, message, options) {

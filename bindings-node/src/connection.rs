@@ -1,25 +1,19 @@
 //! Where a client sends its requests: `endpoint: "memory://name"` selects the core's in-process
 //! table (shared by every client of that name in the process), anything else the AWS SDK
-//! transport. The SDK transport is built on first use, because building it is async (it reads
-//! the AWS configuration chain) and JS constructors are not.
+//! transport, built on first use (`dynalease::transport::LazyTransport`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use dynalease::transport::native::{DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_RETRIES, MAX_RETRIES_LIMIT};
-use dynalease::transport::{Target, TargetOptions, Transport};
+use dynalease::transport::native::MAX_RETRIES_LIMIT;
+use dynalease::transport::{LazyTransport, TargetOptions, Transport};
 use dynalease::Error;
-use tokio::sync::OnceCell;
 
 use crate::errors::CoreResultExt;
 use crate::locks::millis;
 
 #[derive(Debug)]
 pub struct Connection {
-    target: Target,
-    call_timeout: Duration,
-    max_retries: u32,
-    transport: OnceCell<Arc<dyn Transport>>,
+    transport: LazyTransport,
 }
 
 /// The connection options every client and `createTable` take, as JS passed them.
@@ -36,25 +30,20 @@ impl Connection {
         let call_timeout = args.call_timeout_ms.map(|ms| millis("callTimeoutMs", ms)).transpose()?;
         let max_retries = args.max_retries.map(retries).transpose().js()?;
         let options = TargetOptions { endpoint_url: args.endpoint, region: args.region, call_timeout, max_retries };
-        Ok(Arc::new(Connection {
-            target: Target::new(options).js()?,
-            call_timeout: call_timeout.unwrap_or(DEFAULT_CALL_TIMEOUT),
-            max_retries: max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
-            transport: OnceCell::new(),
-        }))
+        Ok(Arc::new(Connection { transport: LazyTransport::new(options).js()? }))
     }
 
     /// The deadline of one DynamoDB call, in milliseconds (the default when none was given).
     pub fn call_timeout_ms(&self) -> f64 {
-        self.call_timeout.as_secs_f64() * 1000.0
+        self.transport.call_timeout().as_secs_f64() * 1000.0
     }
 
     pub fn max_retries(&self) -> u32 {
-        self.max_retries
+        self.transport.max_retries()
     }
 
     pub async fn transport(&self) -> dynalease::Result<Arc<dyn Transport>> {
-        self.transport.get_or_try_init(|| self.target.connect()).await.cloned()
+        self.transport.get().await
     }
 }
 

@@ -13,7 +13,7 @@ use dynalease::lock::dlc::{
     Action, DlcKey, DlcTable, FailClosedAcquire, FailClosedConfig, FailOpenAcquire, FailOpenConfig, HeldLock, HeldMode, Input, Now,
     TakeBack, DEFAULT_UNDO_DELAY,
 };
-use dynalease::request::{RenderedExpressions, Request, Response};
+use dynalease::protocol::request::{RenderedExpressions, Request, Response};
 use dynalease::Error;
 use napi::Result;
 use napi_derive::napi;

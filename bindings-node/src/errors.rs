@@ -2,56 +2,46 @@
 //! so the stable dynalease code (`ErrorKind::code()`) travels as a `[CODE] ` prefix of the
 //! message, which the JS layer (lib/errors.js) turns into `err.code` in one place.
 
+use std::collections::HashMap;
+
 use dynalease::{Error, ErrorKind};
+use napi_derive::napi;
 
 pub fn to_napi(error: Error) -> napi::Error {
-    let kind = error.kind();
-    let mut message = error.to_string();
-    // The core names options and functions as Rust and Python spell them; in a message that
-    // tells a Node user what to change, use the names that user writes.
-    if matches!(kind, ErrorKind::Config | ErrorKind::Table) {
-        message = in_node_names(&message);
-    }
-    napi::Error::from_reason(format!("[{}] {message}", kind.code()))
+    napi::Error::from_reason(format!("[{}] {}", error.kind().code(), error.message(&node_name)))
 }
 
-/// The core's option and function names, as this binding's API spells them.
-const NODE_NAMES: [(&str, &str); 19] = [
-    ("lease_duration", "leaseDurationMs"),
-    ("heartbeat_period", "heartbeatPeriodMs"),
-    ("partition_key", "partitionKey"),
-    ("sort_key", "sortKey"),
-    ("partition_key_type", "partitionKeyType"),
-    ("sort_key_type", "sortKeyType"),
-    ("endpoint_url", "endpoint"),
-    ("trust_local_time", "trustLocalTime"),
-    ("fail_closed", "failClosed"),
-    ("ttl", "ttlMs"),
-    ("timeout", "timeoutMs"),
-    ("call_timeout", "callTimeoutMs"),
-    ("poll_interval", "pollIntervalMs"),
-    ("max_retries", "maxRetries"),
-    ("create_table", "createTable"),
-    ("atomic_put", "atomicPut"),
-    ("atomic_delete", "atomicDelete"),
-    ("update_data", "updateData"),
-    ("None", "null"),
-];
+/// The error codes by name (`{ LOCK_LOST: "ERR_DYNALEASE_LOCK_LOST", ... }`), for `codes`.
+#[napi]
+pub fn error_codes() -> HashMap<String, String> {
+    ErrorKind::ALL.iter().map(|kind| (kind.name().to_owned(), kind.code().to_owned())).collect()
+}
 
-/// Replaces whole identifiers only: `sort_key` in `sort_key_type` stays part of that name.
-fn in_node_names(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(start) = rest.find(|c: char| c.is_ascii_alphanumeric() || c == '_') {
-        out.push_str(&rest[..start]);
-        rest = &rest[start..];
-        let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
-        let word = &rest[..end];
-        out.push_str(NODE_NAMES.iter().find(|(core, _)| *core == word).map_or(word, |(_, node)| node));
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out
+/// The core's option, function and value names (`dynalease::error::OPTION_NAMES`) as this
+/// binding's API spells them.
+fn node_name(core: &str) -> Option<&'static str> {
+    Some(match core {
+        "lease_duration" => "leaseDurationMs",
+        "heartbeat_period" => "heartbeatPeriodMs",
+        "partition_key" => "partitionKey",
+        "sort_key" => "sortKey",
+        "partition_key_type" => "partitionKeyType",
+        "sort_key_type" => "sortKeyType",
+        "endpoint_url" => "endpoint",
+        "trust_local_time" => "trustLocalTime",
+        "fail_closed" => "failClosed",
+        "ttl" => "ttlMs",
+        "timeout" => "timeoutMs",
+        "call_timeout" => "callTimeoutMs",
+        "poll_interval" => "pollIntervalMs",
+        "max_retries" => "maxRetries",
+        "create_table" => "createTable",
+        "atomic_put" => "atomicPut",
+        "atomic_delete" => "atomicDelete",
+        "update_data" => "updateData",
+        "None" => "null",
+        _ => return None,
+    })
 }
 
 pub trait CoreResultExt<T> {
@@ -74,16 +64,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_name_the_core_uses_has_a_node_spelling() {
+        for name in dynalease::error::OPTION_NAMES {
+            assert!(node_name(name).is_some(), "{name} has no Node spelling");
+        }
+    }
+
+    #[test]
     fn options_are_named_as_node_spells_them() {
-        assert_eq!(
-            in_node_names("heartbeat_period (200ms) must be shorter than lease_duration (100ms)"),
-            "heartbeatPeriodMs (200ms) must be shorter than leaseDurationMs (100ms)"
-        );
-        assert_eq!(in_node_names("sort_key_type \"X\"; sort_key None"), "sortKeyType \"X\"; sortKey null");
-        assert_eq!(in_node_names("timeouts, timeout_x and ttl."), "timeouts, timeout_x and ttlMs.");
-        assert_eq!(
-            in_node_names("call_timeout must be longer than zero; poll_interval too; max_retries is 101"),
-            "callTimeoutMs must be longer than zero; pollIntervalMs too; maxRetries is 101"
-        );
+        let error = Error::option("heartbeat_period", "(200ms) must be shorter than {lease_duration} (100ms)");
+        assert_eq!(error.message(&node_name), "heartbeatPeriodMs (200ms) must be shorter than leaseDurationMs (100ms)");
+        assert_eq!(error.to_string(), "heartbeat_period (200ms) must be shorter than lease_duration (100ms)");
+        let error = Error::TableNotFound { table: "locks".into() };
+        assert!(error.message(&node_name).contains("createTable()"), "{}", error.message(&node_name));
+    }
+
+    #[test]
+    fn every_code_is_exported_by_name() {
+        let codes = error_codes();
+        assert_eq!(codes.len(), ErrorKind::ALL.len());
+        assert_eq!(codes["OUTCOME_UNKNOWN"], "ERR_DYNALEASE_OUTCOME_UNKNOWN");
     }
 }

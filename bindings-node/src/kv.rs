@@ -76,13 +76,12 @@ impl KvStore {
 impl KvStore {
     #[napi(constructor)]
     pub fn new(options: KvStoreOptions) -> Result<KvStore> {
-        let mut config = KvConfig::new(options.table, options.partition);
-        if let Some(pk) = options.partition_key {
-            config = config.partition_key(pk);
-        }
-        if let Some(sk) = options.sort_key {
-            config = config.sort_key(sk);
-        }
+        let defaults = KvConfig::new(options.table, options.partition);
+        let config = KvConfig {
+            partition_key: options.partition_key.unwrap_or(defaults.partition_key),
+            sort_key: options.sort_key.unwrap_or(defaults.sort_key),
+            ..defaults
+        };
         config.validate().js()?;
         let connection = Connection::new(ConnectionArgs {
             endpoint: options.endpoint,

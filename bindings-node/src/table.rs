@@ -1,6 +1,7 @@
 //! `createTable`: a table for locks or the KV store, with TTL on `expires`.
 
-use dynalease::table::TableSpec;
+use dynalease::lock::DEFAULT_PARTITION_KEY;
+use dynalease::table::{KeyAttribute, TableSpec};
 use dynalease::{Error, KeyType};
 use napi::bindgen_prelude::PromiseRaw;
 use napi::{Env, Result};
@@ -49,11 +50,12 @@ pub fn create_table<'env>(env: &'env Env, table: String, options: Option<CreateT
         call_timeout_ms: None,
         max_retries: None,
     });
-    let mut spec = TableSpec::new(table, options.partition_key.unwrap_or_else(|| "id".into()))
-        .partition_key_type(key_type("partitionKeyType", options.partition_key_type.as_deref()).js()?);
-    if let Some(sort_key) = options.sort_key {
-        spec = spec.sort_key(sort_key, key_type("sortKeyType", options.sort_key_type.as_deref()).js()?);
-    }
+    let sort_key_type = key_type("sortKeyType", options.sort_key_type.as_deref()).js()?;
+    let spec = TableSpec {
+        partition_key: KeyAttribute::new(options.partition_key.unwrap_or_else(|| DEFAULT_PARTITION_KEY.into()), key_type("partitionKeyType", options.partition_key_type.as_deref()).js()?),
+        sort_key: options.sort_key.map(|name| KeyAttribute::new(name, sort_key_type)),
+        ..TableSpec::new(table, DEFAULT_PARTITION_KEY)
+    };
     let connection = Connection::new(ConnectionArgs {
         endpoint: options.endpoint,
         region: options.region,

@@ -1,17 +1,12 @@
 //! Where a client sends its requests: `endpoint_url="memory://name"` selects the core's
 //! in-process table (shared by every client of that name in the process), anything else the AWS
-//! SDK transport.
-//!
-//! The SDK transport is built on first use, not in the constructor, because building it is async
-//! (it reads the AWS configuration chain) and constructors are not. It is cached per process: a
-//! forked child must not use connections that belong to its parent's runtime, so it builds its
-//! own.
+//! SDK transport, built on first use and once per process (`dynalease::transport::LazyTransport`).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use dynalease::transport::native::{DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_RETRIES, MAX_RETRIES_LIMIT};
-use dynalease::transport::{Target, TargetOptions, Transport};
+use dynalease::transport::native::MAX_RETRIES_LIMIT;
+use dynalease::transport::{LazyTransport, TargetOptions, Transport};
 use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyInt};
@@ -23,10 +18,7 @@ use crate::errors::{config_error, CoreResultExt};
 pub struct Connection {
     endpoint_url: Option<String>,
     region: Option<String>,
-    call_timeout: Duration,
-    max_retries: u32,
-    target: Target,
-    cached: Mutex<Option<(u32, Arc<dyn Transport>)>>,
+    transport: LazyTransport,
 }
 
 /// The connection options every client and `create_table` take, as Python passed them.
@@ -43,24 +35,16 @@ impl Connection {
         let call_timeout = optional_seconds("call_timeout", args.call_timeout)?;
         let max_retries = args.max_retries.filter(|m| !m.is_none()).map(retries).transpose()?;
         let options = TargetOptions { endpoint_url: args.endpoint_url.clone(), region: args.region.clone(), call_timeout, max_retries };
-        let target = Target::new(options).py()?;
-        Ok(Connection {
-            endpoint_url: args.endpoint_url,
-            region: args.region,
-            call_timeout: call_timeout.unwrap_or(DEFAULT_CALL_TIMEOUT),
-            max_retries: max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
-            target,
-            cached: Mutex::new(None),
-        })
+        Ok(Connection { endpoint_url: args.endpoint_url, region: args.region, transport: LazyTransport::new(options).py()? })
     }
 
     /// The deadline of one DynamoDB call (the default when none was given).
     pub fn call_timeout(&self) -> Duration {
-        self.call_timeout
+        self.transport.call_timeout()
     }
 
     pub fn max_retries(&self) -> u32 {
-        self.max_retries
+        self.transport.max_retries()
     }
 
     pub fn endpoint_url(&self) -> Option<&str> {
@@ -73,22 +57,7 @@ impl Connection {
 
     /// The transport of this process, built on first use.
     pub async fn transport(&self) -> dynalease::Result<Arc<dyn Transport>> {
-        let pid = std::process::id();
-        if let Some((owner, transport)) = &*self.cached.lock().unwrap_or_else(PoisonError::into_inner) {
-            if *owner == pid {
-                return Ok(transport.clone());
-            }
-        }
-        let transport = self.target.connect().await?;
-        // Two first calls racing both build one; the first stored wins so clients stay shared.
-        let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
-        match &*cached {
-            Some((owner, existing)) if *owner == pid => Ok(existing.clone()),
-            _ => {
-                *cached = Some((pid, transport.clone()));
-                Ok(transport)
-            }
-        }
+        self.transport.get().await
     }
 }
 

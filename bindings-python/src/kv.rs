@@ -110,7 +110,7 @@ struct Store {
 
 impl Store {
     fn new(table: String, partition: String, partition_key: String, sort_key: String, connection: ConnectionArgs<'_, '_>) -> PyResult<Store> {
-        let config = KvConfig::new(table, partition).partition_key(partition_key).sort_key(sort_key);
+        let config = KvConfig { partition_key, sort_key, ..KvConfig::new(table, partition) };
         config.validate().py()?;
         Ok(Store { config, connection: Connection::new(connection)? })
     }

@@ -1,6 +1,6 @@
 //! `create_table` / `create_table_async`: the core's table helper.
 
-use dynalease::table::TableSpec;
+use dynalease::table::{KeyAttribute, TableSpec};
 use dynalease::KeyType;
 use pyo3::prelude::*;
 
@@ -18,10 +18,12 @@ fn key_type(option: &str, name: &str) -> PyResult<KeyType> {
 }
 
 fn spec(table: String, partition_key: String, sort_key: Option<String>, partition_key_type: &str, sort_key_type: &str) -> PyResult<TableSpec> {
-    let mut spec = TableSpec::new(table, partition_key).partition_key_type(key_type("partition_key_type", partition_key_type)?);
-    if let Some(sort_key) = sort_key {
-        spec = spec.sort_key(sort_key, key_type("sort_key_type", sort_key_type)?);
-    }
+    let sort_key_type = key_type("sort_key_type", sort_key_type)?;
+    let spec = TableSpec {
+        partition_key: KeyAttribute::new(partition_key.clone(), key_type("partition_key_type", partition_key_type)?),
+        sort_key: sort_key.map(|name| KeyAttribute::new(name, sort_key_type)),
+        ..TableSpec::new(table, partition_key)
+    };
     Ok(spec)
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use dynalease::kv::{KvConfig, KvStore, WriteOptions};
 use dynalease::lock::{LockClient, LockConfig};
-use dynalease::table::{create_table, TableSpec};
+use dynalease::table::{create_table, KeyAttribute, TableSpec};
 use dynalease::transport::native::{NativeConfig, NativeTransport};
 use dynalease::{KeyType, Value};
 
@@ -21,7 +21,7 @@ async fn main() -> dynalease::Result<()> {
     let transport = Arc::new(NativeTransport::new(NativeConfig { endpoint_url: std::env::args().nth(1), ..Default::default() }).await?);
 
     create_table(transport.as_ref(), &TableSpec::new("example-locks", "id")).await?;
-    create_table(transport.as_ref(), &TableSpec::new("example-kv", "pk").sort_key("sk", KeyType::S)).await?;
+    create_table(transport.as_ref(), &TableSpec { sort_key: Some(KeyAttribute::new("sk", KeyType::S)), ..TableSpec::new("example-kv", "pk") }).await?;
 
     let locks = LockClient::new(
         LockConfig { lease_duration: Duration::from_millis(1500), heartbeat_period: Some(Duration::from_millis(500)), ..LockConfig::new("example-locks") },

@@ -10,7 +10,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// An option or argument is invalid; nothing was sent.
     #[error("{0}")]
-    Config(String),
+    Config(ConfigError),
 
     /// A condition expression was false. `item` is the current item when the request asked for
     /// it (`ReturnValuesOnConditionCheckFailure: ALL_OLD`).
@@ -37,11 +37,12 @@ pub enum Error {
     #[error("key {key:?} does not exist")]
     KeyNotFound { key: String },
 
-    #[error("table {table:?} does not exist in this account and region; create it with create_table() or check the table name, region and endpoint")]
+    #[error("{}", table_not_found(.table, &core_name))]
     TableNotFound { table: String },
 
-    /// The table exists but cannot serve this configuration (key schema, status).
-    #[error("table {table:?}: {message}")]
+    /// The table exists but cannot serve this configuration (key schema, status). `message`
+    /// may name options as `{name}` (see [`ConfigError`]).
+    #[error("table {table:?}: {}", spell_names(.message, &core_name))]
     TableSchema { table: String, message: String },
 
     /// DynamoDB rejected the request as malformed (ValidationException).
@@ -86,7 +87,25 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// The stable code the bindings expose (`err.code` in Node).
+    /// Every kind, for bindings that export the table of codes.
+    pub const ALL: [ErrorKind; 9] = [
+        ErrorKind::Config,
+        ErrorKind::LockNotAcquired,
+        ErrorKind::LockLost,
+        ErrorKind::KeyExists,
+        ErrorKind::KeyModified,
+        ErrorKind::KeyNotFound,
+        ErrorKind::Table,
+        ErrorKind::Transport,
+        ErrorKind::OutcomeUnknown,
+    ];
+
+    /// The code without its prefix (`LOCK_LOST`): the key of the code in the bindings' tables.
+    pub fn name(self) -> &'static str {
+        &self.code()["ERR_DYNALEASE_".len()..]
+    }
+
+    /// The stable code the bindings expose (`err.code` in Node, `.code` in Python).
     pub fn code(self) -> &'static str {
         match self {
             ErrorKind::Config => "ERR_DYNALEASE_CONFIG",
@@ -102,14 +121,122 @@ impl ErrorKind {
     }
 }
 
+/// An invalid option or argument: which one, and what is wrong with it.
+///
+/// Options are named as the core names them (`lease_duration`); each binding spells them its
+/// own way (`leaseDurationMs`) through [`ConfigError::message`]. In `problem`, other options
+/// are written `{name}`, so that they are spelled the same way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    option: Option<&'static str>,
+    problem: String,
+}
+
+impl ConfigError {
+    /// The option or argument at fault, when the error is about one.
+    pub fn option(&self) -> Option<&'static str> {
+        self.option
+    }
+
+    /// The message, with option names spelled by `spell` (given a core name, the binding's).
+    pub fn message(&self, spell: &dyn Fn(&str) -> Option<&'static str>) -> String {
+        let problem = spell_names(&self.problem, spell);
+        match self.option {
+            Some(option) => format!("{} {problem}", spell(option).unwrap_or(option)),
+            None => problem,
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message(&core_name))
+    }
+}
+
+/// Every option, function and value name that core messages name, as the core spells them. A binding
+/// that spells names its own way must know each one (its tests check this list).
+pub const OPTION_NAMES: [&str; 19] = [
+    "lease_duration",
+    "heartbeat_period",
+    "partition_key",
+    "sort_key",
+    "partition_key_type",
+    "sort_key_type",
+    "endpoint_url",
+    "trust_local_time",
+    "fail_closed",
+    "ttl",
+    "timeout",
+    "call_timeout",
+    "poll_interval",
+    "max_retries",
+    "create_table",
+    "atomic_put",
+    "atomic_delete",
+    "update_data",
+    "None",
+];
+
+/// The core's own spelling: the name as written.
+fn core_name(_: &str) -> Option<&'static str> {
+    None
+}
+
+/// Replaces each `{name}` of an [`OPTION_NAMES`] entry in `text` by its spelling.
+fn spell_names(text: &str, spell: &dyn Fn(&str) -> Option<&'static str>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}').map(|close| &after[..close]).filter(|name| OPTION_NAMES.contains(name)) {
+            Some(name) => {
+                out.push_str(spell(name).unwrap_or(name));
+                rest = &after[name.len() + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn table_not_found(table: &str, spell: &dyn Fn(&str) -> Option<&'static str>) -> String {
+    format!(
+        "table {table:?} does not exist in this account and region; create it with {}() or check the table name, region and endpoint",
+        spell("create_table").unwrap_or("create_table")
+    )
+}
+
 impl Error {
-    pub fn config(message: impl Into<String>) -> Error {
-        Error::Config(message.into())
+    /// An error about `option`: `problem` completes the sentence that starts with its name.
+    pub fn option(option: &'static str, problem: impl Into<String>) -> Error {
+        Error::Config(ConfigError { option: Some(option), problem: problem.into() })
+    }
+
+    /// An invalid option or argument, described by `problem` alone.
+    pub fn config(problem: impl Into<String>) -> Error {
+        Error::Config(ConfigError { option: None, problem: problem.into() })
     }
 
     /// A value the caller passed that DynamoDB cannot store.
-    pub fn invalid_value(message: impl Into<String>) -> Error {
-        Error::Config(message.into())
+    pub fn invalid_value(problem: impl Into<String>) -> Error {
+        Error::config(problem)
+    }
+
+    /// The message, with option and function names spelled by `spell` (see [`ConfigError`]);
+    /// `to_string()` spells them as the core does.
+    pub fn message(&self, spell: &dyn Fn(&str) -> Option<&'static str>) -> String {
+        match self {
+            Error::Config(error) => error.message(spell),
+            Error::TableNotFound { table } => table_not_found(table, spell),
+            Error::TableSchema { table, message } => format!("table {table:?}: {}", spell_names(message, spell)),
+            other => other.to_string(),
+        }
     }
 
     pub fn kind(&self) -> ErrorKind {
@@ -160,5 +287,29 @@ impl Error {
     /// True when the request may have been applied and the caller must resolve it by reading.
     pub fn is_ambiguous(&self) -> bool {
         matches!(self, Error::Ambiguous { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shout(name: &str) -> Option<&'static str> {
+        (name == "lease_duration").then_some("LEASE")
+    }
+
+    #[test]
+    fn only_marked_known_names_are_spelled() {
+        let error = Error::option("heartbeat_period", "must be below {lease_duration}; {value} and { stay");
+        assert_eq!(error.message(&shout), "heartbeat_period must be below LEASE; {value} and { stay");
+        assert_eq!(error.to_string(), "heartbeat_period must be below lease_duration; {value} and { stay");
+        let Error::Config(config) = &error else { unreachable!() };
+        assert_eq!(config.option(), Some("heartbeat_period"));
+    }
+
+    #[test]
+    fn codes_have_names() {
+        assert_eq!(ErrorKind::LockLost.name(), "LOCK_LOST");
+        assert!(ErrorKind::ALL.iter().all(|kind| kind.code().ends_with(kind.name())));
     }
 }

@@ -50,13 +50,16 @@ const VERSION: &str = "version";
 /// Attribute names a KV table's keys may not use.
 pub const RESERVED_KV_ATTRIBUTES: [&str; 3] = [VALUE, VERSION, TTL_ATTRIBUTE];
 
-/// Configuration of a [`KvStore`].
-#[derive(Clone, Debug)]
+/// Configuration of a [`KvStore`]: plain data, checked by [`validate`](KvConfig::validate)
+/// (which `KvStore::new` calls).
+#[derive(Clone, Debug, PartialEq)]
 pub struct KvConfig {
     pub table: String,
     /// The partition key value all keys of this store live under.
     pub partition: String,
+    /// The table's partition key attribute (default `pk`).
     pub partition_key: String,
+    /// The table's sort key attribute, which holds the keys (default `sk`).
     pub sort_key: String,
 }
 
@@ -64,16 +67,6 @@ impl KvConfig {
     /// A store in `table` under `partition`, with key attributes `pk` and `sk`.
     pub fn new(table: impl Into<String>, partition: impl Into<String>) -> KvConfig {
         KvConfig { table: table.into(), partition: partition.into(), partition_key: "pk".into(), sort_key: "sk".into() }
-    }
-
-    pub fn partition_key(mut self, name: impl Into<String>) -> KvConfig {
-        self.partition_key = name.into();
-        self
-    }
-
-    pub fn sort_key(mut self, name: impl Into<String>) -> KvConfig {
-        self.sort_key = name.into();
-        self
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -92,17 +85,17 @@ impl KvConfig {
         }
         for (option, name) in [("partition_key", &self.partition_key), ("sort_key", &self.sort_key)] {
             if name.is_empty() {
-                return Err(Error::config(format!("{option} is empty; pass the table's key attribute name")));
+                return Err(Error::option(option, "is empty; pass the table's key attribute name"));
             }
             if RESERVED_KV_ATTRIBUTES.contains(&name.as_str()) {
-                return Err(Error::config(format!(
-                    "{option} {name:?} is reserved for KV attributes; reserved names are {}",
-                    RESERVED_KV_ATTRIBUTES.join(", ")
-                )));
+                return Err(Error::option(
+                    option,
+                    format!("{name:?} is reserved for KV attributes; reserved names are {}", RESERVED_KV_ATTRIBUTES.join(", ")),
+                ));
             }
         }
         if self.partition_key == self.sort_key {
-            return Err(Error::config("partition_key and sort_key must name different attributes"));
+            return Err(Error::option("partition_key", "and {sort_key} must name different attributes"));
         }
         Ok(())
     }
@@ -388,7 +381,7 @@ impl KvStore {
         // Versions stay below 2^53 so JavaScript numbers hold them exactly.
         let version = crate::random::with_rng(|rng| rng.random_range(1..(1i64 << 53)));
         let expires = match options.ttl {
-            Some(ttl) if ttl.is_zero() => return Err(Error::config("ttl must be greater than zero, or None for no expiry")),
+            Some(ttl) if ttl.is_zero() => return Err(Error::option("ttl", "must be greater than zero, or {None} for no expiry")),
             Some(ttl) => Some(((self.clock.now_unix_ms() + ttl.as_millis() as u64).div_ceil(1000)) as i64),
             None => None,
         };
@@ -448,7 +441,7 @@ impl KvStore {
     /// Turns DynamoDB's key-schema complaints into [`Error::TableSchema`].
     fn explain(&self, error: Error) -> Error {
         error.explain_key_schema(&self.config.table, || {
-            format!("partition_key {:?} and sort_key {:?}, both strings", self.config.partition_key, self.config.sort_key)
+            format!("{{partition_key}} {:?} and {{sort_key}} {:?}, both strings", self.config.partition_key, self.config.sort_key)
         })
     }
 

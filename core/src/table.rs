@@ -5,7 +5,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::request::{CreateTable, KeyAttribute, Request, Response, TableDescription, TableStatus, TimeToLive};
+use crate::request::{CreateTable, Request, Response, TableDescription, TableStatus, TimeToLive};
+
+pub use crate::request::KeyAttribute;
 use crate::transport::Transport;
 use crate::value::KeyType;
 
@@ -37,29 +39,13 @@ impl TableSpec {
         }
     }
 
-    pub fn partition_key_type(mut self, key_type: KeyType) -> TableSpec {
-        self.partition_key.key_type = key_type;
-        self
-    }
-
-    /// Adds a sort key (a string unless `key_type` says otherwise).
-    pub fn sort_key(mut self, name: impl Into<String>, key_type: KeyType) -> TableSpec {
-        self.sort_key = Some(KeyAttribute { name: name.into(), key_type });
-        self
-    }
-
-    pub fn ttl_attribute(mut self, attribute: Option<String>) -> TableSpec {
-        self.ttl_attribute = attribute;
-        self
-    }
-
     fn validate(&self) -> Result<()> {
         check_table_name(&self.name)?;
         if self.partition_key.name.is_empty() || self.sort_key.as_ref().is_some_and(|s| s.name.is_empty()) {
             return Err(Error::config("key attribute names must not be empty"));
         }
         if self.sort_key.as_ref().is_some_and(|s| s.name == self.partition_key.name) {
-            return Err(Error::config("partition_key and sort_key must name different attributes"));
+            return Err(Error::option("partition_key", "and {sort_key} must name different attributes"));
         }
         Ok(())
     }

@@ -6,10 +6,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dynalease::clock::{Clock, SharedClock, SystemClock};
+use dynalease::protocol::clock::{Clock, SharedClock, SystemClock};
 use dynalease::kv::{KvConfig, KvStore, WriteOptions};
 use dynalease::lock::{LockClient, LockConfig, LockId, LockStatus};
-use dynalease::table::{create_table, TableSpec};
+use dynalease::table::{create_table, KeyAttribute, TableSpec};
 use dynalease::transport::memory::MemoryTransport;
 use dynalease::transport::native::{NativeConfig, NativeTransport};
 use dynalease::transport::Transport;
@@ -61,7 +61,7 @@ conformance!(
 
 async fn kv_store(transport: &Arc<dyn Transport>, partition: &str) -> KvStore {
     let table = common::table_name("kv");
-    create_table(transport.as_ref(), &TableSpec::new(&table, "pk").sort_key("sk", KeyType::S)).await.unwrap();
+    create_table(transport.as_ref(), &TableSpec { sort_key: Some(KeyAttribute::new("sk", KeyType::S)), ..TableSpec::new(&table, "pk") }).await.unwrap();
     KvStore::new(KvConfig::new(table, partition), transport.clone()).unwrap()
 }
 
@@ -187,7 +187,7 @@ async fn kv_rejects_bad_input_and_writes_nothing(transport: Arc<dyn Transport>) 
     assert!(matches!(kv.put("", &Value::Null, &none()).await, Err(Error::Config(_))));
     assert!(matches!(kv.put("k", &Value::Null, &none().ttl(Duration::ZERO)).await, Err(Error::Config(_))));
     assert!(kv.list("").await.unwrap().is_empty(), "nothing was written");
-    assert!(matches!(KvStore::new(KvConfig::new("kv-store", "p").sort_key("value"), transport.clone()), Err(Error::Config(_))));
+    assert!(matches!(KvStore::new(KvConfig { sort_key: "value".into(), ..KvConfig::new("kv-store", "p") }, transport.clone()), Err(Error::Config(_))));
 }
 
 async fn kv_fenced_writes_need_the_lock(transport: Arc<dyn Transport>) {
@@ -273,7 +273,7 @@ async fn fail_closed_locks_are_deleted_on_release(transport: Arc<dyn Transport>)
 
 async fn sort_key_lock_ids(transport: Arc<dyn Transport>) {
     let table = common::table_name("sorted");
-    create_table(transport.as_ref(), &TableSpec::new(&table, "id").sort_key("sk", KeyType::N)).await.unwrap();
+    create_table(transport.as_ref(), &TableSpec { sort_key: Some(KeyAttribute::new("sk", KeyType::N)), ..TableSpec::new(&table, "id") }).await.unwrap();
     let locks = LockClient::new(LockConfig { sort_key: Some("sk".into()), ..LockConfig::new(&table) }, transport.clone()).unwrap();
     let one = locks.acquire(LockId::with_sort("tenant", 1i64), None).await.unwrap();
     let two = locks.acquire(LockId::with_sort("tenant", 2i64), None).await.unwrap();
@@ -294,7 +294,7 @@ async fn lock_data_survives_release(transport: Arc<dyn Transport>) {
 
 async fn lock_input_past_dynamodb_limits_fails_before_sending_and_the_lock_stays_held(transport: Arc<dyn Transport>) {
     let table = common::table_name("limits");
-    create_table(transport.as_ref(), &TableSpec::new(&table, "id").sort_key("sk", KeyType::S)).await.unwrap();
+    create_table(transport.as_ref(), &TableSpec { sort_key: Some(KeyAttribute::new("sk", KeyType::S)), ..TableSpec::new(&table, "id") }).await.unwrap();
     let config = LockConfig { sort_key: Some("sk".into()), lease_duration: Duration::from_millis(600), heartbeat_period: Some(Duration::from_millis(150)), ..LockConfig::new(&table) };
     let locks = LockClient::new(config, transport.clone()).unwrap();
     // Key values at DynamoDB's limits are accepted; one byte more fails here, not in DynamoDB.
@@ -325,7 +325,7 @@ async fn lock_input_past_dynamodb_limits_fails_before_sending_and_the_lock_stays
 async fn create_table_is_idempotent_and_checks_the_schema(transport: Arc<dyn Transport>) {
     let table = lock_table(&transport).await;
     create_table(transport.as_ref(), &TableSpec::new(&table, "id")).await.unwrap();
-    let err = create_table(transport.as_ref(), &TableSpec::new(&table, "key").sort_key("sk", KeyType::S)).await.unwrap_err();
+    let err = create_table(transport.as_ref(), &TableSpec { sort_key: Some(KeyAttribute::new("sk", KeyType::S)), ..TableSpec::new(&table, "key") }).await.unwrap_err();
     let message = err.to_string();
     assert!(matches!(err, Error::TableSchema { .. }), "{err}");
     assert!(message.contains("partition key is \"id\"") && message.contains("no sort key"), "{message}");
@@ -372,8 +372,8 @@ async fn a_kv_store_on_a_table_with_other_keys_is_explained(transport: Arc<dyn T
 /// The KV store's writes rely on this: a resend after a lost answer is answered with success
 /// and not applied again, even after another client wrote on top.
 async fn a_transaction_resent_with_its_token_is_applied_once(transport: Arc<dyn Transport>) {
-    use dynalease::expr::{Condition, Name};
-    use dynalease::request::{PutItem, ReturnValues, TransactItem, TransactWrite};
+    use dynalease::protocol::expr::{Condition, Name};
+    use dynalease::protocol::request::{PutItem, ReturnValues, TransactItem, TransactWrite};
     use dynalease::transport::TransportExt;
     use dynalease::AttributeValue;
     let kv = kv_store(&transport, "tokens").await;
@@ -392,7 +392,7 @@ async fn a_transaction_resent_with_its_token_is_applied_once(transport: Arc<dyn 
             return_old_on_condition_failure: false,
         })
     };
-    let token = format!("conformance-{:x}", dynalease::random::random::<u64>());
+    let token = format!("conformance-{:x}", dynalease::protocol::random::random::<u64>());
     let first = TransactWrite { items: vec![put("first")], client_request_token: Some(token.clone()) };
     transport.transact_write(first.clone()).await.unwrap();
     kv.put("k", &Value::from("later"), &none()).await.unwrap();

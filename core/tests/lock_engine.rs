@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Fault, Faulty};
-use dynalease::clock::{SharedClock, TokioClock};
-use dynalease::expr::{val, Name, Update};
+use dynalease::protocol::clock::{SharedClock, TokioClock};
+use dynalease::protocol::expr::{val, Name, Update};
 use dynalease::kv::{KvConfig, KvStore, WriteOptions};
 use dynalease::lock::{Lock, LockClient, LockConfig, LockId, LockStatus};
-use dynalease::request::{GetItem, PutItem, ReturnValues, UpdateItem};
-use dynalease::table::{create_table, TableSpec};
+use dynalease::protocol::request::{GetItem, PutItem, ReturnValues, UpdateItem};
+use dynalease::table::{create_table, KeyAttribute, TableSpec};
 use dynalease::transport::memory::MemoryTransport;
 use dynalease::transport::{Transport, TransportExt};
 use dynalease::{AttributeValue, Error, Item, KeyType, Value};
@@ -30,8 +30,8 @@ async fn world() -> World {
     let clock: SharedClock = Arc::new(TokioClock::starting_at(1_700_000_000_000));
     let memory = MemoryTransport::with_clock(clock.clone());
     create_table(&memory, &TableSpec::new("locks", "id")).await.unwrap();
-    create_table(&memory, &TableSpec::new("sorted", "id").sort_key("sk", KeyType::S)).await.unwrap();
-    create_table(&memory, &TableSpec::new("kvs", "pk").sort_key("sk", KeyType::S)).await.unwrap();
+    create_table(&memory, &TableSpec { sort_key: Some(KeyAttribute::new("sk", KeyType::S)), ..TableSpec::new("sorted", "id") }).await.unwrap();
+    create_table(&memory, &TableSpec { sort_key: Some(KeyAttribute::new("sk", KeyType::S)), ..TableSpec::new("kvs", "pk") }).await.unwrap();
     let faulty = Faulty::new(Arc::new(memory));
     World { transport: Arc::new(faulty.clone()), faulty, clock }
 }
@@ -299,7 +299,7 @@ async fn fail_open_waits_out_a_fail_closed_holder_instead_of_failing() {
     let mut key = Item::new();
     key.insert("id".into(), AttributeValue::S("job".into()));
     w.transport
-        .delete_item(dynalease::request::DeleteItem { table: "locks".into(), key, condition: None, return_values: ReturnValues::None, return_old_on_condition_failure: false })
+        .delete_item(dynalease::protocol::request::DeleteItem { table: "locks".into(), key, condition: None, return_values: ReturnValues::None, return_old_on_condition_failure: false })
         .await
         .unwrap();
     assert_eq!(client.try_acquire("job").await.unwrap().unwrap().fencing_token(), Some(1));
@@ -679,7 +679,7 @@ struct NoOldItems {
 
 #[async_trait::async_trait]
 impl Transport for NoOldItems {
-    async fn execute(&self, request: dynalease::request::Request) -> dynalease::Result<dynalease::request::Response> {
+    async fn execute(&self, request: dynalease::protocol::request::Request) -> dynalease::Result<dynalease::protocol::request::Response> {
         let calls = self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         assert!(calls < 500, "spinning: {calls} requests");
         match self.inner.execute(request).await {
@@ -702,7 +702,7 @@ async fn an_endpoint_without_old_items_on_failure_is_read_instead() {
     let mut key = Item::new();
     key.insert("id".into(), AttributeValue::S("job".into()));
     w.transport
-        .delete_item(dynalease::request::DeleteItem { table: "locks".into(), key, condition: None, return_values: ReturnValues::None, return_old_on_condition_failure: false })
+        .delete_item(dynalease::protocol::request::DeleteItem { table: "locks".into(), key, condition: None, return_values: ReturnValues::None, return_old_on_condition_failure: false })
         .await
         .unwrap();
     let _other = w.client(closed).acquire("job", None).await.unwrap();

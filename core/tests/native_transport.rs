@@ -7,8 +7,8 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use dynalease::expr::{val, Condition, Name, Update};
-use dynalease::request::{
+use dynalease::protocol::expr::{val, Condition, Name, Update};
+use dynalease::protocol::request::{
     CreateTable, DeleteItem, GetItem, KeyAttribute, PutItem, Query, Request, Response, ReturnValues, TableStatus,
     TimeToLive, TransactItem, TransactWrite, UpdateItem,
 };

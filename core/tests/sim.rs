@@ -4,7 +4,7 @@
 //!
 //! Each seed runs on a current-thread runtime with tokio's clock paused, so hours of leases
 //! take milliseconds and every run of a seed does exactly the same thing: the core's own
-//! randomness is seeded with `dynalease::random::seed_this_thread`, the simulation's choices
+//! randomness is seeded with `dynalease::protocol::random::seed_this_thread`, the simulation's choices
 //! come from one `StdRng`.
 //!
 //! - `cargo test -p dynalease --test sim -- --include-ignored`: the bounded run scripts/test

@@ -283,9 +283,7 @@ impl LockClient {
                 )))
             }
             (None, Some(_)) => {
-                return Err(Error::config(format!(
-                    "lock id {id} has a sort key part, but the client has no sort_key configured"
-                )))
+                return Err(Error::config(format!("lock id {id} has a sort key part, but the client has no {{sort_key}} configured")))
             }
             (None, None) => {}
         }
@@ -302,7 +300,7 @@ impl LockClient {
     fn explain(&self, error: Error) -> Error {
         error.explain_key_schema(&self.config.table, || {
             format!(
-                "partition_key {:?}, sort_key {:?}, and the lock id's type",
+                "{{partition_key}} {:?}, {{sort_key}} {:?}, and the lock id's type",
                 self.config.partition_key, self.config.sort_key
             )
         })

@@ -127,30 +127,32 @@ impl LockConfig {
         if let Some(sort_key) = &self.sort_key {
             validate_key_name("sort_key", sort_key)?;
             if sort_key == &self.partition_key {
-                return Err(Error::config(format!(
-                    "sort_key and partition_key are both {sort_key:?}; they must name different attributes"
-                )));
+                return Err(Error::option(
+                    "sort_key",
+                    format!("and {{partition_key}} are both {sort_key:?}; they must name different attributes"),
+                ));
             }
         }
         if self.owner.is_empty() {
-            return Err(Error::config("owner is empty; omit it to use the default"));
+            return Err(Error::option("owner", "is empty; omit it to use the default"));
         }
         if self.poll_interval.is_zero() {
-            return Err(Error::config("poll_interval must be greater than zero"));
+            return Err(Error::option("poll_interval", "must be greater than zero"));
         }
         if let Mode::FailOpen { lease_duration, heartbeat_period, .. } = self.mode() {
             // A lease of 1 ms is how the table marks a released lock.
             if lease_duration < Duration::from_millis(2) {
-                return Err(Error::config(format!(
-                    "lease_duration must be at least 2 ms (got {:?}); a lease of 1 ms marks a released lock",
-                    self.lease_duration
-                )));
+                return Err(Error::option(
+                    "lease_duration",
+                    format!("must be at least 2 ms (got {:?}); a lease of 1 ms marks a released lock", self.lease_duration),
+                ));
             }
             if let Some(period) = heartbeat_period {
                 if period >= lease_duration {
-                    return Err(Error::config(format!(
-                        "heartbeat_period ({period:?}) must be shorter than lease_duration ({lease_duration:?}), or the lease expires between heartbeats; a third of the lease is a good choice, 0 turns heartbeats off"
-                    )));
+                    return Err(Error::option(
+                        "heartbeat_period",
+                        format!("({period:?}) must be shorter than {{lease_duration}} ({lease_duration:?}), or the lease expires between heartbeats; a third of the lease is a good choice, 0 turns heartbeats off"),
+                    ));
                 }
             }
         }
@@ -158,15 +160,15 @@ impl LockConfig {
     }
 }
 
-fn validate_key_name(option: &str, name: &str) -> Result<()> {
+fn validate_key_name(option: &'static str, name: &str) -> Result<()> {
     if name.is_empty() {
-        return Err(Error::config(format!("{option} is empty; pass the table's key attribute name")));
+        return Err(Error::option(option, "is empty; pass the table's key attribute name"));
     }
     if RESERVED_ATTRIBUTES.contains(&name) {
-        return Err(Error::config(format!(
-            "{option} {name:?} is reserved for lock attributes; reserved names are {}",
-            RESERVED_ATTRIBUTES.join(", ")
-        )));
+        return Err(Error::option(
+            option,
+            format!("{name:?} is reserved for lock attributes; reserved names are {}", RESERVED_ATTRIBUTES.join(", ")),
+        ));
     }
     Ok(())
 }

@@ -37,6 +37,6 @@ mod undo;
 mod wake;
 
 pub use client::LockClient;
-pub use config::{LockConfig, Mode, DEFAULT_LEASE_DURATION, DEFAULT_POLL_INTERVAL};
+pub use config::{LockConfig, Mode, DEFAULT_LEASE_DURATION, DEFAULT_PARTITION_KEY, DEFAULT_POLL_INTERVAL};
 pub use held::{Lock, LockStatus};
 pub use item::{LockId, RESERVED_ATTRIBUTES};

@@ -1,8 +1,9 @@
 //! How requests reach a table.
 //!
-//! The engines only ever call [`Transport::execute`]. Implementations: [`native`] (the AWS SDK),
-//! [`memory`] (an in-process table for tests and embedding); the Node binding adds one that calls
-//! the user's DocumentClient.
+//! The engines only ever call [`Transport::execute`]. Implementations: [`native`] (the AWS SDK)
+//! and [`memory`] (an in-process table for tests and embedding). The Node drop-in sends its
+//! requests through the user's DocumentClient without a transport: it drives the sans-IO
+//! machine in [`crate::lock::dlc`]. [`LazyTransport`] picks and builds one for the bindings.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +13,11 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::request::{Request, Response};
 
+mod lazy;
 pub mod memory;
 pub mod native;
+
+pub use lazy::LazyTransport;
 
 /// The `endpoint_url` that selects [`memory::MemoryTransport::named`].
 pub const MEMORY_SCHEME: &str = "memory://";

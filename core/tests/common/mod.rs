@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use dynalease::request::{Request, Response};
+use dynalease::protocol::request::{Request, Response};
 use dynalease::transport::Transport;
 use dynalease::{Error, Result};
 

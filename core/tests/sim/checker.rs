@@ -34,7 +34,7 @@ use std::hash::{DefaultHasher, Hasher};
 use std::sync::{Arc, Mutex};
 
 use dynalease::lock::{Lock, LockStatus};
-use dynalease::request::{Request, TransactItem};
+use dynalease::protocol::request::{Request, TransactItem};
 use dynalease::{AttributeValue, Error, Item, Value};
 use tokio::time::Instant;
 

@@ -11,13 +11,13 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dynalease::clock::{SharedClock, TokioClock};
+use dynalease::protocol::clock::{SharedClock, TokioClock};
 use dynalease::kv::{KvConfig, KvStore, WriteOptions};
 use dynalease::lock::dlc::{
     Action, DlcKey, DlcTable, FailClosedAcquire, FailClosedConfig, FailOpenAcquire, FailOpenConfig, HeldLock, HeldMode, Input, Now, TakeBack,
 };
 use dynalease::lock::{Lock, LockClient, LockConfig, LockStatus};
-use dynalease::request::Request;
+use dynalease::protocol::request::Request;
 use dynalease::transport::Transport;
 use dynalease::{AttributeValue, Error, Value};
 use rand::Rng;

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dynalease::clock::{SharedClock, TokioClock};
-use dynalease::request::GetItem;
-use dynalease::table::{create_table, TableSpec};
+use dynalease::protocol::clock::{SharedClock, TokioClock};
+use dynalease::protocol::request::GetItem;
+use dynalease::table::{create_table, KeyAttribute, TableSpec};
 use dynalease::transport::memory::MemoryTransport;
 use dynalease::transport::TransportExt;
 use dynalease::{AttributeValue, Item, KeyType};
@@ -164,7 +164,7 @@ const UNDO_PAUSE: Duration = Duration::from_secs(5);
 static RUNS: AtomicU64 = AtomicU64::new(0);
 
 async fn simulate(seed: u64, full_trace: bool, tweak: impl FnOnce(&mut Params)) -> Report {
-    dynalease::random::seed_this_thread(seed ^ 0x005e_ed0f_c0de);
+    dynalease::protocol::random::seed_this_thread(seed ^ 0x005e_ed0f_c0de);
     let mut rng = StdRng::seed_from_u64(seed);
     let mut params = Params::draw(&mut rng);
     tweak(&mut params);
@@ -175,7 +175,7 @@ async fn simulate(seed: u64, full_trace: bool, tweak: impl FnOnce(&mut Params)) 
     let clock: SharedClock = Arc::new(TokioClock::starting_at(1_700_000_000_000));
     let memory = MemoryTransport::with_clock(clock.clone());
     create_table(&memory, &TableSpec::new(locks_table.clone(), "id")).await.expect("lock table");
-    create_table(&memory, &TableSpec::new(kv_table.clone(), "pk").sort_key("sk", KeyType::S)).await.expect("kv table");
+    create_table(&memory, &TableSpec { sort_key: Some(KeyAttribute::new("sk", KeyType::S)), ..TableSpec::new(kv_table.clone(), "pk") }).await.expect("kv table");
     let checker = Checker::new(full_trace);
     checker.lock().unwrap().note(format!("seed {seed}: {params:?}"));
     let net = Net::new(memory, rng.clone(), checker.clone(), params.deadline, params.late_share);

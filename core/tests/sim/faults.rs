@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dynalease::request::{GetItem, Request, Response, TransactItem};
+use dynalease::protocol::request::{GetItem, Request, Response, TransactItem};
 use dynalease::transport::memory::MemoryTransport;
 use dynalease::transport::{Transport, TransportExt};
 use dynalease::{Error, Item, Result};

@@ -105,6 +105,12 @@ pub struct KeyAttribute {
     pub key_type: KeyType,
 }
 
+impl KeyAttribute {
+    pub fn new(name: impl Into<String>, key_type: KeyType) -> KeyAttribute {
+        KeyAttribute { name: name.into(), key_type }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct CreateTable {
     pub table: String,

@@ -1,0 +1,84 @@
+//! The transport a binding's client uses: chosen from the connection options when the client is
+//! made, built on first use, and shared by every request of the process.
+//!
+//! Built lazily because building the SDK transport is async (it reads the AWS configuration
+//! chain) while the bindings' constructors are not. Cached per process because a forked child
+//! must not use connections that belong to its parent's runtime: it builds its own.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::transport::{native, Target, TargetOptions, Transport};
+
+#[derive(Debug)]
+pub struct LazyTransport {
+    target: Target,
+    call_timeout: Duration,
+    max_retries: u32,
+    /// The transport and the process that built it.
+    built: Mutex<Option<(u32, Arc<dyn Transport>)>>,
+}
+
+impl LazyTransport {
+    /// Validates the options now (see [`Target::new`]); nothing is connected until [`get`](Self::get).
+    pub fn new(options: TargetOptions) -> Result<LazyTransport> {
+        let call_timeout = options.call_timeout.unwrap_or(native::DEFAULT_CALL_TIMEOUT);
+        let max_retries = options.max_retries.unwrap_or(native::DEFAULT_MAX_RETRIES);
+        Ok(LazyTransport { target: Target::new(options)?, call_timeout, max_retries, built: Mutex::new(None) })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The deadline of one DynamoDB call (the default when none was given).
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
+    }
+
+    /// How often a failed call is repeated when that is safe (the default when none was given).
+    pub fn max_retries(&self) -> u32 {
+        self.max_retries
+    }
+
+    /// The transport of this process, built on first use.
+    pub async fn get(&self) -> Result<Arc<dyn Transport>> {
+        let pid = std::process::id();
+        if let Some((owner, transport)) = &*self.built.lock().unwrap_or_else(PoisonError::into_inner) {
+            if *owner == pid {
+                return Ok(transport.clone());
+            }
+        }
+        let transport = self.target.connect().await?;
+        // Two first calls racing both build one; the first stored wins, so clients stay shared.
+        let mut built = self.built.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*built {
+            Some((owner, existing)) if *owner == pid => Ok(existing.clone()),
+            _ => {
+                *built = Some((pid, transport.clone()));
+                Ok(transport)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_transport_per_process_with_the_defaults_filled_in() {
+        let options = TargetOptions { endpoint_url: Some("memory://lazy-test".into()), ..TargetOptions::default() };
+        let lazy = LazyTransport::new(options).unwrap();
+        assert_eq!((lazy.call_timeout(), lazy.max_retries()), (native::DEFAULT_CALL_TIMEOUT, native::DEFAULT_MAX_RETRIES));
+        let (a, b) = (lazy.get().await.unwrap(), lazy.get().await.unwrap());
+        assert!(Arc::ptr_eq(&a, &b));
+    }
+
+    #[test]
+    fn bad_options_fail_before_anything_is_built() {
+        let options = TargetOptions { max_retries: Some(native::MAX_RETRIES_LIMIT + 1), ..TargetOptions::default() };
+        assert!(LazyTransport::new(options).is_err());
+    }
+}
