@@ -5,9 +5,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
 use crate::expr::{CompareOp, Condition, Name, Placeholder};
-use crate::value::{AttributeValue, Item};
-
-use super::decimal::Decimal;
+use crate::value::{parse_decimal, AttributeValue, Item};
 
 /// Evaluates a condition against an item (`None` when there is none) as DynamoDB does.
 pub(super) fn holds(condition: &Condition, item: Option<&Item>) -> bool {
@@ -44,7 +42,7 @@ fn compare(actual: Option<&AttributeValue>, op: CompareOp, expected: &Placeholde
 /// other pair of values is ordered.
 fn order(a: &AttributeValue, b: &AttributeValue) -> Option<Ordering> {
     match (a, b) {
-        (AttributeValue::N(a), AttributeValue::N(b)) => Some(Decimal::parse(a)?.cmp(&Decimal::parse(b)?)),
+        (AttributeValue::N(a), AttributeValue::N(b)) => Some(parse_decimal(a).ok()?.cmp(&parse_decimal(b).ok()?)),
         (AttributeValue::S(a), AttributeValue::S(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
         (AttributeValue::B(a), AttributeValue::B(b)) => Some(a.cmp(b)),
         _ => None,
@@ -55,12 +53,12 @@ fn order(a: &AttributeValue, b: &AttributeValue) -> Option<Ordering> {
 fn values_equal(a: &AttributeValue, b: &AttributeValue) -> bool {
     use AttributeValue as V;
     match (a, b) {
-        (V::N(a), V::N(b)) => match (Decimal::parse(a), Decimal::parse(b)) {
-            (Some(a), Some(b)) => a == b,
+        (V::N(a), V::N(b)) => match (parse_decimal(a), parse_decimal(b)) {
+            (Ok(a), Ok(b)) => a == b,
             _ => a == b,
         },
         (V::Ns(a), V::Ns(b)) => {
-            let numbers = |set: &[String]| set.iter().map(|n| Decimal::parse(n)).collect::<Option<BTreeSet<_>>>();
+            let numbers = |set: &[String]| set.iter().map(|n| parse_decimal(n).ok()).collect::<Option<BTreeSet<_>>>();
             numbers(a).is_some_and(|a| numbers(b).is_some_and(|b| a == b))
         }
         (V::Ss(a), V::Ss(b)) => a.iter().collect::<BTreeSet<_>>() == b.iter().collect::<BTreeSet<_>>(),

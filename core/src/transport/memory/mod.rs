@@ -14,7 +14,6 @@
 //! request under one lock); each kind of request is served by a submodule.
 
 mod conditions;
-mod decimal;
 mod query;
 mod tables;
 #[cfg(test)]

@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use bigdecimal::BigDecimal;
+
 use crate::error::{Error, Result};
 use crate::request::{CreateTable, KeyAttribute, TableDescription, TableStatus, TimeToLive};
 use crate::value::{AttributeValue, Item, KeyType};
 
-use super::decimal::Decimal;
 use super::validation::{check_table_name, parse_number, validation};
 use super::writes::Outcome;
 use super::State;
@@ -86,7 +87,7 @@ pub(super) struct Table {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum KeyPart {
     S(String),
-    N(Decimal),
+    N(BigDecimal),
     B(Vec<u8>),
 }
 
@@ -98,7 +99,11 @@ pub(super) struct PrimaryKey {
 
 impl KeyPart {
     /// The key value of `value` for `attribute`, `None` if its type is not the schema's.
-    pub(super) fn new(operation: &'static str, attribute: &KeyAttribute, value: &AttributeValue) -> Result<Option<KeyPart>> {
+    pub(super) fn new(
+        operation: &'static str,
+        attribute: &KeyAttribute,
+        value: &AttributeValue,
+    ) -> Result<Option<KeyPart>> {
         let empty = |kind: &str| {
             validation(
                 operation,
@@ -224,7 +229,6 @@ impl Table {
             }
         }
     }
-
 }
 
 #[cfg(test)]

@@ -52,12 +52,16 @@ impl Table {
         }
         Ok(())
     }
-
 }
 
 /// The item after an update. Every operand reads the item as it was before the update, as in
 /// DynamoDB; an absent item starts from its key attributes.
-pub(super) fn apply_update(operation: &'static str, current: Option<&Item>, key: &Item, update: &Update) -> Result<Item> {
+pub(super) fn apply_update(
+    operation: &'static str,
+    current: Option<&Item>,
+    key: &Item,
+    update: &Update,
+) -> Result<Item> {
     let mut next = current.cloned().unwrap_or_else(|| key.clone());
     for action in &update.actions {
         match action {
@@ -82,9 +86,10 @@ fn add_numbers(operation: &'static str, a: &AttributeValue, b: &AttributeValue) 
     let (AttributeValue::N(a), AttributeValue::N(b)) = (a, b) else {
         return Err(validation(operation, "An operand in the update expression has an incorrect data type"));
     };
-    let sum = parse_number(operation, a)?.add(&parse_number(operation, b)?).to_string();
-    Number::parse(&sum).map_err(|reason| validation(operation, format!("Number overflow: {reason}")))?;
-    Ok(AttributeValue::N(sum))
+    let sum = parse_number(operation, a)? + parse_number(operation, b)?;
+    let sum =
+        Number::from_decimal(&sum).map_err(|reason| validation(operation, format!("Number overflow: {reason}")))?;
+    Ok(AttributeValue::N(sum.as_str().to_owned()))
 }
 
 #[cfg(test)]

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeSet;
 
+use bigdecimal::BigDecimal;
+
 use crate::error::{Error, Result};
 use crate::expr::{CompareOp, Condition, Name};
 use crate::request::ReturnValues;
-use crate::value::{item_size, AttributeValue, Item, Number, MAX_ITEM_SIZE};
-
-use super::decimal::Decimal;
+use crate::value::{item_size, parse_decimal, AttributeValue, Item, MAX_ITEM_SIZE};
 
 pub(super) fn validation(operation: &'static str, message: impl Into<String>) -> Error {
     Error::Validation { operation, message: message.into() }
@@ -90,12 +90,10 @@ fn check_set<T: Ord>(members: &[T], empty: impl FnOnce() -> Error, duplicate: im
     Ok(())
 }
 
-pub(super) fn parse_number(operation: &'static str, text: &str) -> Result<Decimal> {
-    let invalid = |reason: String| {
+pub(super) fn parse_number(operation: &'static str, text: &str) -> Result<BigDecimal> {
+    parse_decimal(text).map_err(|reason| {
         validation(operation, format!("The parameter cannot be converted to a numeric value: {reason}"))
-    };
-    Number::parse(text).map_err(invalid)?;
-    Decimal::parse(text).ok_or_else(|| invalid(format!("{text:?} is not a number")))
+    })
 }
 
 pub(super) fn check_optional_condition(operation: &'static str, condition: Option<&Condition>) -> Result<()> {
@@ -132,7 +130,12 @@ pub(super) fn check_condition(operation: &'static str, expression: &str, conditi
     }
 }
 
-pub(super) fn incorrect_operand(operation: &'static str, expression: &str, operator: &str, value: &AttributeValue) -> Error {
+pub(super) fn incorrect_operand(
+    operation: &'static str,
+    expression: &str,
+    operator: &str,
+    value: &AttributeValue,
+) -> Error {
     validation(
         operation,
         format!(

@@ -7,9 +7,9 @@ use crate::expr::{Condition, Update};
 use crate::request::{DeleteItem, PutItem, ReturnValues, UpdateItem};
 use crate::value::Item;
 
+use super::conditions::holds;
 use super::tables::PrimaryKey;
 use super::updates::apply_update;
-use super::conditions::holds;
 use super::validation::{check_attributes, check_item_size, check_optional_condition, check_return_values_old_only};
 use super::State;
 
@@ -106,7 +106,6 @@ impl State {
             return_old_on_condition_failure: request.return_old_on_condition_failure,
         })
     }
-
 }
 
 /// A write that passed validation and has not been evaluated against its item yet.
