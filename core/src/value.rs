@@ -58,6 +58,20 @@ impl AttributeValue {
         }
     }
 
+    /// False when this value, stored as an attribute of an item, would be nested deeper than
+    /// [`MAX_NESTING_DEPTH`]: then DynamoDB refuses the write.
+    pub fn within_nesting_limit(&self) -> bool {
+        fn fits(value: &AttributeValue, levels_left: usize) -> bool {
+            match value {
+                AttributeValue::L(items) => levels_left > 0 && items.iter().all(|v| fits(v, levels_left - 1)),
+                AttributeValue::M(map) => levels_left > 0 && map.values().all(|v| fits(v, levels_left - 1)),
+                _ => true,
+            }
+        }
+        // The item holding the attribute is the first level.
+        fits(self, MAX_NESTING_DEPTH - 1)
+    }
+
     /// The DynamoDB type descriptor: `S`, `N`, `B`, `BOOL`, `NULL`, `L`, `M`, `SS`, `NS`, `BS`.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -97,6 +111,12 @@ pub fn item_size(item: &Item) -> usize {
 
 /// DynamoDB's limit on one item.
 pub const MAX_ITEM_SIZE: usize = 400 * 1024;
+
+/// DynamoDB's limit on nesting: the item is the first level and every list or map one more,
+/// so an attribute's value holds at most 31 lists and maps one inside another (sets and
+/// scalars add no level). Measured against DynamoDB Local: 31 maps around a string are
+/// stored, 32 are refused, and so are 31 around an empty map.
+pub const MAX_NESTING_DEPTH: usize = 32;
 
 /// DynamoDB's limits on key values.
 pub const MAX_PARTITION_KEY_BYTES: usize = 2048;
@@ -342,6 +362,27 @@ impl Value {
         Number::parse(&text).map(Value::Number).map_err(Error::invalid_value)
     }
 
+    /// Refuses a value that DynamoDB could not store as an attribute: one nested deeper than
+    /// [`MAX_NESTING_DEPTH`] levels, the item holding it being the first.
+    pub fn validate(&self) -> Result<(), Error> {
+        fn fits(value: &Value, levels_left: usize) -> bool {
+            match value {
+                Value::List(items) => levels_left > 0 && items.iter().all(|v| fits(v, levels_left - 1)),
+                Value::Map(map) => levels_left > 0 && map.values().all(|v| fits(v, levels_left - 1)),
+                _ => true,
+            }
+        }
+        if fits(self, MAX_NESTING_DEPTH - 1) {
+            Ok(())
+        } else {
+            Err(Error::invalid_value(format!(
+                "the value nests lists and maps more than {} deep; DynamoDB stores items nested at most \
+                 {MAX_NESTING_DEPTH} levels deep, the item being the first",
+                MAX_NESTING_DEPTH - 1
+            )))
+        }
+    }
+
     pub fn to_attribute(&self) -> AttributeValue {
         match self {
             Value::Null => AttributeValue::Null,
@@ -504,6 +545,32 @@ mod tests {
         assert_eq!(int("1E-3"), None);
         assert_eq!(AttributeValue::N("2.50E1".into()).as_i64(), Some(25));
         assert_eq!(AttributeValue::N("x".into()).as_i64(), None);
+    }
+
+    #[test]
+    fn values_nested_deeper_than_dynamodb_stores_are_refused() {
+        let nested = |levels: usize, innermost: Value| {
+            (0..levels).fold(innermost, |inner, i| {
+                if i % 2 == 0 {
+                    Value::List(vec![inner])
+                } else {
+                    Value::Map([("a".to_owned(), inner)].into())
+                }
+            })
+        };
+        let deepest = nested(MAX_NESTING_DEPTH - 1, Value::from("x"));
+        deepest.validate().unwrap();
+        assert!(deepest.to_attribute().within_nesting_limit());
+        let scalars_add_no_level = nested(MAX_NESTING_DEPTH - 1, Value::Bytes(vec![1]));
+        scalars_add_no_level.validate().unwrap();
+        for too_deep in [nested(MAX_NESTING_DEPTH, Value::Null), nested(MAX_NESTING_DEPTH - 1, Value::List(vec![]))] {
+            let message = too_deep.validate().unwrap_err().to_string();
+            assert!(message.contains("at most 32 levels"), "{message}");
+            assert!(!too_deep.to_attribute().within_nesting_limit());
+        }
+        let set = AttributeValue::Ss(vec!["a".into()]);
+        let in_maps = (0..MAX_NESTING_DEPTH - 1).fold(set, |inner, _| AttributeValue::M([("a".to_owned(), inner)].into()));
+        assert!(in_maps.within_nesting_limit(), "sets add no level");
     }
 
     #[test]

@@ -8,7 +8,9 @@ use crate::expr::{SetValue, Update, UpdateAction};
 use crate::value::{AttributeValue, Item, Number};
 
 use super::tables::Table;
-use super::validation::{check_attribute, check_item_size, incorrect_operand, parse_number, validation};
+use super::validation::{
+    check_attribute, check_item_size, incorrect_operand, parse_number, validation, NESTING_TOO_DEEP,
+};
 
 impl Table {
     /// DynamoDB refuses updates that touch the key or name one attribute twice.
@@ -37,7 +39,12 @@ impl Table {
                 ));
             }
             match action {
-                UpdateAction::Set(_, SetValue::Value(value)) => check_attribute(operation, &value.value)?,
+                UpdateAction::Set(_, SetValue::Value(value)) => {
+                    check_attribute(operation, &value.value)?;
+                    if !value.value.within_nesting_limit() {
+                        return Err(validation(operation, NESTING_TOO_DEEP));
+                    }
+                }
                 UpdateAction::Set(_, SetValue::IncrementFrom { start, increment }) => {
                     check_attribute(operation, &start.value)?;
                     check_attribute(operation, &increment.value)?;

@@ -41,6 +41,21 @@ pub(super) fn check_item_size(operation: &'static str, item: &Item, message: &st
     }
 }
 
+/// DynamoDB refuses items nested deeper than [`crate::value::MAX_NESTING_DEPTH`] levels.
+pub(super) fn check_nesting(operation: &'static str, item: &Item) -> Result<()> {
+    if item.values().all(AttributeValue::within_nesting_limit) {
+        Ok(())
+    } else {
+        Err(validation(
+            operation,
+            format!("{NESTING_TOO_DEEP}: Attributes in the item have nested levels beyond supported limit"),
+        ))
+    }
+}
+
+/// DynamoDB's message for a value nested deeper than it stores (an UpdateItem value gets it alone).
+pub(super) const NESTING_TOO_DEEP: &str = "Nesting Levels have exceeded supported limits";
+
 pub(super) fn check_attributes(operation: &'static str, item: &Item) -> Result<()> {
     item.values().try_for_each(|value| check_attribute(operation, value))
 }
@@ -186,5 +201,28 @@ mod tests {
         assert_validation(store.put_item(with(AttributeValue::L(vec![n("x")]))).await, "numeric");
         // Empty strings are fine outside keys.
         store.put_item(with(s(""))).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn items_nested_deeper_than_dynamodb_stores_are_refused() {
+        use crate::value::MAX_NESTING_DEPTH;
+        let store = store().await;
+        let nested = |maps: usize| (0..maps).fold(s("x"), |inner, _| AttributeValue::M(item(&[("a", inner)])));
+        let deepest = item(&[("pk", s("a")), ("v", nested(MAX_NESTING_DEPTH - 1))]);
+        store.put_item(put(deepest.clone())).await.unwrap();
+        assert_eq!(get(&store, item(&[("pk", s("a"))])).await, Some(deepest));
+
+        let too_deep = || item(&[("pk", s("b")), ("v", nested(MAX_NESTING_DEPTH))]);
+        let message = "Nesting Levels have exceeded supported limits: Attributes in the item have nested levels";
+        assert_validation(store.put_item(put(too_deep())).await, message);
+        let in_transaction =
+            TransactWrite { items: vec![TransactItem::Put(put(too_deep()))], client_request_token: None };
+        assert_validation(store.transact_write(in_transaction).await, message);
+        let set = Update::default().set(attr("v"), value(nested(MAX_NESTING_DEPTH)));
+        assert_validation(
+            store.update_item(update(item(&[("pk", s("b"))]), set)).await,
+            "Nesting Levels have exceeded",
+        );
+        assert_eq!(get(&store, item(&[("pk", s("b"))])).await, None);
     }
 }

@@ -10,7 +10,9 @@ use crate::value::Item;
 use super::conditions::holds;
 use super::tables::PrimaryKey;
 use super::updates::apply_update;
-use super::validation::{check_attributes, check_item_size, check_optional_condition, check_return_values_old_only};
+use super::validation::{
+    check_attributes, check_item_size, check_nesting, check_optional_condition, check_return_values_old_only,
+};
 use super::State;
 
 impl State {
@@ -69,6 +71,7 @@ impl State {
         let table = self.table(&request.table)?;
         let key = table.item_key(operation, &request.item)?;
         check_attributes(operation, &request.item)?;
+        check_nesting(operation, &request.item)?;
         check_item_size(operation, &request.item, "Item size has exceeded the maximum allowed size")?;
         check_optional_condition(operation, request.condition.as_ref())?;
         Ok(Prepared {
