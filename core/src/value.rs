@@ -6,6 +6,9 @@
 
 use std::collections::BTreeMap;
 
+use bigdecimal::num_bigint::BigInt;
+use bigdecimal::{BigDecimal, ToPrimitive, Zero};
+
 use crate::error::Error;
 
 /// An item: attribute name to value.
@@ -50,9 +53,23 @@ impl AttributeValue {
     /// The value of an `N` that holds an integer (also `1E+3`-style integers DynamoDB may return).
     pub fn as_i64(&self) -> Option<i64> {
         match self {
-            AttributeValue::N(n) => parse_integer(n),
+            AttributeValue::N(n) => integer_value(n),
             _ => None,
         }
+    }
+
+    /// False when this value, stored as an attribute of an item, would be nested deeper than
+    /// [`MAX_NESTING_DEPTH`]: then DynamoDB refuses the write.
+    pub fn within_nesting_limit(&self) -> bool {
+        fn fits(value: &AttributeValue, levels_left: usize) -> bool {
+            match value {
+                AttributeValue::L(items) => levels_left > 0 && items.iter().all(|v| fits(v, levels_left - 1)),
+                AttributeValue::M(map) => levels_left > 0 && map.values().all(|v| fits(v, levels_left - 1)),
+                _ => true,
+            }
+        }
+        // The item holding the attribute is the first level.
+        fits(self, MAX_NESTING_DEPTH - 1)
     }
 
     /// The DynamoDB type descriptor: `S`, `N`, `B`, `BOOL`, `NULL`, `L`, `M`, `SS`, `NS`, `BS`.
@@ -95,16 +112,23 @@ pub fn item_size(item: &Item) -> usize {
 /// DynamoDB's limit on one item.
 pub const MAX_ITEM_SIZE: usize = 400 * 1024;
 
+/// DynamoDB's limit on nesting: the item is the first level and every list or map one more,
+/// so an attribute's value holds at most 31 lists and maps one inside another (sets and
+/// scalars add no level). Measured against DynamoDB Local: 31 maps around a string are
+/// stored, 32 are refused, and so are 31 around an empty map.
+pub const MAX_NESTING_DEPTH: usize = 32;
+
 /// DynamoDB's limits on key values.
 pub const MAX_PARTITION_KEY_BYTES: usize = 2048;
 pub const MAX_SORT_KEY_BYTES: usize = 1024;
 
-fn parse_integer(n: &str) -> Option<i64> {
-    if let Ok(v) = n.parse::<i64>() {
-        return Some(v);
+/// The value of number text holding an integer that fits an `i64` (`12`, `1.0`, `1E+3`).
+fn integer_value(text: &str) -> Option<i64> {
+    let value = parse_decimal(text).ok()?;
+    if !value.is_integer() {
+        return None;
     }
-    let f: f64 = n.parse().ok()?;
-    (f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15).then_some(f as i64)
+    value.with_scale(0).as_bigint_and_exponent().0.to_i64()
 }
 
 /// A key attribute's value: DynamoDB keys are strings, numbers or bytes.
@@ -227,39 +251,16 @@ pub struct Number(String);
 impl Number {
     /// Validates a decimal string (`-12`, `3.25`, `1e10`).
     pub fn parse(text: &str) -> Result<Number, String> {
-        let bad = || format!("{text:?} is not a number DynamoDB can store");
-        let unsigned = text.strip_prefix('-').unwrap_or(text);
-        let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
-            Some(i) => (&unsigned[..i], unsigned[i + 1..].parse::<i32>().map_err(|_| bad())?),
-            None => (unsigned, 0),
-        };
-        let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-        if (int_part.is_empty() && frac_part.is_empty())
-            || !int_part.bytes().all(|b| b.is_ascii_digit())
-            || !frac_part.bytes().all(|b| b.is_ascii_digit())
-        {
-            return Err(bad());
-        }
-        let digits: String = format!("{int_part}{frac_part}");
-        let significant = digits.trim_start_matches('0');
-        if significant.is_empty() {
-            return Ok(Number(text.to_owned()));
-        }
-        let significant_trimmed = significant.trim_end_matches('0');
-        if significant_trimmed.len() > 38 {
-            return Err(format!("{text:?} has more than the 38 significant digits DynamoDB keeps"));
-        }
-        // Decimal exponent of the leading digit.
-        let leading = int_part.trim_start_matches('0').len() as i32 - 1;
-        let magnitude = if leading >= 0 {
-            leading + exponent
-        } else {
-            exponent - (frac_part.len() - frac_part.trim_start_matches('0').len()) as i32 - 1
-        };
-        if !(-130..=125).contains(&magnitude) {
-            return Err(format!("{text:?} is outside DynamoDB's number range (1E-130 to 9.99E+125)"));
-        }
-        Ok(Number(text.to_owned()))
+        parse_decimal(text).map(|_| Number(text.to_owned()))
+    }
+
+    /// A number from an exact value, written in plain notation without trailing zeros (`1500`,
+    /// `0.025`), which DynamoDB reads exactly; refused outside DynamoDB's digits and range.
+    pub(crate) fn from_decimal(value: &BigDecimal) -> Result<Number, String> {
+        let value = value.normalized();
+        let text = value.to_plain_string();
+        check_limits(&text, &value)?;
+        Ok(Number(text))
     }
 
     pub fn as_str(&self) -> &str {
@@ -268,13 +269,59 @@ impl Number {
 
     /// The value as an integer, when it is one that fits.
     pub fn as_i64(&self) -> Option<i64> {
-        parse_integer(&self.0)
+        integer_value(&self.0)
     }
 
     /// True when the text has no fraction or exponent: such numbers read back as integers.
     pub fn is_integer_literal(&self) -> bool {
         !self.0.contains(['.', 'e', 'E'])
     }
+}
+
+/// The exact value of DynamoDB number text (`-12`, `3.25`, `.5`, `1e10`, `1E-3`), refused
+/// when DynamoDB would refuse it. Every reading of number text in the crate goes through here,
+/// so that validation, comparisons and arithmetic agree on what a number is.
+pub(crate) fn parse_decimal(text: &str) -> Result<BigDecimal, String> {
+    let bad = || format!("{text:?} is not a number DynamoDB can store");
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(i) => (&unsigned[..i], unsigned[i + 1..].parse::<i32>().map_err(|_| bad())?),
+        None => (unsigned, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if (int_part.is_empty() && frac_part.is_empty())
+        || !int_part.bytes().all(|b| b.is_ascii_digit())
+        || !frac_part.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let digits: BigInt = format!("{int_part}{frac_part}").parse().map_err(|_| bad())?;
+    let scale = i64::try_from(frac_part.len()).map_err(|_| bad())? - i64::from(exponent);
+    let value = BigDecimal::new(if negative { -digits } else { digits }, scale);
+    check_limits(text, &value)?;
+    Ok(value)
+}
+
+/// DynamoDB keeps 38 significant digits and magnitudes from 1E-130 to 9.99E+125.
+fn check_limits(text: &str, value: &BigDecimal) -> Result<(), String> {
+    if value.is_zero() {
+        return Ok(());
+    }
+    let normalized = value.normalized();
+    let significant = normalized.digits();
+    if significant > 38 {
+        return Err(format!("{text:?} has more than the 38 significant digits DynamoDB keeps"));
+    }
+    // Decimal exponent of the leading digit.
+    let (_, scale) = normalized.as_bigint_and_exponent();
+    let magnitude = i64::try_from(significant).unwrap_or(i64::MAX) - scale - 1;
+    if !(-130..=125).contains(&magnitude) {
+        return Err(format!("{text:?} is outside DynamoDB's number range (1E-130 to 9.99E+125)"));
+    }
+    Ok(())
 }
 
 impl std::fmt::Display for Number {
@@ -313,6 +360,27 @@ impl Value {
         // Rust's shortest round-trip form, which DynamoDB parses exactly.
         let text = format!("{f:?}");
         Number::parse(&text).map(Value::Number).map_err(Error::invalid_value)
+    }
+
+    /// Refuses a value that DynamoDB could not store as an attribute: one nested deeper than
+    /// [`MAX_NESTING_DEPTH`] levels, the item holding it being the first.
+    pub fn validate(&self) -> Result<(), Error> {
+        fn fits(value: &Value, levels_left: usize) -> bool {
+            match value {
+                Value::List(items) => levels_left > 0 && items.iter().all(|v| fits(v, levels_left - 1)),
+                Value::Map(map) => levels_left > 0 && map.values().all(|v| fits(v, levels_left - 1)),
+                _ => true,
+            }
+        }
+        if fits(self, MAX_NESTING_DEPTH - 1) {
+            Ok(())
+        } else {
+            Err(Error::invalid_value(format!(
+                "the value nests lists and maps more than {} deep; DynamoDB stores items nested at most \
+                 {MAX_NESTING_DEPTH} levels deep, the item being the first",
+                MAX_NESTING_DEPTH - 1
+            )))
+        }
     }
 
     pub fn to_attribute(&self) -> AttributeValue {
@@ -419,6 +487,90 @@ mod tests {
         for bad in ["", "-", "abc", "1.2.3", "1e", "NaN", "1e126", "1e-131", "123456789012345678901234567890123456789"] {
             assert!(Number::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    fn decimal(text: &str) -> BigDecimal {
+        parse_decimal(text).unwrap_or_else(|e| panic!("{text} should parse: {e}"))
+    }
+
+    #[test]
+    fn numbers_parse_to_exact_values() {
+        assert_eq!(decimal("1.50"), decimal("1.5"));
+        assert_eq!(decimal("0.000"), BigDecimal::zero());
+        assert_eq!(decimal("-0"), BigDecimal::zero());
+        assert_eq!(decimal("1e3"), decimal("1000"));
+        assert_eq!(decimal(".5"), decimal("5E-1"));
+        for bad in ["", "-", ".", "1e", "abc", "1.2.3", "+-1", "1e1.5", "+1", "1_000", " 1"] {
+            assert!(parse_decimal(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn numbers_order_by_value() {
+        let ordered = ["-100", "-9.5", "-9", "-0.001", "0", "0.001", "0.01", "1", "1.05", "1.5", "9", "10", "1e2"];
+        for pair in ordered.windows(2) {
+            assert!(decimal(pair[0]) < decimal(pair[1]), "{} < {}", pair[0], pair[1]);
+        }
+    }
+
+    #[test]
+    fn sums_are_exact_and_written_plainly() {
+        let sum = |a: &str, b: &str| Number::from_decimal(&(decimal(a) + decimal(b))).map(|n| n.as_str().to_owned());
+        assert_eq!(sum("0.1", "0.2").unwrap(), "0.3");
+        assert_eq!(sum("9", "1").unwrap(), "10");
+        assert_eq!(sum("1", "-1").unwrap(), "0");
+        assert_eq!(sum("-5", "3").unwrap(), "-2");
+        assert_eq!(sum("1e3", "0.25").unwrap(), "1000.25");
+        assert_eq!(sum("-0.001", "0").unwrap(), "-0.001");
+        assert_eq!(sum("1.50", "0").unwrap(), "1.5");
+        let big = "12345678901234567890123456789012345678";
+        assert_eq!(sum(big, "1").unwrap(), "12345678901234567890123456789012345679");
+        assert_eq!(sum("1E-130", "1E-130").unwrap(), "0.".to_owned() + &"0".repeat(129) + "2");
+        assert!(sum(&"9".repeat(38), "1").is_ok(), "1E+38 has one significant digit");
+        assert!(sum(&"9".repeat(38), "2").unwrap_err().contains("38 significant digits"));
+        assert!(sum("9.99E+125", "9.99E+125").unwrap_err().contains("number range"));
+    }
+
+    #[test]
+    fn integers_read_back_exactly() {
+        let int = |text: &str| Number::parse(text).unwrap().as_i64();
+        assert_eq!(int("12"), Some(12));
+        assert_eq!(int("-12"), Some(-12));
+        assert_eq!(int("1.0"), Some(1));
+        assert_eq!(int("1E+3"), Some(1000));
+        assert_eq!(int("9007199254740993"), Some(9_007_199_254_740_993));
+        assert_eq!(int("9223372036854775807"), Some(i64::MAX));
+        assert_eq!(int("9223372036854775808"), None);
+        assert_eq!(int("1.5"), None);
+        assert_eq!(int("1E-3"), None);
+        assert_eq!(AttributeValue::N("2.50E1".into()).as_i64(), Some(25));
+        assert_eq!(AttributeValue::N("x".into()).as_i64(), None);
+    }
+
+    #[test]
+    fn values_nested_deeper_than_dynamodb_stores_are_refused() {
+        let nested = |levels: usize, innermost: Value| {
+            (0..levels).fold(innermost, |inner, i| {
+                if i % 2 == 0 {
+                    Value::List(vec![inner])
+                } else {
+                    Value::Map([("a".to_owned(), inner)].into())
+                }
+            })
+        };
+        let deepest = nested(MAX_NESTING_DEPTH - 1, Value::from("x"));
+        deepest.validate().unwrap();
+        assert!(deepest.to_attribute().within_nesting_limit());
+        let scalars_add_no_level = nested(MAX_NESTING_DEPTH - 1, Value::Bytes(vec![1]));
+        scalars_add_no_level.validate().unwrap();
+        for too_deep in [nested(MAX_NESTING_DEPTH, Value::Null), nested(MAX_NESTING_DEPTH - 1, Value::List(vec![]))] {
+            let message = too_deep.validate().unwrap_err().to_string();
+            assert!(message.contains("at most 32 levels"), "{message}");
+            assert!(!too_deep.to_attribute().within_nesting_limit());
+        }
+        let set = AttributeValue::Ss(vec!["a".into()]);
+        let in_maps = (0..MAX_NESTING_DEPTH - 1).fold(set, |inner, _| AttributeValue::M([("a".to_owned(), inner)].into()));
+        assert!(in_maps.within_nesting_limit(), "sets add no level");
     }
 
     #[test]

@@ -1,0 +1,531 @@
+//! Requests to SDK calls, and the SDK's outputs back to responses: expressions are rendered once
+//! per request, and a prepared [`Call`] is cloned for every attempt.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder;
+use aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder;
+use aws_sdk_dynamodb::operation::delete_table::builders::DeleteTableFluentBuilder;
+use aws_sdk_dynamodb::operation::describe_table::builders::DescribeTableFluentBuilder;
+use aws_sdk_dynamodb::operation::describe_time_to_live::builders::DescribeTimeToLiveFluentBuilder;
+use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_time_to_live::builders::UpdateTimeToLiveFluentBuilder;
+use aws_sdk_dynamodb::types as sdk;
+use aws_sdk_dynamodb::Client;
+
+use crate::error::{Error, Result};
+use crate::request::{
+    CreateTable, DeleteItem, GetItem, KeyAttribute, PutItem, Query, QueryPage, RenderedExpressions, Request, Response,
+    ReturnValues, TableDescription, TableStatus, TimeToLive, TransactItem, TransactWrite, UpdateItem,
+};
+use crate::value::KeyType;
+
+use super::classify::{classify, Context, Verdict};
+use super::values::{from_sdk_item, to_sdk_item, to_sdk_value, SdkItem};
+
+/// A request translated into an SDK call, ready to send (and to clone for another attempt).
+#[derive(Clone, Debug)]
+pub(super) enum Call {
+    GetItem(GetItemFluentBuilder),
+    PutItem(PutItemFluentBuilder),
+    UpdateItem(UpdateItemFluentBuilder),
+    DeleteItem(DeleteItemFluentBuilder),
+    Query(QueryFluentBuilder),
+    TransactWrite(TransactWriteItemsFluentBuilder),
+    CreateTable(CreateTableFluentBuilder, String),
+    DescribeTable(DescribeTableFluentBuilder, String),
+    DeleteTable(DeleteTableFluentBuilder),
+    UpdateTimeToLive(UpdateTimeToLiveFluentBuilder, String, bool),
+    DescribeTimeToLive(DescribeTimeToLiveFluentBuilder),
+}
+
+/// Translates `request` into an SDK call, rendering its expressions once.
+pub(super) fn prepare(client: &Client, request: Request) -> Result<Call> {
+    Ok(match request {
+        Request::GetItem(GetItem { table, key, consistent_read }) => Call::GetItem(
+            client.get_item().table_name(table).set_key(Some(to_sdk_item(&key))).consistent_read(consistent_read),
+        ),
+        Request::PutItem(put) => Call::PutItem(prepare_put(client, put)),
+        Request::UpdateItem(update) => Call::UpdateItem(prepare_update(client, update)),
+        Request::DeleteItem(delete) => Call::DeleteItem(prepare_delete(client, delete)),
+        Request::Query(query) => Call::Query(prepare_query(client, query)),
+        Request::TransactWrite(transaction) => Call::TransactWrite(prepare_transaction(client, transaction)?),
+        Request::CreateTable(create) => {
+            let table = create.table.clone();
+            Call::CreateTable(prepare_create_table(client, create)?, table)
+        }
+        Request::DescribeTable { table } => Call::DescribeTable(client.describe_table().table_name(&table), table),
+        Request::DeleteTable { table } => Call::DeleteTable(client.delete_table().table_name(table)),
+        Request::UpdateTimeToLive { table, attribute, enabled } => {
+            let specification = sdk::TimeToLiveSpecification::builder()
+                .attribute_name(&attribute)
+                .enabled(enabled)
+                .build()
+                .map_err(build_error)?;
+            Call::UpdateTimeToLive(
+                client.update_time_to_live().table_name(table).time_to_live_specification(specification),
+                attribute,
+                enabled,
+            )
+        }
+        Request::DescribeTimeToLive { table } => {
+            Call::DescribeTimeToLive(client.describe_time_to_live().table_name(table))
+        }
+    })
+}
+
+fn build_error(error: aws_smithy_types::error::operation::BuildError) -> Error {
+    Error::config(format!("invalid DynamoDB request: {error}"))
+}
+
+/// The expression attribute maps, or `None` when empty: DynamoDB rejects empty maps.
+fn expression_maps(rendered: &RenderedExpressions) -> (Option<HashMap<String, String>>, Option<SdkItem>) {
+    let names = &rendered.attributes.names;
+    let values = &rendered.attributes.values;
+    let names = (!names.is_empty()).then(|| names.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+    let values = (!values.is_empty()).then(|| values.iter().map(|(k, v)| (k.clone(), to_sdk_value(v))).collect());
+    (names, values)
+}
+
+fn return_value(values: ReturnValues) -> sdk::ReturnValue {
+    match values {
+        ReturnValues::None => sdk::ReturnValue::None,
+        ReturnValues::AllOld => sdk::ReturnValue::AllOld,
+        ReturnValues::AllNew => sdk::ReturnValue::AllNew,
+    }
+}
+
+fn return_on_failure(all_old: bool) -> Option<sdk::ReturnValuesOnConditionCheckFailure> {
+    all_old.then_some(sdk::ReturnValuesOnConditionCheckFailure::AllOld)
+}
+
+fn prepare_put(client: &Client, put: PutItem) -> PutItemFluentBuilder {
+    let rendered = RenderedExpressions::new(put.condition.as_ref(), None, None, None);
+    let (names, values) = expression_maps(&rendered);
+    client
+        .put_item()
+        .table_name(put.table)
+        .set_item(Some(to_sdk_item(&put.item)))
+        .set_condition_expression(rendered.condition)
+        .set_expression_attribute_names(names)
+        .set_expression_attribute_values(values)
+        .return_values(return_value(put.return_values))
+        .set_return_values_on_condition_check_failure(return_on_failure(put.return_old_on_condition_failure))
+}
+
+fn prepare_update(client: &Client, update: UpdateItem) -> UpdateItemFluentBuilder {
+    let rendered = RenderedExpressions::new(update.condition.as_ref(), Some(&update.update), None, None);
+    let (names, values) = expression_maps(&rendered);
+    client
+        .update_item()
+        .table_name(update.table)
+        .set_key(Some(to_sdk_item(&update.key)))
+        .set_update_expression(rendered.update)
+        .set_condition_expression(rendered.condition)
+        .set_expression_attribute_names(names)
+        .set_expression_attribute_values(values)
+        .return_values(return_value(update.return_values))
+        .set_return_values_on_condition_check_failure(return_on_failure(update.return_old_on_condition_failure))
+}
+
+fn prepare_delete(client: &Client, delete: DeleteItem) -> DeleteItemFluentBuilder {
+    let rendered = RenderedExpressions::new(delete.condition.as_ref(), None, None, None);
+    let (names, values) = expression_maps(&rendered);
+    client
+        .delete_item()
+        .table_name(delete.table)
+        .set_key(Some(to_sdk_item(&delete.key)))
+        .set_condition_expression(rendered.condition)
+        .set_expression_attribute_names(names)
+        .set_expression_attribute_values(values)
+        .return_values(return_value(delete.return_values))
+        .set_return_values_on_condition_check_failure(return_on_failure(delete.return_old_on_condition_failure))
+}
+
+fn prepare_query(client: &Client, query: Query) -> QueryFluentBuilder {
+    let key_condition = query.key_condition();
+    let rendered = RenderedExpressions::new(None, None, Some(&key_condition), query.filter.as_ref());
+    let (names, values) = expression_maps(&rendered);
+    client
+        .query()
+        .table_name(query.table)
+        .set_key_condition_expression(rendered.key_condition)
+        .set_filter_expression(rendered.filter)
+        .set_expression_attribute_names(names)
+        .set_expression_attribute_values(values)
+        .consistent_read(query.consistent_read)
+        .set_limit(query.limit.map(|limit| i32::try_from(limit).unwrap_or(i32::MAX)))
+        .set_exclusive_start_key(query.exclusive_start_key.as_ref().map(to_sdk_item))
+}
+
+fn prepare_transaction(client: &Client, transaction: TransactWrite) -> Result<TransactWriteItemsFluentBuilder> {
+    let items = transaction.items.into_iter().map(transact_item).collect::<Result<Vec<_>>>()?;
+    Ok(client
+        .transact_write_items()
+        .set_transact_items(Some(items))
+        .set_client_request_token(transaction.client_request_token))
+}
+
+/// One action of a transaction. Actions cannot return values in a transaction, so asking for
+/// them is refused rather than silently ignored.
+fn transact_item(item: TransactItem) -> Result<sdk::TransactWriteItem> {
+    let no_return_values = |values: ReturnValues| match values {
+        ReturnValues::None => Ok(()),
+        other => Err(Error::config(format!("TransactWriteItems actions cannot return values (asked for {other:?})"))),
+    };
+    let builder = sdk::TransactWriteItem::builder();
+    let item = match item {
+        TransactItem::ConditionCheck { table, key, condition } => {
+            let rendered = RenderedExpressions::new(Some(&condition), None, None, None);
+            let (names, values) = expression_maps(&rendered);
+            let check = sdk::ConditionCheck::builder()
+                .table_name(table)
+                .set_key(Some(to_sdk_item(&key)))
+                .set_condition_expression(rendered.condition)
+                .set_expression_attribute_names(names)
+                .set_expression_attribute_values(values)
+                .build()
+                .map_err(build_error)?;
+            builder.condition_check(check)
+        }
+        TransactItem::Put(put) => {
+            no_return_values(put.return_values)?;
+            let rendered = RenderedExpressions::new(put.condition.as_ref(), None, None, None);
+            let (names, values) = expression_maps(&rendered);
+            let put = sdk::Put::builder()
+                .table_name(put.table)
+                .set_item(Some(to_sdk_item(&put.item)))
+                .set_condition_expression(rendered.condition)
+                .set_expression_attribute_names(names)
+                .set_expression_attribute_values(values)
+                .set_return_values_on_condition_check_failure(return_on_failure(put.return_old_on_condition_failure))
+                .build()
+                .map_err(build_error)?;
+            builder.put(put)
+        }
+        TransactItem::Update(update) => {
+            no_return_values(update.return_values)?;
+            let rendered = RenderedExpressions::new(update.condition.as_ref(), Some(&update.update), None, None);
+            let (names, values) = expression_maps(&rendered);
+            let action = sdk::Update::builder()
+                .table_name(update.table)
+                .set_key(Some(to_sdk_item(&update.key)))
+                .set_update_expression(rendered.update)
+                .set_condition_expression(rendered.condition)
+                .set_expression_attribute_names(names)
+                .set_expression_attribute_values(values)
+                .set_return_values_on_condition_check_failure(return_on_failure(update.return_old_on_condition_failure))
+                .build()
+                .map_err(build_error)?;
+            builder.update(action)
+        }
+        TransactItem::Delete(delete) => {
+            no_return_values(delete.return_values)?;
+            let rendered = RenderedExpressions::new(delete.condition.as_ref(), None, None, None);
+            let (names, values) = expression_maps(&rendered);
+            let action = sdk::Delete::builder()
+                .table_name(delete.table)
+                .set_key(Some(to_sdk_item(&delete.key)))
+                .set_condition_expression(rendered.condition)
+                .set_expression_attribute_names(names)
+                .set_expression_attribute_values(values)
+                .set_return_values_on_condition_check_failure(return_on_failure(delete.return_old_on_condition_failure))
+                .build()
+                .map_err(build_error)?;
+            builder.delete(action)
+        }
+    };
+    Ok(item.build())
+}
+
+/// A table with on-demand capacity and the given key.
+fn prepare_create_table(client: &Client, create: CreateTable) -> Result<CreateTableFluentBuilder> {
+    let keys = std::iter::once((&create.partition_key, sdk::KeyType::Hash))
+        .chain(create.sort_key.as_ref().map(|sort| (sort, sdk::KeyType::Range)));
+    let mut builder =
+        client.create_table().table_name(create.table.clone()).billing_mode(sdk::BillingMode::PayPerRequest);
+    for (attribute, role) in keys {
+        let definition = sdk::AttributeDefinition::builder()
+            .attribute_name(&attribute.name)
+            .attribute_type(scalar_type(attribute.key_type))
+            .build()
+            .map_err(build_error)?;
+        let element = sdk::KeySchemaElement::builder()
+            .attribute_name(&attribute.name)
+            .key_type(role)
+            .build()
+            .map_err(build_error)?;
+        builder = builder.attribute_definitions(definition).key_schema(element);
+    }
+    Ok(builder)
+}
+
+impl Call {
+    /// Sends the call once and converts its output.
+    pub(super) async fn send(self, context: &Context) -> std::result::Result<Response, Verdict> {
+        let operation = context.operation;
+        let item = |item: Option<SdkItem>| {
+            item.map(from_sdk_item).transpose().map_err(|unknown| Verdict::Final(unknown.into_error(operation)))
+        };
+        let described =
+            |description: Result<TableDescription>| description.map(Response::Table).map_err(Verdict::Final);
+        match self {
+            Call::GetItem(call) => {
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                Ok(Response::GetItem(item(output.item)?))
+            }
+            Call::PutItem(call) => {
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                Ok(Response::Written(item(output.attributes)?))
+            }
+            Call::UpdateItem(call) => {
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                Ok(Response::Written(item(output.attributes)?))
+            }
+            Call::DeleteItem(call) => {
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                Ok(Response::Written(item(output.attributes)?))
+            }
+            Call::Query(call) => {
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                let mut items = Vec::new();
+                for found in output.items.unwrap_or_default() {
+                    items.extend(item(Some(found))?);
+                }
+                Ok(Response::Query(QueryPage { items, last_evaluated_key: item(output.last_evaluated_key)? }))
+            }
+            Call::TransactWrite(call) => {
+                call.send().await.map_err(|e| classify(context, e))?;
+                Ok(Response::TransactWrite)
+            }
+            Call::CreateTable(call, table) => {
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                described(table_description(operation, &table, output.table_description))
+            }
+            Call::DescribeTable(call, table) => {
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                described(table_description(operation, &table, output.table))
+            }
+            Call::DeleteTable(call) => {
+                call.send().await.map_err(|e| classify(context, e))?;
+                Ok(Response::TableDeleted)
+            }
+            Call::UpdateTimeToLive(call, attribute, enabled) => {
+                call.send().await.map_err(|e| classify(context, e))?;
+                // DynamoDB echoes the specification; the change itself takes a while (up to an
+                // hour on AWS), during which DescribeTimeToLive reports ENABLING or DISABLING.
+                Ok(Response::TimeToLive(if enabled {
+                    TimeToLive::Enabling { attribute }
+                } else {
+                    TimeToLive::Disabling
+                }))
+            }
+            Call::DescribeTimeToLive(call) => {
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                time_to_live(operation, output.time_to_live_description)
+                    .map(Response::TimeToLive)
+                    .map_err(Verdict::Final)
+            }
+        }
+    }
+}
+
+fn unexpected_response(operation: &'static str, message: String) -> Error {
+    Error::Service { operation, code: "UnexpectedResponse".into(), message }
+}
+
+fn scalar_type(key_type: KeyType) -> sdk::ScalarAttributeType {
+    match key_type {
+        KeyType::S => sdk::ScalarAttributeType::S,
+        KeyType::N => sdk::ScalarAttributeType::N,
+        KeyType::B => sdk::ScalarAttributeType::B,
+    }
+}
+
+fn table_description(
+    operation: &'static str,
+    table: &str,
+    description: Option<sdk::TableDescription>,
+) -> Result<TableDescription> {
+    let description =
+        description.ok_or_else(|| unexpected_response(operation, format!("no description of table {table:?}")))?;
+    let key_types: HashMap<&str, &sdk::ScalarAttributeType> =
+        description.attribute_definitions().iter().map(|d| (d.attribute_name(), d.attribute_type())).collect();
+    let key_attribute = |element: &sdk::KeySchemaElement| {
+        let name = element.attribute_name();
+        let key_type = match key_types.get(name) {
+            Some(sdk::ScalarAttributeType::S) => KeyType::S,
+            Some(sdk::ScalarAttributeType::N) => KeyType::N,
+            Some(sdk::ScalarAttributeType::B) => KeyType::B,
+            other => {
+                return Err(unexpected_response(operation, format!("key attribute {name:?} has type {other:?}")));
+            }
+        };
+        Ok(KeyAttribute { name: name.to_owned(), key_type })
+    };
+    let mut partition_key = None;
+    let mut sort_key = None;
+    for element in description.key_schema() {
+        match element.key_type() {
+            sdk::KeyType::Hash => partition_key = Some(key_attribute(element)?),
+            sdk::KeyType::Range => sort_key = Some(key_attribute(element)?),
+            other => return Err(unexpected_response(operation, format!("unknown key type {other:?}"))),
+        }
+    }
+    let partition_key =
+        partition_key.ok_or_else(|| unexpected_response(operation, format!("table {table:?} has no partition key")))?;
+    let status = match description.table_status {
+        Some(sdk::TableStatus::Creating) => TableStatus::Creating,
+        Some(sdk::TableStatus::Active) => TableStatus::Active,
+        Some(sdk::TableStatus::Updating) => TableStatus::Updating,
+        Some(sdk::TableStatus::Deleting) => TableStatus::Deleting,
+        Some(other) => TableStatus::Other(other.as_str().to_owned()),
+        None => TableStatus::Other("UNKNOWN".to_owned()),
+    };
+    Ok(TableDescription {
+        table: description.table_name.unwrap_or_else(|| table.to_owned()),
+        status,
+        partition_key,
+        sort_key,
+    })
+}
+
+fn time_to_live(operation: &'static str, description: Option<sdk::TimeToLiveDescription>) -> Result<TimeToLive> {
+    let description = description.unwrap_or_else(|| sdk::TimeToLiveDescription::builder().build());
+    let attribute = || description.attribute_name().unwrap_or_default().to_owned();
+    Ok(match description.time_to_live_status() {
+        Some(sdk::TimeToLiveStatus::Enabled) => TimeToLive::Enabled { attribute: attribute() },
+        Some(sdk::TimeToLiveStatus::Enabling) => TimeToLive::Enabling { attribute: attribute() },
+        Some(sdk::TimeToLiveStatus::Disabling) => TimeToLive::Disabling,
+        Some(sdk::TimeToLiveStatus::Disabled) | None => TimeToLive::Disabled,
+        Some(other) => return Err(unexpected_response(operation, format!("unknown time to live status {other}"))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::native::test_support::*;
+    use aws_config::{BehaviorVersion, Region};
+    use crate::expr::{val, Name};
+    use crate::value::AttributeValue;
+
+    #[test]
+    fn expression_maps_are_sent_only_when_used() {
+        let client = Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .build(),
+        );
+        let Call::PutItem(call) = prepare(&client, put_request()).unwrap() else { unreachable!() };
+        let input = call.as_input();
+        assert_eq!(input.get_condition_expression().as_deref(), Some("attribute_not_exists(#pk)"));
+        assert_eq!(input.get_expression_attribute_names().as_ref().unwrap()["#pk"], "pk");
+        assert_eq!(input.get_expression_attribute_values(), &None);
+        assert_eq!(
+            input.get_return_values_on_condition_check_failure(),
+            &Some(sdk::ReturnValuesOnConditionCheckFailure::AllOld)
+        );
+
+        let unconditional = Request::PutItem(PutItem {
+            table: "locks".into(),
+            item: key(),
+            condition: None,
+            return_values: ReturnValues::AllOld,
+            return_old_on_condition_failure: false,
+        });
+        let Call::PutItem(call) = prepare(&client, unconditional).unwrap() else { unreachable!() };
+        let input = call.as_input();
+        assert_eq!(input.get_condition_expression(), &None);
+        assert_eq!(input.get_expression_attribute_names(), &None);
+        assert_eq!(input.get_return_values(), &Some(sdk::ReturnValue::AllOld));
+
+        let query = Request::Query(Query {
+            table: "locks".into(),
+            partition: (Name::aliased("#pk", "pk"), val(":pk", AttributeValue::S("p".into()))),
+            sort_key_prefix: Some((Name::aliased("#sk", "sk"), val(":prefix", AttributeValue::S("a".into())))),
+            filter: None,
+            consistent_read: true,
+            limit: Some(10),
+            exclusive_start_key: None,
+        });
+        let Call::Query(call) = prepare(&client, query).unwrap() else { unreachable!() };
+        let input = call.as_input();
+        assert_eq!(input.get_key_condition_expression().as_deref(), Some("#pk = :pk and begins_with(#sk, :prefix)"));
+        assert_eq!(input.get_expression_attribute_values().as_ref().unwrap().len(), 2);
+        assert_eq!(input.get_limit(), &Some(10));
+    }
+
+    #[test]
+    fn transaction_actions_cannot_return_values() {
+        let put = PutItem {
+            table: "locks".into(),
+            item: key(),
+            condition: None,
+            return_values: ReturnValues::AllOld,
+            return_old_on_condition_failure: false,
+        };
+        assert!(matches!(transact_item(TransactItem::Put(put)), Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn table_descriptions_take_key_types_from_attribute_definitions() {
+        let description = sdk::TableDescription::builder()
+            .table_name("locks")
+            .table_status(sdk::TableStatus::Active)
+            .key_schema(
+                sdk::KeySchemaElement::builder().attribute_name("id").key_type(sdk::KeyType::Hash).build().unwrap(),
+            )
+            .key_schema(
+                sdk::KeySchemaElement::builder().attribute_name("at").key_type(sdk::KeyType::Range).build().unwrap(),
+            )
+            .attribute_definitions(
+                sdk::AttributeDefinition::builder()
+                    .attribute_name("id")
+                    .attribute_type(sdk::ScalarAttributeType::B)
+                    .build()
+                    .unwrap(),
+            )
+            .attribute_definitions(
+                sdk::AttributeDefinition::builder()
+                    .attribute_name("at")
+                    .attribute_type(sdk::ScalarAttributeType::N)
+                    .build()
+                    .unwrap(),
+            )
+            .build();
+        let described = table_description("DescribeTable", "locks", Some(description)).unwrap();
+        assert_eq!(described.status, TableStatus::Active);
+        assert_eq!(described.partition_key, KeyAttribute { name: "id".into(), key_type: KeyType::B });
+        assert_eq!(described.sort_key, Some(KeyAttribute { name: "at".into(), key_type: KeyType::N }));
+
+        let archived = sdk::TableDescription::builder()
+            .table_status(sdk::TableStatus::Archived)
+            .key_schema(
+                sdk::KeySchemaElement::builder().attribute_name("id").key_type(sdk::KeyType::Hash).build().unwrap(),
+            )
+            .build();
+        // The key's type is missing from the definitions.
+        assert!(table_description("DescribeTable", "locks", Some(archived)).is_err());
+        assert!(table_description("DescribeTable", "locks", None).is_err());
+    }
+
+    #[test]
+    fn time_to_live_statuses_map_one_to_one() {
+        let ttl = |status: sdk::TimeToLiveStatus| {
+            let description =
+                sdk::TimeToLiveDescription::builder().time_to_live_status(status).attribute_name("expires").build();
+            time_to_live("DescribeTimeToLive", Some(description)).unwrap()
+        };
+        assert_eq!(ttl(sdk::TimeToLiveStatus::Enabled), TimeToLive::Enabled { attribute: "expires".into() });
+        assert_eq!(ttl(sdk::TimeToLiveStatus::Enabling), TimeToLive::Enabling { attribute: "expires".into() });
+        assert_eq!(ttl(sdk::TimeToLiveStatus::Disabled), TimeToLive::Disabled);
+        assert_eq!(ttl(sdk::TimeToLiveStatus::Disabling), TimeToLive::Disabling);
+        assert_eq!(time_to_live("DescribeTimeToLive", None).unwrap(), TimeToLive::Disabled);
+    }
+}
