@@ -10,8 +10,9 @@ function configError(message) {
   return new DynaleaseError("ERR_DYNALEASE_CONFIG", message);
 }
 
-// DynamoDB refuses documents nested deeper than 32 levels; the limit also stops cycles.
-const MAX_NESTING = 32;
+// Stops cycles: the core checks DynamoDB's exact nesting limit, and nothing deeper than it can
+// be stored.
+const MAX_NESTING = require("../native.js").MAX_NESTING_DEPTH;
 
 function toDynamo(value, depth = 0) {
   if (depth > MAX_NESTING) {

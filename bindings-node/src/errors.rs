@@ -17,6 +17,10 @@ pub fn error_codes() -> HashMap<String, String> {
     ErrorKind::ALL.iter().map(|kind| (kind.name().to_owned(), kind.code().to_owned())).collect()
 }
 
+/// DynamoDB's nesting limit (`Value::validate` checks it); the JS codec stops cycles with it.
+#[napi]
+pub const MAX_NESTING_DEPTH: u32 = dynalease::value::MAX_NESTING_DEPTH as u32;
+
 /// The core's option, function and value names (`dynalease::error::OPTION_NAMES`) as this
 /// binding's API spells them.
 fn node_name(core: &str) -> Option<&'static str> {

@@ -12,9 +12,9 @@ use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, 
 
 use crate::errors::{config_error, CoreResultExt};
 
-/// DynamoDB refuses documents nested deeper than 32 levels; checking here also turns a
-/// self-referencing list or dict into an error instead of a stack overflow.
-const MAX_NESTING: usize = 32;
+/// Turns a self-referencing list or dict into an error instead of a stack overflow. The core
+/// checks DynamoDB's exact limit (`Value::validate`); anything deeper than it is refused here.
+const MAX_NESTING: usize = dynalease::value::MAX_NESTING_DEPTH;
 
 /// Seconds (int or float) to a duration; negative, NaN, infinite or non-numbers are refused.
 pub fn seconds(name: &str, value: f64) -> PyResult<Duration> {

@@ -378,6 +378,7 @@ impl KvStore {
 
     fn new_item(&self, key: &str, value: &Value, options: &WriteOptions) -> Result<(Item, KvPair)> {
         self.check_key(key)?;
+        value.validate()?;
         // Versions stay below 2^53 so JavaScript numbers hold them exactly.
         let version = crate::random::with_rng(|rng| rng.random_range(1..(1i64 << 53)));
         let expires = match options.ttl {

@@ -376,7 +376,7 @@ impl Value {
             Ok(())
         } else {
             Err(Error::invalid_value(format!(
-                "the value nests lists and maps more than {} deep; DynamoDB stores items nested at most \
+                "the value is nested more than {} levels deep; DynamoDB stores items nested at most \
                  {MAX_NESTING_DEPTH} levels deep, the item being the first",
                 MAX_NESTING_DEPTH - 1
             )))

@@ -186,6 +186,12 @@ async fn kv_rejects_bad_input_and_writes_nothing(transport: Arc<dyn Transport>) 
     assert!(matches!(err, Error::Config(_)) && err.to_string().contains("400 KB"), "{err}");
     assert!(matches!(kv.put("", &Value::Null, &none()).await, Err(Error::Config(_))));
     assert!(matches!(kv.put("k", &Value::Null, &none().ttl(Duration::ZERO)).await, Err(Error::Config(_))));
+    // DynamoDB's 32 levels, the item being the first: 31 lists around a value fit, 32 do not.
+    let nested = |levels: usize| (0..levels).fold(Value::from(1), |inner, _| Value::List(vec![inner]));
+    kv.put("deepest", &nested(31), &none()).await.unwrap();
+    let err = kv.put("k", &nested(32), &none()).await.unwrap_err();
+    assert!(matches!(err, Error::Config(_)) && err.to_string().contains("nested"), "{err}");
+    assert!(kv.delete("deepest", &none()).await.unwrap());
     assert!(kv.list("").await.unwrap().is_empty(), "nothing was written");
     assert!(matches!(KvStore::new(KvConfig { sort_key: "value".into(), ..KvConfig::new("kv-store", "p") }, transport.clone()), Err(Error::Config(_))));
 }

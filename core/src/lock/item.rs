@@ -266,6 +266,7 @@ impl LockTable {
     /// Refuses lock data that would take the item past DynamoDB's 400 KB limit, counting every
     /// lock attribute at its widest, so the write fails here and not halfway through a release.
     pub fn check_data_size(&self, id: &LockId, owner: &str, data: &Value) -> Result<(), Error> {
+        data.validate()?;
         let widest = AttributeValue::int(i64::MAX);
         let mut item = self.key(id);
         item.insert(OWNER.into(), AttributeValue::S(owner.to_owned()));

@@ -113,27 +113,32 @@ impl NativeConfig {
     /// fails when the client is built instead of being retried as a network error.
     pub fn validate(&self) -> Result<()> {
         if self.call_timeout.is_zero() {
-            return Err(Error::config("call_timeout must be longer than zero"));
+            return Err(Error::option("call_timeout", "must be longer than zero"));
         }
         if self.max_retries > MAX_RETRIES_LIMIT {
-            return Err(Error::config(format!(
-                "max_retries is {}; at most {MAX_RETRIES_LIMIT} is allowed (each retry can wait up to {:?}); use 0 to send each request once",
-                self.max_retries, self.max_backoff
-            )));
+            return Err(Error::option(
+                "max_retries",
+                format!(
+                    "is {}; at most {MAX_RETRIES_LIMIT} is allowed (each retry can wait up to {:?}); use 0 to send each request once",
+                    self.max_retries, self.max_backoff
+                ),
+            ));
         }
         if let Some(region) = &self.region {
             if region.is_empty() || !region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-                return Err(Error::config(format!(
-                    "region {region:?} is not a region name; use one such as \"us-east-1\", or omit it to use AWS_REGION or the profile's"
-                )));
+                return Err(Error::option(
+                    "region",
+                    format!("{region:?} is not a region name; use one such as \"us-east-1\", or omit it to use AWS_REGION or the profile's"),
+                ));
             }
         }
         if let Some(endpoint) = &self.endpoint_url {
             let parsed = url::Url::parse(endpoint).ok().filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host());
             if parsed.is_none() {
-                return Err(Error::config(format!(
-                    "endpoint_url {endpoint:?} is not an http:// or https:// URL; write it in full, e.g. \"http://localhost:8000\" for DynamoDB Local"
-                )));
+                return Err(Error::option(
+                    "endpoint_url",
+                    format!("{endpoint:?} is not an http:// or https:// URL; write it in full, e.g. \"http://localhost:8000\" for DynamoDB Local"),
+                ));
             }
         }
         Ok(())
