@@ -142,6 +142,9 @@ export interface CreateTableOptions {
   maxRetries?: number
 }
 
+/** The error codes by name (`{ LOCK_LOST: "ERR_DYNALEASE_LOCK_LOST", ... }`), for `codes`. */
+export declare function errorCodes(): Record<string, string>
+
 export interface KvStoreOptions {
   table: string
   /** The partition this store's keys live in (one table can hold many stores). */
@@ -184,6 +187,9 @@ export interface LockClientOptions {
   /** Repeats of a failed call when that is safe (default 7; 0 sends each request once). */
   maxRetries?: number
 }
+
+/** DynamoDB's nesting limit (`Value::validate` checks it); the JS codec stops cycles with it. */
+export declare const MAX_NESTING_DEPTH: number
 
 /** The version of the native addon (the JS layer checks it matches the package). */
 export declare function nativeVersion(): string
