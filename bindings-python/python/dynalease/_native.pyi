@@ -25,6 +25,9 @@ __all__ = [
     "create_table",
     "create_table_async",
     "reset_log_cache",
+    "_KVStoreBase",
+    "_LockBase",
+    "_LockClientBase",
     "_quiesce",
 ]
 
@@ -67,6 +70,7 @@ class OutcomeUnknownError(TransportError):
     and may still land. Read the current state before retrying. Never raised for a write that
     certainly did not happen."""
 
+@disjoint_base
 class _LockClientBase:
     def __new__(
         cls,
@@ -109,20 +113,19 @@ class _LockClientBase:
     @property
     def max_retries(self) -> int: ...
 
-@disjoint_base
 class LockClient(_LockClientBase):
     """Acquires lease locks (blocking calls; they release the GIL and honour Ctrl-C)."""
 
     def acquire(self, lock_id: _LockId, timeout: Optional[float] = None) -> Lock: ...
     def try_acquire(self, lock_id: _LockId) -> Optional[Lock]: ...
 
-@disjoint_base
 class AsyncLockClient(_LockClientBase):
     """Acquires lease locks with asyncio."""
 
     def acquire(self, lock_id: _LockId, timeout: Optional[float] = None) -> Awaitable[AsyncLock]: ...
     def try_acquire(self, lock_id: _LockId) -> Awaitable[Optional[AsyncLock]]: ...
 
+@disjoint_base
 class _LockBase:
     @property
     def id(self) -> _LockId: ...
@@ -174,6 +177,7 @@ class KVPair:
 
 _AnyLock = Union[Lock, AsyncLock]
 
+@disjoint_base
 class _KVStoreBase:
     def __new__(
         cls,
