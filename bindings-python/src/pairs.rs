@@ -30,9 +30,9 @@ pub fn operation<T, F: Future<Output = PyResult<T>>>(future: F) -> F {
 /// }
 /// ```
 ///
-/// `new` is optional; when the base has one, each subclass gets a constructor with its signature
-/// and text signature that builds the base through it. Functions: `fn blocking / awaitable(args)
-/// -> Output { body }`, the body as for an operation.
+/// `new` is optional and, if there, the base's first item: each subclass then gets a constructor
+/// with its signature and text signature that builds the base through it. Functions:
+/// `fn blocking / awaitable(args) -> Output { body }`, the body as for an operation.
 macro_rules! blocking_and_awaitable {
     (
         class $Base:ident {
