@@ -2,13 +2,18 @@
 //!
 //! Exceptions are created under the module name `dynalease` (not `dynalease._native`), so their
 //! `__module__` is the public package and they pickle and unpickle by that name.
+//!
+//! Every family has a class attribute `code` (the core's stable `ErrorKind::code()`), so code can
+//! branch on `error.code` or on the class alike; lock and key errors also carry what they are
+//! about (`lock_id` and `reason`, `key`) as instance attributes.
 
 use dynalease::ErrorKind;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::types::{PyDict, PyString, PyTuple, PyType};
+use pyo3::{PyErrArguments, PyTypeInfo};
 
 create_exception!(dynalease, Error, PyException, "Base class of every dynalease error.");
 create_exception!(
@@ -63,6 +68,7 @@ pub fn config_error_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
             let namespace = PyDict::new(py);
             namespace.set_item("__module__", "dynalease")?;
             namespace.set_item("__doc__", CONFIG_ERROR_DOC)?;
+            namespace.set_item("code", ErrorKind::Config.code())?;
             let bases = PyTuple::new(py, [py.get_type::<Error>(), py.get_type::<PyValueError>()])?;
             let created = py.get_type::<PyType>().call1(("ConfigError", bases, namespace))?;
             Ok(created.cast_into::<PyType>()?.unbind())
@@ -82,17 +88,56 @@ pub fn config_error(message: impl Into<String>) -> PyErr {
 /// Every core error becomes the exception of its family; the message is the core's, which
 /// says what to do next.
 pub fn to_py_err(error: dynalease::Error) -> PyErr {
+    let kind = error.kind();
     let message = error.to_string();
-    match error.kind() {
+    let attributes = match error {
+        dynalease::Error::LockNotAcquired { id, reason } | dynalease::Error::LockLost { id, reason } => {
+            vec![("lock_id", id), ("reason", reason)]
+        }
+        dynalease::Error::KeyExists { key } | dynalease::Error::KeyModified { key } | dynalease::Error::KeyNotFound { key } => {
+            vec![("key", key)]
+        }
+        _ => Vec::new(),
+    };
+    match kind {
         ErrorKind::Config => config_error(message),
-        ErrorKind::LockNotAcquired => LockNotAcquiredError::new_err(message),
-        ErrorKind::LockLost => LockLostError::new_err(message),
-        ErrorKind::KeyExists => KeyExistsError::new_err(message),
-        ErrorKind::KeyModified => KeyModifiedError::new_err(message),
-        ErrorKind::KeyNotFound => KeyNotFoundError::new_err(message),
-        ErrorKind::Table => TableError::new_err(message),
-        ErrorKind::Transport => TransportError::new_err(message),
-        ErrorKind::OutcomeUnknown => OutcomeUnknownError::new_err(message),
+        ErrorKind::LockNotAcquired => detailed::<LockNotAcquiredError>(message, attributes),
+        ErrorKind::LockLost => detailed::<LockLostError>(message, attributes),
+        ErrorKind::KeyExists => detailed::<KeyExistsError>(message, attributes),
+        ErrorKind::KeyModified => detailed::<KeyModifiedError>(message, attributes),
+        ErrorKind::KeyNotFound => detailed::<KeyNotFoundError>(message, attributes),
+        ErrorKind::Table => detailed::<TableError>(message, attributes),
+        ErrorKind::Transport => detailed::<TransportError>(message, attributes),
+        ErrorKind::OutcomeUnknown => detailed::<OutcomeUnknownError>(message, attributes),
+    }
+}
+
+/// An exception of family `T` with instance attributes besides its message.
+fn detailed<T: PyTypeInfo + 'static>(message: String, attributes: Vec<(&'static str, String)>) -> PyErr {
+    PyErr::new::<T, _>(Detailed::<T> { message, attributes, family: std::marker::PhantomData })
+}
+
+/// Errors are made on runtime threads without the GIL, so the exception object (and its
+/// attributes) is built only when Python first looks at it: pyo3 raises a lazy error with
+/// `PyErr_SetObject(type, arguments)`, and CPython takes an `arguments` that is already an
+/// instance of `type` as the exception itself.
+struct Detailed<T> {
+    message: String,
+    attributes: Vec<(&'static str, String)>,
+    family: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: PyTypeInfo> PyErrArguments for Detailed<T> {
+    fn arguments(self, py: Python<'_>) -> Py<PyAny> {
+        let instance = || -> PyResult<Bound<'_, PyAny>> {
+            let instance = T::type_object(py).call1((self.message.as_str(),))?;
+            for (name, value) in &self.attributes {
+                instance.setattr(*name, value)?;
+            }
+            Ok(instance)
+        };
+        // Only a failing allocation gets here; the exception then still has its message.
+        instance().map(Bound::unbind).unwrap_or_else(|_| PyString::new(py, &self.message).into_any().unbind())
     }
 }
 
@@ -107,8 +152,30 @@ impl<T> CoreResultExt<T> for dynalease::Result<T> {
     }
 }
 
+/// Gives every class its `code`: class attributes, so `except` code can compare with
+/// `LockLostError.code` and exceptions made by hand (or unpickled) have one too.
+fn set_codes(py: Python<'_>) -> PyResult<()> {
+    // No kind is ever raised as the bare base class; its code is the prefix the families share.
+    py.get_type::<Error>().setattr("code", "ERR_DYNALEASE")?;
+    let families = [
+        (py.get_type::<LockNotAcquiredError>(), ErrorKind::LockNotAcquired),
+        (py.get_type::<LockLostError>(), ErrorKind::LockLost),
+        (py.get_type::<KeyExistsError>(), ErrorKind::KeyExists),
+        (py.get_type::<KeyModifiedError>(), ErrorKind::KeyModified),
+        (py.get_type::<KeyNotFoundError>(), ErrorKind::KeyNotFound),
+        (py.get_type::<TableError>(), ErrorKind::Table),
+        (py.get_type::<TransportError>(), ErrorKind::Transport),
+        (py.get_type::<OutcomeUnknownError>(), ErrorKind::OutcomeUnknown),
+    ];
+    for (family, kind) in families {
+        family.setattr("code", kind.code())?;
+    }
+    Ok(())
+}
+
 pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = module.py();
+    set_codes(py)?;
     module.add("Error", py.get_type::<Error>())?;
     module.add("ConfigError", config_error_type(py)?)?;
     module.add("LockNotAcquiredError", py.get_type::<LockNotAcquiredError>())?;

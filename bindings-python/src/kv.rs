@@ -13,7 +13,6 @@ use crate::connection::{Connection, ConnectionArgs};
 use crate::convert::{from_value, optional_seconds, to_value};
 use crate::errors::{config_error, CoreResultExt};
 use crate::locks::core_lock;
-use crate::runtime::{awaitable, block_on};
 
 /// A key, its value and the version a compare-and-swap checks. Immutable; pass it as
 /// `previous=` to atomic_put / atomic_delete.
@@ -147,7 +146,7 @@ fn previous_pair(previous: Option<&Bound<'_, PyAny>>) -> PyResult<Option<KvPair>
     }
 }
 
-/// Every operation once, as a future both classes wait on in their own way.
+/// Every operation once, as the future both store classes wait on in their own way.
 impl Store {
     async fn put(self: Arc<Self>, write: Write) -> PyResult<KVPair> {
         let store = self.store().await?;
@@ -204,27 +203,28 @@ macro_rules! store_doc {
     };
 }
 
-#[pyclass(module = "dynalease._native", frozen)]
+/// What both stores are: the configuration, the constructor and the getters.
+#[pyclass(module = "dynalease._native", name = "_KVStoreBase", subclass, frozen)]
+pub struct KVStoreBase {
+    store: Arc<Store>,
+}
+
+#[pyclass(module = "dynalease._native", extends = KVStoreBase, frozen)]
 #[doc = store_doc!("A key/value store with compare-and-swap (blocking calls; they release the GIL).")]
-pub struct KVStore {
-    store: Arc<Store>,
-}
+pub struct KVStore;
 
-#[pyclass(module = "dynalease._native", frozen)]
+#[pyclass(module = "dynalease._native", extends = KVStoreBase, frozen)]
 #[doc = store_doc!("A key/value store with compare-and-swap for asyncio: every call returns an awaitable.")]
-pub struct AsyncKVStore {
-    store: Arc<Store>,
+pub struct AsyncKVStore;
+
+fn required_previous(previous: &Bound<'_, PyAny>) -> PyResult<KvPair> {
+    previous_pair(Some(previous))?.ok_or_else(|| config_error("atomic_delete needs previous: the KVPair you read"))
 }
 
-macro_rules! store_common {
-    ($ty:ident { $($items:tt)* }) => {
-        #[pymethods]
-        impl $ty {
-        $($items)*
-        #[new]
+blocking_and_awaitable! {
+    class KVStoreBase {
         #[pyo3(signature = (table, partition, partition_key = "pk".to_owned(), sort_key = "sk".to_owned(), endpoint_url = None, region = None, call_timeout = None, max_retries = None))]
         #[pyo3(text_signature = "(table, partition, partition_key='pk', sort_key='sk', endpoint_url=None, region=None, call_timeout=None, max_retries=None)")]
-        #[allow(clippy::too_many_arguments)]
         fn new(
             table: String,
             partition: String,
@@ -236,7 +236,7 @@ macro_rules! store_common {
             max_retries: Option<&Bound<'_, PyAny>>,
         ) -> PyResult<Self> {
             let connection = ConnectionArgs { endpoint_url, region, call_timeout, max_retries };
-            Ok(Self { store: Arc::new(Store::new(table, partition, partition_key, sort_key, connection)?) })
+            Ok(KVStoreBase { store: Arc::new(Store::new(table, partition, partition_key, sort_key, connection)?) })
         }
 
         /// Name of the table.
@@ -263,55 +263,46 @@ macro_rules! store_common {
             self.store.connection.max_retries()
         }
 
-        fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-            let text = |s: &str| pyo3::types::PyString::new(py, s).repr().map(|r| r.to_string());
-            Ok(format!("{}(table={}, partition={})", Self::NAME, text(&self.store.config.table)?, text(&self.store.config.partition)?))
+        fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+            let text = |s: &str| pyo3::types::PyString::new(slf.py(), s).repr().map(|r| r.to_string());
+            let config = &slf.get().store.config;
+            Ok(format!("{}(table={}, partition={})", Self::class_name(slf), text(&config.table)?, text(&config.partition)?))
         }
-        }
-    };
-}
+    }
 
-impl KVStore {
-    const NAME: &'static str = "KVStore";
-}
-
-impl AsyncKVStore {
-    const NAME: &'static str = "AsyncKVStore";
-}
-
-store_common!(KVStore {
+    KVStore, AsyncKVStore;
 
     /// Writes `value` at `key` unconditionally and returns the new pair. `ttl`: seconds until
     /// the key expires (reads hide it from then on). `lock`: write only while it is held.
     #[pyo3(signature = (key, value, ttl = None, lock = None))]
-    fn put(&self, py: Python<'_>, key: String, value: &Bound<'_, PyAny>, ttl: Option<f64>, lock: Option<&Bound<'_, PyAny>>) -> PyResult<KVPair> {
+    fn put(kv, key: String, value: &Bound<'_, PyAny>, ttl: Option<f64>, lock: Option<&Bound<'_, PyAny>>) -> KVPair {
         let write = Write { key, value: to_value(value)?, options: options(ttl, lock)? };
-        block_on(py, self.store.clone().put(write))
+        kv.store.clone().put(write)
     }
 
     /// The pair at `key`, or None (also when it has expired).
     #[pyo3(signature = (key, consistent = true))]
-    fn get(&self, py: Python<'_>, key: String, consistent: bool) -> PyResult<Option<KVPair>> {
-        block_on(py, self.store.clone().get(key, consistent))
+    fn get(kv, key: String, consistent: bool) -> Option<KVPair> {
+        kv.store.clone().get(key, consistent)
     }
 
     /// Every live pair whose key starts with `prefix` ("" lists the whole store), in key order.
     #[pyo3(signature = (prefix = String::new(), consistent = true))]
     #[pyo3(text_signature = "($self, prefix='', consistent=True)")]
-    fn list(&self, py: Python<'_>, prefix: String, consistent: bool) -> PyResult<Vec<KVPair>> {
-        block_on(py, self.store.clone().list(prefix, consistent))
+    fn list(kv, prefix: String, consistent: bool) -> Vec<KVPair> {
+        kv.store.clone().list(prefix, consistent)
     }
 
     /// True if `key` exists and has not expired.
-    fn exists(&self, py: Python<'_>, key: String) -> PyResult<bool> {
-        block_on(py, self.store.clone().exists(key))
+    fn exists(kv, key: String) -> bool {
+        kv.store.clone().exists(key)
     }
 
     /// Deletes `key`; returns whether it existed. `lock`: delete only while it is held.
     #[pyo3(signature = (key, lock = None))]
-    fn delete(&self, py: Python<'_>, key: String, lock: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+    fn delete(kv, key: String, lock: Option<&Bound<'_, PyAny>>) -> bool {
         let options = options(None, lock)?;
-        block_on(py, self.store.clone().delete(key, options))
+        kv.store.clone().delete(key, options)
     }
 
     /// Compare-and-swap. previous=None creates the key (KeyExistsError if it is present);
@@ -319,88 +310,24 @@ store_common!(KVStore {
     /// it changed, KeyNotFoundError if it is gone). Returns the new pair.
     #[pyo3(signature = (key, value, previous = None, ttl = None, lock = None))]
     fn atomic_put(
-        &self,
-        py: Python<'_>,
+        kv,
         key: String,
         value: &Bound<'_, PyAny>,
         previous: Option<&Bound<'_, PyAny>>,
         ttl: Option<f64>,
         lock: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<KVPair> {
+    ) -> KVPair {
         let write = Write { key, value: to_value(value)?, options: options(ttl, lock)? };
         let previous = previous_pair(previous)?;
-        block_on(py, self.store.clone().atomic_put(write, previous))
+        kv.store.clone().atomic_put(write, previous)
     }
 
     /// Deletes `key` only if it is still at `previous`'s version (KeyModifiedError /
     /// KeyNotFoundError otherwise).
     #[pyo3(signature = (key, previous, lock = None))]
-    fn atomic_delete(&self, py: Python<'_>, key: String, previous: &Bound<'_, PyAny>, lock: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn atomic_delete(kv, key: String, previous: &Bound<'_, PyAny>, lock: Option<&Bound<'_, PyAny>>) -> () {
         let previous = required_previous(previous)?;
         let options = options(None, lock)?;
-        block_on(py, self.store.clone().atomic_delete(key, previous, options))
+        kv.store.clone().atomic_delete(key, previous, options)
     }
-});
-
-fn required_previous(previous: &Bound<'_, PyAny>) -> PyResult<KvPair> {
-    previous_pair(Some(previous))?.ok_or_else(|| config_error("atomic_delete needs previous: the KVPair you read"))
 }
-
-store_common!(AsyncKVStore {
-
-    /// Awaitable: writes `value` at `key` unconditionally; returns the new KVPair.
-    #[pyo3(signature = (key, value, ttl = None, lock = None))]
-    fn put<'py>(&self, py: Python<'py>, key: String, value: &Bound<'py, PyAny>, ttl: Option<f64>, lock: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-        let write = Write { key, value: to_value(value)?, options: options(ttl, lock)? };
-        awaitable(py, self.store.clone().put(write))
-    }
-
-    /// Awaitable: the KVPair at `key`, or None.
-    #[pyo3(signature = (key, consistent = true))]
-    fn get<'py>(&self, py: Python<'py>, key: String, consistent: bool) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, self.store.clone().get(key, consistent))
-    }
-
-    /// Awaitable: every live KVPair whose key starts with `prefix`, in key order.
-    #[pyo3(signature = (prefix = String::new(), consistent = true))]
-    #[pyo3(text_signature = "($self, prefix='', consistent=True)")]
-    fn list<'py>(&self, py: Python<'py>, prefix: String, consistent: bool) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, self.store.clone().list(prefix, consistent))
-    }
-
-    /// Awaitable: True if `key` exists and has not expired.
-    fn exists<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, self.store.clone().exists(key))
-    }
-
-    /// Awaitable: deletes `key`; returns whether it existed.
-    #[pyo3(signature = (key, lock = None))]
-    fn delete<'py>(&self, py: Python<'py>, key: String, lock: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-        let options = options(None, lock)?;
-        awaitable(py, self.store.clone().delete(key, options))
-    }
-
-    /// Awaitable compare-and-swap (see KVStore.atomic_put).
-    #[pyo3(signature = (key, value, previous = None, ttl = None, lock = None))]
-    fn atomic_put<'py>(
-        &self,
-        py: Python<'py>,
-        key: String,
-        value: &Bound<'py, PyAny>,
-        previous: Option<&Bound<'py, PyAny>>,
-        ttl: Option<f64>,
-        lock: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let write = Write { key, value: to_value(value)?, options: options(ttl, lock)? };
-        let previous = previous_pair(previous)?;
-        awaitable(py, self.store.clone().atomic_put(write, previous))
-    }
-
-    /// Awaitable: deletes `key` only if it is still at `previous`'s version.
-    #[pyo3(signature = (key, previous, lock = None))]
-    fn atomic_delete<'py>(&self, py: Python<'py>, key: String, previous: &Bound<'py, PyAny>, lock: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-        let previous = required_previous(previous)?;
-        let options = options(None, lock)?;
-        awaitable(py, self.store.clone().atomic_delete(key, previous, options))
-    }
-});

@@ -3,6 +3,9 @@
 //! core. The public package `dynalease` (python/dynalease/__init__.py) adds the context managers
 //! and re-exports these names.
 
+#[macro_use]
+mod pairs;
+
 mod connection;
 mod convert;
 mod errors;
@@ -44,10 +47,13 @@ fn reset_log_cache() {
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     install_logging(module.py());
     errors::register(module)?;
+    module.add_class::<locks::LockClientBase>()?;
     module.add_class::<locks::LockClient>()?;
     module.add_class::<locks::AsyncLockClient>()?;
+    module.add_class::<locks::LockBase>()?;
     module.add_class::<locks::Lock>()?;
     module.add_class::<locks::AsyncLock>()?;
+    module.add_class::<kv::KVStoreBase>()?;
     module.add_class::<kv::KVStore>()?;
     module.add_class::<kv::AsyncKVStore>()?;
     module.add_class::<kv::KVPair>()?;

@@ -1,19 +1,22 @@
 //! `LockClient` / `AsyncLockClient` and the locks they hand out (`Lock` / `AsyncLock`).
 //!
-//! The sync and async classes share one configuration type and differ only in how they wait:
-//! `runtime::block_on` (GIL released, Ctrl-C honoured) or `runtime::awaitable` (asyncio).
+//! Each sync/async pair extends one base class (`_LockClientBase`, `_LockBase`) that holds the
+//! state and the read-only view; `blocking_and_awaitable!` writes each operation once for both.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
 use dynalease::lock::{LockClient as CoreLockClient, LockConfig, LockStatus};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::pyclass_init::PyClassInitializer;
+use pyo3::PyClass;
 
 use crate::connection::{Connection, ConnectionArgs};
 use crate::convert::{from_value, lock_id_to_py, optional_seconds, seconds, to_value};
 use crate::errors::{to_py_err, CoreResultExt};
-use crate::runtime::{awaitable, block_on, call_in_thread, runtime};
+use crate::runtime::{call_in_thread, runtime};
 
 /// What both lock clients hold: a validated configuration and where to send requests.
 #[derive(Debug)]
@@ -22,40 +25,7 @@ struct Locks {
     connection: Connection,
 }
 
-/// The constructor arguments both lock clients take, converted from Python.
-struct LockArgs<'a, 'py> {
-    table: String,
-    partition_key: String,
-    sort_key: Option<String>,
-    lease_duration: f64,
-    heartbeat_period: Option<f64>,
-    fail_closed: bool,
-    owner: Option<String>,
-    trust_local_time: bool,
-    poll_interval: Option<f64>,
-    connection: ConnectionArgs<'a, 'py>,
-}
-
 impl Locks {
-    fn new(args: LockArgs<'_, '_>) -> PyResult<Locks> {
-        let LockArgs { table, partition_key, sort_key, lease_duration, heartbeat_period, fail_closed, owner, trust_local_time, poll_interval, connection } =
-            args;
-        let defaults = LockConfig::new(table);
-        let config = LockConfig {
-            partition_key,
-            sort_key,
-            lease_duration: seconds("lease_duration", lease_duration)?,
-            heartbeat_period: optional_seconds("heartbeat_period", heartbeat_period)?,
-            fail_closed,
-            trust_local_time,
-            owner: owner.unwrap_or(defaults.owner),
-            poll_interval: optional_seconds("poll_interval", poll_interval)?.unwrap_or(defaults.poll_interval),
-            ..defaults
-        };
-        config.validate().py()?;
-        Ok(Locks { config, connection: Connection::new(connection)? })
-    }
-
     /// A core client on this process's transport (cheap: the transport is cached).
     async fn client(&self) -> PyResult<CoreLockClient> {
         let transport = self.connection.transport().await.py()?;
@@ -123,24 +93,94 @@ macro_rules! client_doc {
     };
 }
 
-#[pyclass(module = "dynalease._native", subclass, frozen)]
+/// What both lock clients are: the configuration, the constructor and the getters.
+#[pyclass(module = "dynalease._native", name = "_LockClientBase", subclass, frozen)]
+pub struct LockClientBase {
+    locks: Arc<Locks>,
+}
+
+#[pyclass(module = "dynalease._native", extends = LockClientBase, subclass, frozen)]
 #[doc = client_doc!("Acquires lease locks (blocking calls; they release the GIL and honour Ctrl-C).")]
-pub struct LockClient {
-    locks: Arc<Locks>,
-}
+pub struct LockClient;
 
-#[pyclass(module = "dynalease._native", subclass, frozen)]
+#[pyclass(module = "dynalease._native", extends = LockClientBase, subclass, frozen)]
 #[doc = client_doc!("Acquires lease locks with asyncio: every call returns an awaitable.")]
-pub struct AsyncLockClient {
-    locks: Arc<Locks>,
+pub struct AsyncLockClient;
+
+/// The lock class a client hands out.
+pub trait HandsOut {
+    type Lock: PyClass<BaseType = LockBase> + Default;
 }
 
-/// The getters both clients share.
-macro_rules! client_properties {
-    ($ty:ident { $($items:tt)* }) => {
-        #[pymethods]
-        impl $ty {
-        $($items)*
+impl HandsOut for LockClient {
+    type Lock = Lock;
+}
+
+impl HandsOut for AsyncLockClient {
+    type Lock = AsyncLock;
+}
+
+/// A core lock on its way to Python as the lock class of client `C`: made into a Python object
+/// only once the GIL is held, which a runtime thread finishing an acquire does not.
+pub struct Held<C> {
+    inner: dynalease::lock::Lock,
+    client: PhantomData<fn() -> C>,
+}
+
+impl<C> Held<C> {
+    fn new(inner: dynalease::lock::Lock) -> Held<C> {
+        Held { inner, client: PhantomData }
+    }
+}
+
+impl<'py, C: HandsOut> IntoPyObject<'py> for Held<C> {
+    type Target = C::Lock;
+    type Output = Bound<'py, C::Lock>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, C::Lock>> {
+        Bound::new(py, PyClassInitializer::from(LockBase { inner: self.inner }).add_subclass(C::Lock::default()))
+    }
+}
+
+blocking_and_awaitable! {
+    class LockClientBase {
+        #[pyo3(signature = (table, partition_key = "id".to_owned(), sort_key = None, lease_duration = 10.0, heartbeat_period = None, fail_closed = false, owner = None, trust_local_time = false, endpoint_url = None, region = None, call_timeout = None, poll_interval = None, max_retries = None))]
+        #[pyo3(text_signature = "(table, partition_key='id', sort_key=None, lease_duration=10.0, heartbeat_period=None, fail_closed=False, owner=None, trust_local_time=False, endpoint_url=None, region=None, call_timeout=None, poll_interval=None, max_retries=None)")]
+        fn new(
+            table: String,
+            partition_key: String,
+            sort_key: Option<String>,
+            lease_duration: f64,
+            heartbeat_period: Option<f64>,
+            fail_closed: bool,
+            owner: Option<String>,
+            trust_local_time: bool,
+            endpoint_url: Option<String>,
+            region: Option<String>,
+            call_timeout: Option<f64>,
+            poll_interval: Option<f64>,
+            max_retries: Option<&Bound<'_, PyAny>>,
+        ) -> PyResult<Self> {
+            // The one place options become a configuration.
+            let defaults = LockConfig::new(table);
+            let config = LockConfig {
+                partition_key,
+                sort_key,
+                lease_duration: seconds("lease_duration", lease_duration)?,
+                // None: a third of the lease; 0: no heartbeats (the core's rule).
+                heartbeat_period: optional_seconds("heartbeat_period", heartbeat_period)?,
+                fail_closed,
+                trust_local_time,
+                owner: owner.unwrap_or(defaults.owner),
+                poll_interval: optional_seconds("poll_interval", poll_interval)?.unwrap_or(defaults.poll_interval),
+                ..defaults
+            };
+            config.validate().py()?;
+            let connection = Connection::new(ConnectionArgs { endpoint_url, region, call_timeout, max_retries })?;
+            Ok(LockClientBase { locks: Arc::new(Locks { config, connection }) })
+        }
+
         /// Name of the lock table.
         #[getter]
         fn table(&self) -> &str {
@@ -213,145 +253,56 @@ macro_rules! client_properties {
             self.locks.connection.max_retries()
         }
 
-        fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+            let py = slf.py();
             let text = |s: Option<&str>| -> PyResult<String> {
                 Ok(match s {
                     Some(s) => pyo3::types::PyString::new(py, s).repr()?.to_string(),
                     None => "None".to_owned(),
                 })
             };
-            let config = &self.locks.config;
+            let locks = &slf.get().locks;
+            let config = &locks.config;
             Ok(format!(
                 "{}(table={}, partition_key={}, sort_key={}, lease_duration={}, fail_closed={})",
-                Self::NAME,
+                Self::class_name(slf),
                 text(Some(&config.table))?,
                 text(Some(&config.partition_key))?,
                 text(config.sort_key.as_deref())?,
-                self.locks.lease_duration().map(|d| format!("{d:?}")).unwrap_or_else(|| "None".into()),
-                if self.locks.fail_closed() { "True" } else { "False" },
+                locks.lease_duration().map(|d| format!("{d:?}")).unwrap_or_else(|| "None".into()),
+                if locks.fail_closed() { "True" } else { "False" },
             ))
         }
-        }
-    };
-}
-
-impl LockClient {
-    const NAME: &'static str = "LockClient";
-}
-
-impl AsyncLockClient {
-    const NAME: &'static str = "AsyncLockClient";
-}
-
-client_properties!(LockClient {
-    #[new]
-    #[pyo3(signature = (table, partition_key = "id".to_owned(), sort_key = None, lease_duration = 10.0, heartbeat_period = None, fail_closed = false, owner = None, trust_local_time = false, endpoint_url = None, region = None, call_timeout = None, poll_interval = None, max_retries = None))]
-    #[pyo3(text_signature = "(table, partition_key='id', sort_key=None, lease_duration=10.0, heartbeat_period=None, fail_closed=False, owner=None, trust_local_time=False, endpoint_url=None, region=None, call_timeout=None, poll_interval=None, max_retries=None)")]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        table: String,
-        partition_key: String,
-        sort_key: Option<String>,
-        lease_duration: f64,
-        heartbeat_period: Option<f64>,
-        fail_closed: bool,
-        owner: Option<String>,
-        trust_local_time: bool,
-        endpoint_url: Option<String>,
-        region: Option<String>,
-        call_timeout: Option<f64>,
-        poll_interval: Option<f64>,
-        max_retries: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        let locks = Locks::new(LockArgs {
-            table,
-            partition_key,
-            sort_key,
-            lease_duration,
-            heartbeat_period,
-            fail_closed,
-            owner,
-            trust_local_time,
-            poll_interval,
-            connection: ConnectionArgs { endpoint_url, region, call_timeout, max_retries },
-        })?;
-        Ok(LockClient { locks: Arc::new(locks) })
     }
+
+    LockClient, AsyncLockClient;
 
     /// Acquires the lock `lock_id` (str, int, bytes, or a (partition, sort) tuple), waiting up
     /// to `timeout` seconds (None: as long as it takes).
     ///
     /// A held lease is taken over only after its holder failed to renew it for a whole lease.
-    /// Raises LockNotAcquiredError on timeout; KeyboardInterrupt (Ctrl-C) cancels the wait.
+    /// Raises LockNotAcquiredError on timeout; Ctrl-C interrupts the blocking form.
     #[pyo3(signature = (lock_id, timeout = None))]
-    fn acquire(&self, py: Python<'_>, lock_id: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<Lock> {
+    fn acquire(client, lock_id: &Bound<'_, PyAny>, timeout: Option<f64>) -> Held<Self> {
         let id = crate::convert::lock_id(lock_id)?;
         let timeout = optional_seconds("timeout", timeout)?;
-        let inner = block_on(py, self.locks.clone().acquire(id, timeout))?;
-        Ok(Lock { inner })
+        let locks = client.locks.clone();
+        async move { Ok(Held::new(locks.acquire(id, timeout).await?)) }
     }
 
     /// Takes the lock if it is free, with one request; returns None if it is held.
-    fn try_acquire(&self, py: Python<'_>, lock_id: &Bound<'_, PyAny>) -> PyResult<Option<Lock>> {
+    fn try_acquire(client, lock_id: &Bound<'_, PyAny>) -> Option<Held<Self>> {
         let id = crate::convert::lock_id(lock_id)?;
-        Ok(block_on(py, self.locks.clone().try_acquire(id))?.map(|inner| Lock { inner }))
+        let locks = client.locks.clone();
+        async move { Ok(locks.try_acquire(id).await?.map(Held::new)) }
     }
+}
 
-});
-
-client_properties!(AsyncLockClient {
-    #[new]
-    #[pyo3(signature = (table, partition_key = "id".to_owned(), sort_key = None, lease_duration = 10.0, heartbeat_period = None, fail_closed = false, owner = None, trust_local_time = false, endpoint_url = None, region = None, call_timeout = None, poll_interval = None, max_retries = None))]
-    #[pyo3(text_signature = "(table, partition_key='id', sort_key=None, lease_duration=10.0, heartbeat_period=None, fail_closed=False, owner=None, trust_local_time=False, endpoint_url=None, region=None, call_timeout=None, poll_interval=None, max_retries=None)")]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        table: String,
-        partition_key: String,
-        sort_key: Option<String>,
-        lease_duration: f64,
-        heartbeat_period: Option<f64>,
-        fail_closed: bool,
-        owner: Option<String>,
-        trust_local_time: bool,
-        endpoint_url: Option<String>,
-        region: Option<String>,
-        call_timeout: Option<f64>,
-        poll_interval: Option<f64>,
-        max_retries: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        let locks = Locks::new(LockArgs {
-            table,
-            partition_key,
-            sort_key,
-            lease_duration,
-            heartbeat_period,
-            fail_closed,
-            owner,
-            trust_local_time,
-            poll_interval,
-            connection: ConnectionArgs { endpoint_url, region, call_timeout, max_retries },
-        })?;
-        Ok(AsyncLockClient { locks: Arc::new(locks) })
-    }
-
-    /// Awaitable: acquires the lock, waiting up to `timeout` seconds (None: as long as it
-    /// takes). Raises LockNotAcquiredError on timeout; cancelling the task cancels the wait.
-    #[pyo3(signature = (lock_id, timeout = None))]
-    fn acquire<'py>(&self, py: Python<'py>, lock_id: &Bound<'py, PyAny>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
-        let id = crate::convert::lock_id(lock_id)?;
-        let timeout = optional_seconds("timeout", timeout)?;
-        let locks = self.locks.clone();
-        awaitable(py, async move { Ok(AsyncLock { inner: locks.acquire(id, timeout).await? }) })
-    }
-
-    /// Awaitable: takes the lock if it is free, with one request; None if it is held.
-    fn try_acquire<'py>(&self, py: Python<'py>, lock_id: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let id = crate::convert::lock_id(lock_id)?;
-        let locks = self.locks.clone();
-        awaitable(py, async move { Ok(locks.try_acquire(id).await?.map(|inner| AsyncLock { inner })) })
-    }
-
-});
+/// What both lock classes are: the core lock and the read-only view of it.
+#[pyclass(module = "dynalease._native", name = "_LockBase", subclass, frozen)]
+pub struct LockBase {
+    inner: dynalease::lock::Lock,
+}
 
 /// A held lock. Release it with `release()` (or use `LockClient.lock()` as a context manager).
 ///
@@ -361,23 +312,30 @@ client_properties!(AsyncLockClient {
 /// the heartbeats and releases it in the background. After `os.fork()` the child's copy is not
 /// the lock: it reports `lost`, and `release()` there raises LockLostError (the parent still
 /// holds and renews it); acquire locks in the child afresh.
-#[pyclass(module = "dynalease._native", frozen)]
-pub struct Lock {
-    inner: dynalease::lock::Lock,
-}
+#[pyclass(module = "dynalease._native", extends = LockBase, frozen)]
+#[derive(Default)]
+pub struct Lock;
 
 /// Like `Lock`, for `AsyncLockClient`: `release`, `update_data` and `wait_lost` are awaitable.
-#[pyclass(module = "dynalease._native", frozen)]
-pub struct AsyncLock {
-    inner: dynalease::lock::Lock,
+#[pyclass(module = "dynalease._native", extends = LockBase, frozen)]
+#[derive(Default)]
+pub struct AsyncLock;
+
+/// True if the lock was lost within `timeout`, false if it was released or the time ran out.
+async fn lost_within(lock: dynalease::lock::Lock, timeout: Option<Duration>) -> PyResult<bool> {
+    let lost = match timeout {
+        Some(timeout) => tokio::time::timeout(timeout, lock.wait_lost()).await.ok().flatten(),
+        None => lock.wait_lost().await,
+    };
+    Ok(lost.is_some())
 }
 
-/// The read-only view both lock classes share.
-macro_rules! lock_properties {
-    ($ty:ident { $($items:tt)* }) => {
-        #[pymethods]
-        impl $ty {
-        $($items)*
+fn optional_value(data: Option<&Bound<'_, PyAny>>) -> PyResult<Option<dynalease::Value>> {
+    data.filter(|d| !d.is_none()).map(to_value).transpose()
+}
+
+blocking_and_awaitable! {
+    class LockBase {
         /// The lock id as passed to acquire (a tuple when the table has a sort key).
         #[getter]
         fn id<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -455,100 +413,50 @@ macro_rules! lock_properties {
             });
         }
 
-        fn __repr__<'py>(&self, py: Python<'py>) -> PyResult<String> {
-            let status = match self.inner.status() {
+        fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+            let lock = &slf.get().inner;
+            let status = match lock.status() {
                 LockStatus::Held => "held",
                 LockStatus::Lost(_) => "lost",
                 LockStatus::Released => "released",
             };
-            let token = self.inner.fencing_token().map(|t| t.to_string()).unwrap_or_else(|| "None".into());
-            Ok(format!("{}(id={}, fencing_token={token}, status={status})", Self::NAME, self.id(py)?.repr()?))
+            let token = lock.fencing_token().map(|t| t.to_string()).unwrap_or_else(|| "None".into());
+            let id = lock_id_to_py(slf.py(), lock.id())?;
+            Ok(format!("{}(id={}, fencing_token={token}, status={status})", Self::class_name(slf), id.repr()?))
         }
-        }
-    };
-}
+    }
 
-impl Lock {
-    const NAME: &'static str = "Lock";
-}
+    Lock, AsyncLock;
 
-impl AsyncLock {
-    const NAME: &'static str = "AsyncLock";
-}
-
-/// `Some(reason)` if the lock was lost within `timeout`, `None` if released or timed out.
-async fn lost_within(lock: dynalease::lock::Lock, timeout: Option<Duration>) -> PyResult<bool> {
-    let lost = match timeout {
-        Some(timeout) => tokio::time::timeout(timeout, lock.wait_lost()).await.ok().flatten(),
-        None => lock.wait_lost().await,
-    };
-    Ok(lost.is_some())
-}
-
-fn optional_value(data: Option<&Bound<'_, PyAny>>) -> PyResult<Option<dynalease::Value>> {
-    data.filter(|d| !d.is_none()).map(to_value).transpose()
-}
-
-lock_properties!(Lock {
     /// Releases the lock; `data`, if given (not None), is written into the lock item in the same
     /// request. Releasing twice is a no-op. Raises LockLostError if another client had taken
     /// the lock (whatever you did under it may have overlapped with them).
     #[pyo3(signature = (data = None))]
-    fn release(&self, py: Python<'_>, data: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn release(held, data: Option<&Bound<'_, PyAny>>) -> () {
         let data = optional_value(data)?;
-        let lock = self.inner.clone();
-        block_on(py, async move { lock.release_with_data(data).await.py() })
+        let lock = held.inner.clone();
+        async move { lock.release_with_data(data).await.py() }
     }
 
     /// Replaces the lock data while the lock is held (raises LockLostError otherwise).
-    fn update_data(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn update_data(held, data: &Bound<'_, PyAny>) -> () {
         let data = to_value(data)?;
-        let lock = self.inner.clone();
-        block_on(py, async move { lock.update_data(data).await.py() })
+        let lock = held.inner.clone();
+        async move { lock.update_data(data).await.py() }
     }
 
-    /// Blocks until the lock is lost (returns True), released or `timeout` seconds passed
-    /// (returns False). Releases the GIL; Ctrl-C interrupts it.
+    /// Waits until the lock is lost (True), released or `timeout` seconds passed (False). The
+    /// blocking form releases the GIL, and Ctrl-C interrupts it.
     #[pyo3(signature = (timeout = None))]
-    fn wait_lost(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+    fn wait_lost(held, timeout: Option<f64>) -> bool {
         let timeout = optional_seconds("timeout", timeout)?;
-        block_on(py, lost_within(self.inner.clone(), timeout))
+        lost_within(held.inner.clone(), timeout)
     }
-
-});
-
-lock_properties!(AsyncLock {
-    /// Awaitable: releases the lock, writing `data` (if not None) into it. Raises LockLostError
-    /// if another client had taken the lock.
-    #[pyo3(signature = (data = None))]
-    fn release<'py>(&self, py: Python<'py>, data: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-        let data = optional_value(data)?;
-        let lock = self.inner.clone();
-        awaitable(py, async move { lock.release_with_data(data).await.py() })
-    }
-
-    /// Awaitable: replaces the lock data while the lock is held.
-    fn update_data<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let data = to_value(data)?;
-        let lock = self.inner.clone();
-        awaitable(py, async move { lock.update_data(data).await.py() })
-    }
-
-    /// Awaitable: True once the lock is lost; False if it is released or `timeout` seconds pass.
-    #[pyo3(signature = (timeout = None))]
-    fn wait_lost<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
-        let timeout = optional_seconds("timeout", timeout)?;
-        awaitable(py, lost_within(self.inner.clone(), timeout))
-    }
-
-});
+}
 
 /// The core lock behind a `Lock` or `AsyncLock`, for fenced KV writes (`lock=`).
 pub fn core_lock(lock: &Bound<'_, PyAny>) -> PyResult<dynalease::lock::Lock> {
-    if let Ok(lock) = lock.cast::<Lock>() {
-        return Ok(lock.get().inner.clone());
-    }
-    if let Ok(lock) = lock.cast::<AsyncLock>() {
+    if let Ok(lock) = lock.cast::<LockBase>() {
         return Ok(lock.get().inner.clone());
     }
     Err(PyTypeError::new_err(format!(

@@ -6,7 +6,6 @@ use pyo3::prelude::*;
 
 use crate::connection::{Connection, ConnectionArgs};
 use crate::errors::{config_error, CoreResultExt};
-use crate::runtime::{awaitable, block_on};
 
 fn key_type(option: &str, name: &str) -> PyResult<KeyType> {
     match name {
@@ -32,53 +31,30 @@ async fn create(spec: TableSpec, connection: Connection) -> PyResult<()> {
     dynalease::table::create_table(transport.as_ref(), &spec).await.py().map(drop)
 }
 
-/// Creates a table for locks or a KV store (on-demand billing, TTL on `expires`) and waits
-/// until it is ACTIVE.
-///
-/// Idempotent: an existing table with the same key schema is accepted; one with a different
-/// schema raises TableError saying what differs. For a KV store use
-/// create_table(name, partition_key="pk", sort_key="sk"). Key types are "S" (default), "N" or
-/// "B". endpoint_url, region, call_timeout (seconds per DynamoDB call) and max_retries: as for
-/// LockClient.
-#[pyfunction]
-#[pyo3(signature = (table, partition_key = "id".to_owned(), sort_key = None, endpoint_url = None, region = None, partition_key_type = "S", sort_key_type = "S", call_timeout = None, max_retries = None))]
-#[pyo3(text_signature = "(table, partition_key='id', sort_key=None, endpoint_url=None, region=None, partition_key_type='S', sort_key_type='S', call_timeout=None, max_retries=None)")]
-#[allow(clippy::too_many_arguments)]
-pub fn create_table(
-    py: Python<'_>,
-    table: String,
-    partition_key: String,
-    sort_key: Option<String>,
-    endpoint_url: Option<String>,
-    region: Option<String>,
-    partition_key_type: &str,
-    sort_key_type: &str,
-    call_timeout: Option<f64>,
-    max_retries: Option<&Bound<'_, PyAny>>,
-) -> PyResult<()> {
-    let spec = spec(table, partition_key, sort_key, partition_key_type, sort_key_type)?;
-    let connection = Connection::new(ConnectionArgs { endpoint_url, region, call_timeout, max_retries })?;
-    block_on(py, create(spec, connection))
-}
-
-/// Awaitable form of create_table (same arguments).
-#[pyfunction]
-#[pyo3(signature = (table, partition_key = "id".to_owned(), sort_key = None, endpoint_url = None, region = None, partition_key_type = "S", sort_key_type = "S", call_timeout = None, max_retries = None))]
-#[pyo3(text_signature = "(table, partition_key='id', sort_key=None, endpoint_url=None, region=None, partition_key_type='S', sort_key_type='S', call_timeout=None, max_retries=None)")]
-#[allow(clippy::too_many_arguments)]
-pub fn create_table_async<'py>(
-    py: Python<'py>,
-    table: String,
-    partition_key: String,
-    sort_key: Option<String>,
-    endpoint_url: Option<String>,
-    region: Option<String>,
-    partition_key_type: &str,
-    sort_key_type: &str,
-    call_timeout: Option<f64>,
-    max_retries: Option<&Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let spec = spec(table, partition_key, sort_key, partition_key_type, sort_key_type)?;
-    let connection = Connection::new(ConnectionArgs { endpoint_url, region, call_timeout, max_retries })?;
-    awaitable(py, create(spec, connection))
+blocking_and_awaitable! {
+    /// Creates a table for locks or a KV store (on-demand billing, TTL on `expires`) and waits
+    /// until it is ACTIVE.
+    ///
+    /// Idempotent: an existing table with the same key schema is accepted; one with a different
+    /// schema raises TableError saying what differs. For a KV store use
+    /// create_table(name, partition_key="pk", sort_key="sk"). Key types are "S" (default), "N" or
+    /// "B". endpoint_url, region, call_timeout (seconds per DynamoDB call) and max_retries: as for
+    /// LockClient.
+    #[pyo3(signature = (table, partition_key = "id".to_owned(), sort_key = None, endpoint_url = None, region = None, partition_key_type = "S", sort_key_type = "S", call_timeout = None, max_retries = None))]
+    #[pyo3(text_signature = "(table, partition_key='id', sort_key=None, endpoint_url=None, region=None, partition_key_type='S', sort_key_type='S', call_timeout=None, max_retries=None)")]
+    fn create_table / create_table_async(
+        table: String,
+        partition_key: String,
+        sort_key: Option<String>,
+        endpoint_url: Option<String>,
+        region: Option<String>,
+        partition_key_type: &str,
+        sort_key_type: &str,
+        call_timeout: Option<f64>,
+        max_retries: Option<&Bound<'_, PyAny>>,
+    ) -> () {
+        let spec = spec(table, partition_key, sort_key, partition_key_type, sort_key_type)?;
+        let connection = Connection::new(ConnectionArgs { endpoint_url, region, call_timeout, max_retries })?;
+        create(spec, connection)
+    }
 }

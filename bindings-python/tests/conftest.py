@@ -1,38 +1,66 @@
-"""Shared fixtures. The suite runs against DynamoDB Local (DYNALEASE_TEST_ENDPOINT, exported by
-scripts/test) and, where marked, also against the in-process `memory://` backend. A missing
-endpoint fails the run: these tests never skip their subject."""
+"""Shared fixtures. Tests on the in-process `memory://` backend run anywhere; the others run
+against DynamoDB Local (DYNALEASE_TEST_ENDPOINT, exported by scripts/test) and are skipped, with
+how to start it, when it is not set. Tests parametrized with `endpoint` run on both.
+
+scripts/test-python (what CI runs) sets DYNALEASE_REQUIRE_DYNAMODB=1: then a missing endpoint
+fails the run instead, so CI never passes by skipping its subject."""
 
 from __future__ import annotations
 
 import os
 import uuid
-from typing import Iterator
+from typing import Iterator, List
 
 import pytest
 
 import dynalease
 
+ENDPOINT_VARIABLE = "DYNALEASE_TEST_ENDPOINT"
+REQUIRE_VARIABLE = "DYNALEASE_REQUIRE_DYNAMODB"
+HOW_TO_START = (
+    f"needs DynamoDB Local and {ENDPOINT_VARIABLE} is not set; start it from the repository root "
+    f"with `export {ENDPOINT_VARIABLE}=$(scripts/dynamodb-local start)` "
+    "(`scripts/dynamodb-local stop` stops it)"
+)
+
 
 def pytest_configure(config: pytest.Config) -> None:
-    if not os.environ.get("DYNALEASE_TEST_ENDPOINT"):
-        raise pytest.UsageError(
-            "DYNALEASE_TEST_ENDPOINT is not set. Run the suite through scripts/test (which starts "
-            "DynamoDB Local), or start it yourself: `scripts/dynamodb-local start` prints the "
-            "endpoint to export."
-        )
+    config.addinivalue_line("markers", f"dynamodb: runs against DynamoDB Local ({ENDPOINT_VARIABLE}); set automatically")
+    if os.environ.get(REQUIRE_VARIABLE) and not os.environ.get(ENDPOINT_VARIABLE):
+        raise pytest.UsageError(f"{REQUIRE_VARIABLE} is set, but the suite {HOW_TO_START}.")
+
+
+def _uses_dynamodb(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    on_dynamodb = callspec is not None and callspec.params.get("endpoint") == "dynamodb"
+    return on_dynamodb or "ddb_endpoint" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    # Marked, so `-m "not dynamodb"` selects the memory-only tests whatever the environment.
+    skip = None if os.environ.get(ENDPOINT_VARIABLE) else pytest.mark.skip(reason=HOW_TO_START)
+    for item in items:
+        if _uses_dynamodb(item):
+            item.add_marker(pytest.mark.dynamodb)
+            if skip is not None:
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
 def ddb_endpoint() -> str:
-    return os.environ["DYNALEASE_TEST_ENDPOINT"]
+    endpoint = os.environ.get(ENDPOINT_VARIABLE)
+    if not endpoint:
+        pytest.skip(HOW_TO_START)
+    return endpoint
 
 
 @pytest.fixture(params=["dynamodb", "memory"])
-def endpoint(request: pytest.FixtureRequest, ddb_endpoint: str) -> str:
+def endpoint(request: pytest.FixtureRequest) -> str:
     """Each test using this runs twice: on DynamoDB Local and on the in-process backend."""
     if request.param == "memory":
         return f"memory://{uuid.uuid4().hex}"
-    return ddb_endpoint
+    endpoint: str = request.getfixturevalue("ddb_endpoint")
+    return endpoint
 
 
 def unique(prefix: str) -> str:

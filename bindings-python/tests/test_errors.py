@@ -33,6 +33,91 @@ def test_hierarchy_and_pickling(family: type) -> None:
     assert type(error) is family and str(error) == "message"
 
 
+CODES = {
+    dynalease.Error: "ERR_DYNALEASE",
+    dynalease.ConfigError: "ERR_DYNALEASE_CONFIG",
+    dynalease.LockNotAcquiredError: "ERR_DYNALEASE_LOCK_NOT_ACQUIRED",
+    dynalease.LockLostError: "ERR_DYNALEASE_LOCK_LOST",
+    dynalease.KeyExistsError: "ERR_DYNALEASE_KEY_EXISTS",
+    dynalease.KeyModifiedError: "ERR_DYNALEASE_KEY_MODIFIED",
+    dynalease.KeyNotFoundError: "ERR_DYNALEASE_KEY_NOT_FOUND",
+    dynalease.TableError: "ERR_DYNALEASE_TABLE",
+    dynalease.TransportError: "ERR_DYNALEASE_TRANSPORT",
+    dynalease.OutcomeUnknownError: "ERR_DYNALEASE_OUTCOME_UNKNOWN",
+}
+
+
+@pytest.mark.parametrize("family", list(CODES), ids=lambda f: f.__name__)
+def test_every_family_has_its_code_on_the_class(family: type) -> None:
+    assert family.code == CODES[family]  # type: ignore[attr-defined]
+    assert family("message").code == CODES[family]
+
+
+def test_lock_errors_say_which_lock_and_why() -> None:
+    endpoint = f"memory://{unique('errors')}"
+    dynalease.create_table("locks", endpoint_url=endpoint)
+    locks = dynalease.LockClient("locks", endpoint_url=endpoint)
+    held = locks.acquire("job-1")
+    with pytest.raises(dynalease.LockNotAcquiredError) as not_acquired:
+        locks.acquire("job-1", timeout=0.05)
+    assert not_acquired.value.code == "ERR_DYNALEASE_LOCK_NOT_ACQUIRED"
+    # The id as the core's messages write it: a str id in double quotes.
+    assert not_acquired.value.lock_id == '"job-1"'
+    assert not_acquired.value.reason and not_acquired.value.reason in str(not_acquired.value)
+    held.release()
+    with pytest.raises(dynalease.LockLostError) as lost:
+        held.check()
+    assert (lost.value.code, lost.value.lock_id, lost.value.reason) == ("ERR_DYNALEASE_LOCK_LOST", '"job-1"', "it was released")
+    # Attributes survive pickling, as the message does.
+    again = pickle.loads(pickle.dumps(lost.value))
+    assert (type(again), again.lock_id, again.reason, str(again)) == (dynalease.LockLostError, '"job-1"', "it was released", str(lost.value))
+
+
+def test_a_lost_lease_raises_with_the_locks_id_and_reason() -> None:
+    endpoint = f"memory://{unique('errors')}"
+    dynalease.create_table("locks", endpoint_url=endpoint)
+    holder = dynalease.LockClient("locks", lease_duration=0.2, heartbeat_period=0, endpoint_url=endpoint)
+    lock = holder.acquire("lease")
+    assert lock.wait_lost(timeout=5.0)
+    with pytest.raises(dynalease.LockLostError) as lost:
+        lock.update_data({"step": 2})
+    assert lost.value.lock_id == '"lease"'
+    assert lost.value.reason and lost.value.code == dynalease.LockLostError.code
+
+
+def test_key_errors_say_which_key() -> None:
+    endpoint = f"memory://{unique('errors')}"
+    dynalease.create_table("kv-store", partition_key="pk", sort_key="sk", endpoint_url=endpoint)
+    kv = dynalease.KVStore("kv-store", partition="p", endpoint_url=endpoint)
+    created = kv.atomic_put("counter", 1)
+    with pytest.raises(dynalease.KeyExistsError) as exists:
+        kv.atomic_put("counter", 2)
+    kv.put("counter", 3)
+    with pytest.raises(dynalease.KeyModifiedError) as modified:
+        kv.atomic_put("counter", 4, previous=created)
+    with pytest.raises(dynalease.KeyNotFoundError) as not_found:
+        kv.atomic_delete("gone", previous=dynalease.KVPair("gone", 1, 5))
+    for error, code in [(exists, "ERR_DYNALEASE_KEY_EXISTS"), (modified, "ERR_DYNALEASE_KEY_MODIFIED"), (not_found, "ERR_DYNALEASE_KEY_NOT_FOUND")]:
+        assert error.value.code == code
+    assert (exists.value.key, modified.value.key, not_found.value.key) == ("counter", "counter", "gone")
+
+
+async def test_async_errors_carry_the_same_attributes() -> None:
+    endpoint = f"memory://{unique('errors')}"
+    await dynalease.create_table_async("locks", endpoint_url=endpoint)
+    locks = dynalease.AsyncLockClient("locks", endpoint_url=endpoint)
+    held = await locks.acquire("job-2")
+    try:
+        await locks.acquire("job-2", timeout=0.05)
+    except dynalease.Error as error:
+        # Branching on the code, as code catching the base class would.
+        assert error.code == dynalease.LockNotAcquiredError.code
+        assert isinstance(error, dynalease.LockNotAcquiredError) and error.lock_id == '"job-2"'
+    else:
+        pytest.fail("the second acquire should have timed out")
+    await held.release()
+
+
 def test_config_error_is_a_value_error() -> None:
     assert issubclass(dynalease.ConfigError, ValueError)
     with pytest.raises(ValueError):

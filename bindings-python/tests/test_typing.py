@@ -92,3 +92,37 @@ def test_native_all_matches_the_module() -> None:
         if not name.startswith("_") or name == "__version__":
             assert f'"{name}"' in stub, f"{name} missing from _native.pyi __all__"
     assert dynalease.__version__ == _native.__version__
+
+
+def test_sync_and_async_classes_share_real_base_classes() -> None:
+    endpoint = "memory://bases"
+    dynalease.create_table("locks", endpoint_url=endpoint)
+    locks = dynalease.LockClient("locks", endpoint_url=endpoint)
+    assert isinstance(locks, _native._LockClientBase)
+    assert isinstance(dynalease.AsyncLockClient("locks", endpoint_url=endpoint), _native._LockClientBase)
+    lock = locks.acquire("shared-base")
+    assert isinstance(lock, _native._LockBase)
+    lock.release()
+    assert issubclass(dynalease.AsyncLock, _native._LockBase)
+    assert isinstance(dynalease.KVStore("kv-store", "p", endpoint_url=endpoint), _native._KVStoreBase)
+    assert isinstance(dynalease.AsyncKVStore("kv-store", "p", endpoint_url=endpoint), _native._KVStoreBase)
+
+
+PAIRS = [
+    (_native.LockClient, _native.AsyncLockClient),
+    (_native.Lock, _native.AsyncLock),
+    (_native.KVStore, _native.AsyncKVStore),
+]
+
+
+def test_each_awaitable_method_has_its_blocking_twins_signature_and_docs() -> None:
+    twins = [(getattr(sync, name), getattr(async_, name)) for sync, async_ in PAIRS for name in vars(async_) if not name.startswith("_")]
+    twins.append((dynalease.create_table, dynalease.create_table_async))
+    assert len(twins) == 2 + 3 + 7 + 1
+    for blocking, awaitable in twins:
+        assert blocking.__doc__ and awaitable.__doc__
+        assert inspect.signature(awaitable) == inspect.signature(blocking), awaitable
+        assert awaitable.__doc__.startswith("Awaitable form of "), awaitable
+        assert awaitable.__doc__.endswith(blocking.__doc__), awaitable
+    assert inspect.signature(dynalease.AsyncLockClient) == inspect.signature(dynalease.LockClient)
+    assert inspect.signature(dynalease.AsyncKVStore) == inspect.signature(dynalease.KVStore)

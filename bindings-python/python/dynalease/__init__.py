@@ -24,7 +24,8 @@ Every error is a ``dynalease.Error``; ``ConfigError`` (invalid arguments, also a
 say what to do next. ``OutcomeUnknownError`` (a ``TransportError``) means a write got no answer
 and could not be resolved: it may or may not have been applied, so read the current state before
 retrying it. Arguments of the wrong Python type (e.g. a str for a duration) raise ``TypeError``
-as usual.
+as usual. Every family has a stable ``code`` (``LockLostError.code == "ERR_DYNALEASE_LOCK_LOST"``,
+also on instances); lock errors carry ``lock_id`` and ``reason``, key errors ``key``.
 
 Every client takes ``call_timeout=`` (seconds per DynamoDB call) and ``max_retries=`` (repeats
 of a failed call when that is safe); lock clients also take ``poll_interval=`` (the longest
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import atexit
 from types import TracebackType
-from typing import Optional, Tuple, Type, Union
+from typing import Generic, Optional, Tuple, Type, TypeVar, Union
 
 from . import _native
 from ._native import (
@@ -94,32 +95,66 @@ atexit.register(_native._quiesce)
 LockId = Union[str, int, bytes, Tuple[Union[str, int, bytes], Union[str, int, bytes]]]
 
 
-def _exit_checks(lock: Union[Lock, AsyncLock], block_raised: bool) -> Optional[BaseException]:
-    """What leaving a ``with`` block must raise about the lease, taken before the release.
+_Client = TypeVar("_Client", "LockClient", "AsyncLockClient")
+_Held = TypeVar("_Held", Lock, AsyncLock)
 
-    Read before the release, so the error describes the lock as the block left it.
-    """
-    if block_raised or not lock.lost:
-        return None
+
+class _LockContextBase(Generic[_Client, _Held]):
+    """What ``LockContext`` and ``AsyncLockContext`` share: everything but the waiting."""
+
+    def __init__(self, client: _Client, lock_id: LockId, timeout: Optional[float]) -> None:
+        self._client: _Client = client
+        self._lock_id = lock_id
+        self._timeout = timeout
+        self._lock: Optional[_Held] = None
+
+    def _leave(self, block_raised: bool) -> Tuple[Optional[_Held], Optional[BaseException]]:
+        """The lock to release on exit (None if there is none), and the loss to report after.
+
+        The loss is read before the release, so the error describes the lock as the block left
+        it; none is reported over the block's own exception.
+        """
+        lock, self._lock = self._lock, None
+        if lock is None or block_raised or not lock.lost:
+            return lock, None
+        try:
+            lock.check()
+        except LockLostError as lost:
+            return lock, lost
+        return lock, None
+
+    @staticmethod
+    def _report(block_raised: bool, lost: Optional[BaseException], release_failed: Optional[Error]) -> None:
+        """Raises what leaving the block must raise once the release was attempted: the block's
+        own exception, or the loss found before, takes precedence over a failed release."""
+        if release_failed is not None and not block_raised and lost is None:
+            raise release_failed
+        if lost is not None:
+            raise lost
+
+
+def _release_failure(lock: Lock) -> Optional[Error]:
     try:
-        lock.check()
-    except LockLostError as lost:
-        return lost
+        lock.release()
+    except Error as error:
+        return error
     return None
 
 
-class LockContext:
+async def _async_release_failure(lock: AsyncLock) -> Optional[Error]:
+    try:
+        await lock.release()
+    except Error as error:
+        return error
+    return None
+
+
+class LockContext(_LockContextBase["LockClient", Lock]):
     """``with client.lock(lock_id, timeout=...) as lock:`` acquires on entry and releases on exit.
 
     If the lease was lost while the block ran, exiting raises ``LockLostError`` (after an attempt
     to release). An exception raised by the block itself is never replaced or swallowed.
     """
-
-    def __init__(self, client: LockClient, lock_id: LockId, timeout: Optional[float]) -> None:
-        self._client = client
-        self._lock_id = lock_id
-        self._timeout = timeout
-        self._lock: Optional[Lock] = None
 
     def __enter__(self) -> Lock:
         self._lock = self._client.acquire(self._lock_id, timeout=self._timeout)
@@ -131,28 +166,13 @@ class LockContext:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
-        lock, self._lock = self._lock, None
-        if lock is None:
-            return
-        lost = _exit_checks(lock, exc_type is not None)
-        try:
-            lock.release()
-        except Error:
-            # The block's own exception, or the loss found above, is the one to report.
-            if exc_type is None and lost is None:
-                raise
-        if lost is not None:
-            raise lost
+        lock, lost = self._leave(exc_type is not None)
+        if lock is not None:
+            self._report(exc_type is not None, lost, _release_failure(lock))
 
 
-class AsyncLockContext:
+class AsyncLockContext(_LockContextBase["AsyncLockClient", AsyncLock]):
     """``async with client.lock(lock_id, timeout=...) as lock:``; see ``LockContext``."""
-
-    def __init__(self, client: AsyncLockClient, lock_id: LockId, timeout: Optional[float]) -> None:
-        self._client = client
-        self._lock_id = lock_id
-        self._timeout = timeout
-        self._lock: Optional[AsyncLock] = None
 
     async def __aenter__(self) -> AsyncLock:
         self._lock = await self._client.acquire(self._lock_id, timeout=self._timeout)
@@ -164,17 +184,9 @@ class AsyncLockContext:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
-        lock, self._lock = self._lock, None
-        if lock is None:
-            return
-        lost = _exit_checks(lock, exc_type is not None)
-        try:
-            await lock.release()
-        except Error:
-            if exc_type is None and lost is None:
-                raise
-        if lost is not None:
-            raise lost
+        lock, lost = self._leave(exc_type is not None)
+        if lock is not None:
+            self._report(exc_type is not None, lost, await _async_release_failure(lock))
 
 
 class LockClient(_native.LockClient):

@@ -1,5 +1,5 @@
 # Hand-written stubs of the extension module (checked by `python -m mypy.stubtest dynalease`).
-from typing import Any, Awaitable, Callable, List, Optional, Tuple, Union, final
+from typing import Any, Awaitable, Callable, ClassVar, List, Optional, Tuple, Union, final
 
 from typing_extensions import Self, disjoint_base
 
@@ -25,6 +25,9 @@ __all__ = [
     "create_table",
     "create_table_async",
     "reset_log_cache",
+    "_KVStoreBase",
+    "_LockBase",
+    "_LockClientBase",
     "_quiesce",
 ]
 
@@ -38,23 +41,39 @@ _Value = Any
 class Error(Exception):
     """Base class of every dynalease error."""
 
+    #: The family's stable code, e.g. "ERR_DYNALEASE_LOCK_LOST" (a class attribute).
+    code: ClassVar[str]
+
 class ConfigError(Error, ValueError):
     """An argument or option is invalid; nothing was sent to DynamoDB."""
 
 class LockNotAcquiredError(Error):
     """The lock stayed held by another client until the timeout."""
 
+    #: The lock id, as the core writes it (str() of the id you passed).
+    lock_id: str
+    reason: str
+
 class LockLostError(Error):
     """The lock is no longer held: its lease ran out or another client took it over."""
+
+    lock_id: str
+    reason: str
 
 class KeyExistsError(Error):
     """atomic_put(previous=None) found the key already present."""
 
+    key: str
+
 class KeyModifiedError(Error):
     """The key changed since `previous` was read."""
 
+    key: str
+
 class KeyNotFoundError(Error):
     """The key does not exist (or has expired)."""
+
+    key: str
 
 class TableError(Error):
     """The table is missing, not ACTIVE, or its key schema does not fit."""
@@ -67,6 +86,7 @@ class OutcomeUnknownError(TransportError):
     and may still land. Read the current state before retrying. Never raised for a write that
     certainly did not happen."""
 
+@disjoint_base
 class _LockClientBase:
     def __new__(
         cls,
@@ -109,20 +129,19 @@ class _LockClientBase:
     @property
     def max_retries(self) -> int: ...
 
-@disjoint_base
 class LockClient(_LockClientBase):
     """Acquires lease locks (blocking calls; they release the GIL and honour Ctrl-C)."""
 
     def acquire(self, lock_id: _LockId, timeout: Optional[float] = None) -> Lock: ...
     def try_acquire(self, lock_id: _LockId) -> Optional[Lock]: ...
 
-@disjoint_base
 class AsyncLockClient(_LockClientBase):
     """Acquires lease locks with asyncio."""
 
     def acquire(self, lock_id: _LockId, timeout: Optional[float] = None) -> Awaitable[AsyncLock]: ...
     def try_acquire(self, lock_id: _LockId) -> Awaitable[Optional[AsyncLock]]: ...
 
+@disjoint_base
 class _LockBase:
     @property
     def id(self) -> _LockId: ...
@@ -174,6 +193,7 @@ class KVPair:
 
 _AnyLock = Union[Lock, AsyncLock]
 
+@disjoint_base
 class _KVStoreBase:
     def __new__(
         cls,
