@@ -2,14 +2,6 @@
 /* eslint-disable */
 
 /**
- * Which binding artifact the generated loader actually loaded: `'native'` for
- * a native addon, otherwise the `platformArchABI` of the WASI flavor. Every
- * flavor napi-rs can build is listed, because `NAPI_RS_NATIVE_LIBRARY_PATH`
- * can point the loader at a WASI artifact this package does not build itself.
- */
-export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
-
-/**
  * One pending `acquire`: `run()` waits for the lock; `cancel()` drops the wait (the JS layer
  * calls it when the caller's AbortSignal fires).
  */
@@ -32,12 +24,10 @@ export declare class DlcAcquire {
    */
   next(inputKind: string, item: string | undefined | null, nowUnixMs: number, nowMonoMs: number): string
   /**
-   * The first action of the take-back the last action handed over (`"takeBack": true`),
-   * which the caller runs in the background; `idle` when there is none.
+   * The take-back the last action handed over (`"takeBack": true`), for the caller to run
+   * in the background.
    */
-  takeBackStart(nowUnixMs: number, nowMonoMs: number): string
-  /** Feeds the take-back one input, as `next` does the acquire. */
-  takeBackNext(inputKind: string, item: string | undefined | null, nowUnixMs: number, nowMonoMs: number): string
+  takeBack(): DlcTakeBack
 }
 
 /** A held dlc lock: heartbeats and release. */
@@ -52,14 +42,25 @@ export declare class DlcLock {
   release(nowUnixMs: number, nowMonoMs: number): string
   next(inputKind: string, item: string | undefined | null, nowUnixMs: number, nowMonoMs: number): string
   /**
-   * The first action of the take-back a failed release handed over (`"takeBack": true`),
-   * which the caller runs in the background; `idle` when there is none.
+   * The take-back a failed release handed over (`"takeBack": true`), for the caller to run
+   * in the background.
    */
-  takeBackStart(nowUnixMs: number, nowMonoMs: number): string
-  /** Feeds the take-back one input, as `next` does the lock. */
-  takeBackNext(inputKind: string, item: string | undefined | null, nowUnixMs: number, nowMonoMs: number): string
+  takeBack(): DlcTakeBack
   /** The guid the item carries as far as this lock knows (base64). */
   get guid(): string
+}
+
+/**
+ * Runs the take-back an action handed over (`takeBackStart`, then `takeBackNext` with each
+ * outcome): `idle` when there is none.
+ * A write of ours to take back (see `dynalease::lock::dlc::TakeBack`), run by the JS layer in
+ * the background after the operation reported its outcome.
+ */
+export declare class DlcTakeBack {
+  /** The first action (`idle` when there is nothing to take back). */
+  start(nowUnixMs: number, nowMonoMs: number): string
+  /** Feeds one input, as `next` does the acquire or the lock. */
+  next(inputKind: string, item: string | undefined | null, nowUnixMs: number, nowMonoMs: number): string
 }
 
 export declare class KVStore {

@@ -118,8 +118,9 @@ function run(dynamodb, next, action, finish, onTimer) {
 // It deletes on our own guid through failures for up to a minute; the caller was told the
 // error already and is not told how this ends.
 function takeBack(dynamodb, machine) {
-  const next = (kind, item, now, mono) => machine.takeBackNext(kind, item, now, mono);
-  run(dynamodb, next, JSON.parse(machine.takeBackStart(Date.now(), performance.now())), () => undefined);
+  const undo = machine.takeBack();
+  const next = (kind, item, now, mono) => undo.next(kind, item, now, mono);
+  run(dynamodb, next, JSON.parse(undo.start(Date.now(), performance.now())), () => undefined);
 }
 
 // dlc's callback style, plus a Promise when the callback is omitted.

@@ -16,6 +16,20 @@ pub struct Connection {
     transport: LazyTransport,
 }
 
+/// The connection of a napi options object: every client's and `createTable`'s options carry
+/// the same four fields (napi objects cannot share a flattened struct).
+macro_rules! connection_of {
+    ($options:expr) => {
+        $crate::connection::Connection::new($crate::connection::ConnectionArgs {
+            endpoint: $options.endpoint,
+            region: $options.region,
+            call_timeout_ms: $options.call_timeout_ms,
+            max_retries: $options.max_retries,
+        })
+    };
+}
+pub(crate) use connection_of;
+
 /// The connection options every client and `createTable` take, as JS passed them.
 pub struct ConnectionArgs {
     pub endpoint: Option<String>,

@@ -142,14 +142,29 @@ fn action_json(action: Action, take_back: &mut Option<TakeBack>) -> String {
 
 /// Runs the take-back an action handed over (`takeBackStart`, then `takeBackNext` with each
 /// outcome): `idle` when there is none.
-fn take_back_start(take_back: &mut Option<TakeBack>, now: Now) -> String {
-    let action = take_back.as_mut().map_or(Action::Idle, |machine| machine.start(now));
-    action_json(action, &mut None)
+/// A write of ours to take back (see `dynalease::lock::dlc::TakeBack`), run by the JS layer in
+/// the background after the operation reported its outcome.
+#[napi]
+pub struct DlcTakeBack {
+    machine: Option<TakeBack>,
 }
 
-fn take_back_next(take_back: &mut Option<TakeBack>, input: Input, now: Now) -> String {
-    let action = take_back.as_mut().map_or(Action::Idle, |machine| machine.next(input, now));
-    action_json(action, &mut None)
+#[napi]
+impl DlcTakeBack {
+    /// The first action (`idle` when there is nothing to take back).
+    #[napi]
+    pub fn start(&mut self, now_unix_ms: f64, now_mono_ms: f64) -> String {
+        let action = self.machine.as_mut().map_or(Action::Idle, |machine| machine.start(now(now_unix_ms, now_mono_ms)));
+        action_json(action, &mut None)
+    }
+
+    /// Feeds one input, as `next` does the acquire or the lock.
+    #[napi]
+    pub fn next(&mut self, input_kind: String, item: Option<String>, now_unix_ms: f64, now_mono_ms: f64) -> Result<String> {
+        let input = input(&input_kind, item).js()?;
+        let action = self.machine.as_mut().map_or(Action::Idle, |machine| machine.next(input, now(now_unix_ms, now_mono_ms)));
+        Ok(action_json(action, &mut None))
+    }
 }
 
 enum Acquire {
@@ -204,18 +219,11 @@ impl DlcAcquire {
         Ok(action_json(action, &mut self.take_back))
     }
 
-    /// The first action of the take-back the last action handed over (`"takeBack": true`),
-    /// which the caller runs in the background; `idle` when there is none.
+    /// The take-back the last action handed over (`"takeBack": true`), for the caller to run
+    /// in the background.
     #[napi]
-    pub fn take_back_start(&mut self, now_unix_ms: f64, now_mono_ms: f64) -> String {
-        take_back_start(&mut self.take_back, now(now_unix_ms, now_mono_ms))
-    }
-
-    /// Feeds the take-back one input, as `next` does the acquire.
-    #[napi]
-    pub fn take_back_next(&mut self, input_kind: String, item: Option<String>, now_unix_ms: f64, now_mono_ms: f64) -> Result<String> {
-        let input = input(&input_kind, item).js()?;
-        Ok(take_back_next(&mut self.take_back, input, now(now_unix_ms, now_mono_ms)))
+    pub fn take_back(&mut self) -> DlcTakeBack {
+        DlcTakeBack { machine: self.take_back.take() }
     }
 }
 
@@ -266,18 +274,11 @@ impl DlcLock {
         Ok(action_json(self.machine.next(input, now(now_unix_ms, now_mono_ms)), &mut self.take_back))
     }
 
-    /// The first action of the take-back a failed release handed over (`"takeBack": true`),
-    /// which the caller runs in the background; `idle` when there is none.
+    /// The take-back a failed release handed over (`"takeBack": true`), for the caller to run
+    /// in the background.
     #[napi]
-    pub fn take_back_start(&mut self, now_unix_ms: f64, now_mono_ms: f64) -> String {
-        take_back_start(&mut self.take_back, now(now_unix_ms, now_mono_ms))
-    }
-
-    /// Feeds the take-back one input, as `next` does the lock.
-    #[napi]
-    pub fn take_back_next(&mut self, input_kind: String, item: Option<String>, now_unix_ms: f64, now_mono_ms: f64) -> Result<String> {
-        let input = input(&input_kind, item).js()?;
-        Ok(take_back_next(&mut self.take_back, input, now(now_unix_ms, now_mono_ms)))
+    pub fn take_back(&mut self) -> DlcTakeBack {
+        DlcTakeBack { machine: self.take_back.take() }
     }
 
     /// The guid the item carries as far as this lock knows (base64).

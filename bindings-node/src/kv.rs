@@ -11,7 +11,7 @@ use napi_derive::napi;
 use serde_json::json;
 
 use crate::codec::{attribute_to_json, parse, value_from_text};
-use crate::connection::{Connection, ConnectionArgs};
+use crate::connection::{connection_of, Connection};
 use crate::errors::CoreResultExt;
 use crate::locks::{millis, Lock};
 
@@ -83,12 +83,7 @@ impl KvStore {
             ..defaults
         };
         config.validate().js()?;
-        let connection = Connection::new(ConnectionArgs {
-            endpoint: options.endpoint,
-            region: options.region,
-            call_timeout_ms: options.call_timeout_ms,
-            max_retries: options.max_retries,
-        })?;
+        let connection = connection_of!(options)?;
         Ok(KvStore { config, connection })
     }
 

@@ -12,7 +12,7 @@ use napi_derive::napi;
 use tokio::sync::watch;
 
 use crate::codec::{lock_id_from_text, lock_id_to_json, value_from_text, value_to_text};
-use crate::connection::{Connection, ConnectionArgs};
+use crate::connection::{connection_of, Connection};
 use crate::errors::{aborted, CoreResultExt};
 
 #[napi(object)]
@@ -81,12 +81,7 @@ impl LockClient {
             ..defaults
         };
         config.validate().js()?;
-        let connection = Connection::new(ConnectionArgs {
-            endpoint: options.endpoint,
-            region: options.region,
-            call_timeout_ms: options.call_timeout_ms,
-            max_retries: options.max_retries,
-        })?;
+        let connection = connection_of!(options)?;
         Ok(LockClient { config, connection })
     }
 

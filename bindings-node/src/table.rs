@@ -7,10 +7,11 @@ use napi::bindgen_prelude::PromiseRaw;
 use napi::{Env, Result};
 use napi_derive::napi;
 
-use crate::connection::{Connection, ConnectionArgs};
+use crate::connection::connection_of;
 use crate::errors::CoreResultExt;
 
 #[napi(object)]
+#[derive(Default)]
 pub struct CreateTableOptions {
     /// The partition key attribute (default `"id"`).
     pub partition_key: Option<String>,
@@ -40,28 +41,14 @@ fn key_type(option: &str, name: Option<&str>) -> dynalease::Result<KeyType> {
 /// of an existing one.
 #[napi(ts_return_type = "Promise<void>")]
 pub fn create_table<'env>(env: &'env Env, table: String, options: Option<CreateTableOptions>) -> Result<PromiseRaw<'env, ()>> {
-    let options = options.unwrap_or(CreateTableOptions {
-        partition_key: None,
-        partition_key_type: None,
-        sort_key: None,
-        sort_key_type: None,
-        endpoint: None,
-        region: None,
-        call_timeout_ms: None,
-        max_retries: None,
-    });
+    let options = options.unwrap_or_default();
     let sort_key_type = key_type("sortKeyType", options.sort_key_type.as_deref()).js()?;
     let spec = TableSpec {
         partition_key: KeyAttribute::new(options.partition_key.unwrap_or_else(|| DEFAULT_PARTITION_KEY.into()), key_type("partitionKeyType", options.partition_key_type.as_deref()).js()?),
         sort_key: options.sort_key.map(|name| KeyAttribute::new(name, sort_key_type)),
         ..TableSpec::new(table, DEFAULT_PARTITION_KEY)
     };
-    let connection = Connection::new(ConnectionArgs {
-        endpoint: options.endpoint,
-        region: options.region,
-        call_timeout_ms: options.call_timeout_ms,
-        max_retries: options.max_retries,
-    })?;
+    let connection = connection_of!(options)?;
     env.spawn_future(async move {
         let transport = connection.transport().await.js()?;
         dynalease::table::create_table(transport.as_ref(), &spec).await.js().map(drop)

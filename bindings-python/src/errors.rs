@@ -78,11 +78,18 @@ pub fn config_error_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 
 /// A `ConfigError` raised by the binding itself (argument conversion).
 pub fn config_error(message: impl Into<String>) -> PyErr {
-    let message = message.into();
+    config_error_with(message.into(), Vec::new())
+}
+
+fn config_error_with(message: String, attributes: Vec<(&'static str, Attribute)>) -> PyErr {
     Python::attach(|py| match config_error_type(py) {
-        Ok(ty) => PyErr::from_type(ty.clone(), message),
+        Ok(ty) => PyErr::from_type(ty.clone(), Detailed { family: config_family, message, attributes }),
         Err(error) => error,
     })
+}
+
+fn config_family(py: Python<'_>) -> PyResult<Bound<'_, PyType>> {
+    config_error_type(py).cloned()
 }
 
 /// Every core error becomes the exception of its family; the message is the core's, which
@@ -92,15 +99,16 @@ pub fn to_py_err(error: dynalease::Error) -> PyErr {
     let message = error.to_string();
     let attributes = match error {
         dynalease::Error::LockNotAcquired { id, reason } | dynalease::Error::LockLost { id, reason } => {
-            vec![("lock_id", id), ("reason", reason)]
+            vec![("lock_id", Attribute::LockId(id)), ("reason", Attribute::Text(reason))]
         }
         dynalease::Error::KeyExists { key } | dynalease::Error::KeyModified { key } | dynalease::Error::KeyNotFound { key } => {
-            vec![("key", key)]
+            vec![("key", Attribute::Text(key))]
         }
+        dynalease::Error::Config(config) => vec![("option", Attribute::Option(config.option()))],
         _ => Vec::new(),
     };
     match kind {
-        ErrorKind::Config => config_error(message),
+        ErrorKind::Config => config_error_with(message, attributes),
         ErrorKind::LockNotAcquired => detailed::<LockNotAcquiredError>(message, attributes),
         ErrorKind::LockLost => detailed::<LockLostError>(message, attributes),
         ErrorKind::KeyExists => detailed::<KeyExistsError>(message, attributes),
@@ -112,27 +120,46 @@ pub fn to_py_err(error: dynalease::Error) -> PyErr {
     }
 }
 
+/// An instance attribute of an exception, converted once Python looks at it.
+enum Attribute {
+    Text(String),
+    /// The id as the caller passed it (str, int, bytes or a tuple).
+    LockId(dynalease::lock::LockId),
+    /// The option at fault, as Python spells it (the core's names), or None.
+    Option(Option<&'static str>),
+}
+
+impl Attribute {
+    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(match self {
+            Attribute::Text(text) => PyString::new(py, text).into_any(),
+            Attribute::LockId(id) => crate::convert::lock_id_to_py(py, id)?,
+            Attribute::Option(option) => option.into_pyobject(py)?.into_any(),
+        })
+    }
+}
+
 /// An exception of family `T` with instance attributes besides its message.
-fn detailed<T: PyTypeInfo + 'static>(message: String, attributes: Vec<(&'static str, String)>) -> PyErr {
-    PyErr::new::<T, _>(Detailed::<T> { message, attributes, family: std::marker::PhantomData })
+fn detailed<T: PyTypeInfo + 'static>(message: String, attributes: Vec<(&'static str, Attribute)>) -> PyErr {
+    PyErr::new::<T, _>(Detailed { family: |py| Ok(T::type_object(py)), message, attributes })
 }
 
 /// Errors are made on runtime threads without the GIL, so the exception object (and its
 /// attributes) is built only when Python first looks at it: pyo3 raises a lazy error with
 /// `PyErr_SetObject(type, arguments)`, and CPython takes an `arguments` that is already an
 /// instance of `type` as the exception itself.
-struct Detailed<T> {
+struct Detailed {
+    family: for<'py> fn(Python<'py>) -> PyResult<Bound<'py, PyType>>,
     message: String,
-    attributes: Vec<(&'static str, String)>,
-    family: std::marker::PhantomData<fn() -> T>,
+    attributes: Vec<(&'static str, Attribute)>,
 }
 
-impl<T: PyTypeInfo> PyErrArguments for Detailed<T> {
+impl PyErrArguments for Detailed {
     fn arguments(self, py: Python<'_>) -> Py<PyAny> {
         let instance = || -> PyResult<Bound<'_, PyAny>> {
-            let instance = T::type_object(py).call1((self.message.as_str(),))?;
+            let instance = (self.family)(py)?.call1((self.message.as_str(),))?;
             for (name, value) in &self.attributes {
-                instance.setattr(*name, value)?;
+                instance.setattr(*name, value.to_py(py)?)?;
             }
             Ok(instance)
         };

@@ -388,7 +388,7 @@ blocking_and_awaitable! {
                 LockStatus::Lost(reason) => reason,
                 LockStatus::Released => "it was released".to_owned(),
             };
-            Err(to_py_err(dynalease::Error::LockLost { id: self.inner.id().to_string(), reason }))
+            Err(to_py_err(dynalease::Error::LockLost { id: self.inner.id().clone(), reason }))
         }
 
         /// Calls `callback(reason)` once if the lock is lost (at once if it already is); never

@@ -61,16 +61,36 @@ def test_lock_errors_say_which_lock_and_why() -> None:
     with pytest.raises(dynalease.LockNotAcquiredError) as not_acquired:
         locks.acquire("job-1", timeout=0.05)
     assert not_acquired.value.code == "ERR_DYNALEASE_LOCK_NOT_ACQUIRED"
-    # The id as the core's messages write it: a str id in double quotes.
-    assert not_acquired.value.lock_id == '"job-1"'
+    # The id as it was passed (the message quotes it).
+    assert not_acquired.value.lock_id == "job-1"
     assert not_acquired.value.reason and not_acquired.value.reason in str(not_acquired.value)
     held.release()
     with pytest.raises(dynalease.LockLostError) as lost:
         held.check()
-    assert (lost.value.code, lost.value.lock_id, lost.value.reason) == ("ERR_DYNALEASE_LOCK_LOST", '"job-1"', "it was released")
+    assert (lost.value.code, lost.value.lock_id, lost.value.reason) == ("ERR_DYNALEASE_LOCK_LOST", "job-1", "it was released")
     # Attributes survive pickling, as the message does.
     again = pickle.loads(pickle.dumps(lost.value))
-    assert (type(again), again.lock_id, again.reason, str(again)) == (dynalease.LockLostError, '"job-1"', "it was released", str(lost.value))
+    assert (type(again), again.lock_id, again.reason, str(again)) == (dynalease.LockLostError, "job-1", "it was released", str(lost.value))
+
+
+def test_lock_errors_give_back_ids_of_every_type() -> None:
+    endpoint = f"memory://{unique('errors')}"
+    dynalease.create_table("sorted", sort_key="sk", sort_key_type="N", endpoint_url=endpoint)
+    locks = dynalease.LockClient("sorted", sort_key="sk", endpoint_url=endpoint)
+    locks.acquire(("tenant", 7))
+    with pytest.raises(dynalease.LockNotAcquiredError) as not_acquired:
+        locks.acquire(("tenant", 7), timeout=0.05)
+    assert not_acquired.value.lock_id == ("tenant", 7)
+
+
+def test_config_errors_name_the_option() -> None:
+    with pytest.raises(dynalease.ConfigError) as error:
+        dynalease.LockClient("locks", lease_duration=10, heartbeat_period=20, endpoint_url="memory://x")
+    assert error.value.option == "heartbeat_period"
+    assert "lease_duration" in str(error.value)
+    with pytest.raises(dynalease.ConfigError) as error:
+        dynalease.LockClient("", endpoint_url="memory://x")
+    assert error.value.option is None
 
 
 def test_a_lost_lease_raises_with_the_locks_id_and_reason() -> None:
@@ -81,7 +101,7 @@ def test_a_lost_lease_raises_with_the_locks_id_and_reason() -> None:
     assert lock.wait_lost(timeout=5.0)
     with pytest.raises(dynalease.LockLostError) as lost:
         lock.update_data({"step": 2})
-    assert lost.value.lock_id == '"lease"'
+    assert lost.value.lock_id == "lease"
     assert lost.value.reason and lost.value.code == dynalease.LockLostError.code
 
 
@@ -112,7 +132,7 @@ async def test_async_errors_carry_the_same_attributes() -> None:
     except dynalease.Error as error:
         # Branching on the code, as code catching the base class would.
         assert error.code == dynalease.LockNotAcquiredError.code
-        assert isinstance(error, dynalease.LockNotAcquiredError) and error.lock_id == '"job-2"'
+        assert isinstance(error, dynalease.LockNotAcquiredError) and error.lock_id == "job-2"
     else:
         pytest.fail("the second acquire should have timed out")
     await held.release()

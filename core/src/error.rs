@@ -1,6 +1,7 @@
 //! The one error type of the crate. Transports map their failures into it once; the bindings map
 //! it once into their languages' exceptions by [`Error::kind`].
 
+use crate::lock::LockId;
 use crate::value::Item;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -23,10 +24,10 @@ pub enum Error {
     TransactionCanceled { reasons: Vec<String> },
 
     #[error("lock {id} was not acquired: {reason}")]
-    LockNotAcquired { id: String, reason: String },
+    LockNotAcquired { id: LockId, reason: String },
 
     #[error("lock {id} was lost: {reason}")]
-    LockLost { id: String, reason: String },
+    LockLost { id: LockId, reason: String },
 
     #[error("key {key:?} already exists; read it and pass it as `previous` to replace it")]
     KeyExists { key: String },

@@ -10,12 +10,13 @@
 //! # async fn main() -> dynalease::Result<()> {
 //! use std::sync::Arc;
 //! use dynalease::kv::{KvConfig, KvStore, WriteOptions};
-//! use dynalease::table::{create_table, TableSpec};
+//! use dynalease::table::{create_table, KeyAttribute, TableSpec};
 //! use dynalease::transport::memory::MemoryTransport;
 //! use dynalease::{Error, KeyType, Value};
 //!
 //! let transport = Arc::new(MemoryTransport::new());
-//! create_table(transport.as_ref(), &TableSpec::new("kv-store", "pk").sort_key("sk", KeyType::S)).await?;
+//! let spec = TableSpec { sort_key: Some(KeyAttribute::new("sk", KeyType::S)), ..TableSpec::new("kv-store", "pk") };
+//! create_table(transport.as_ref(), &spec).await?;
 //! let kv = KvStore::new(KvConfig::new("kv-store", "agents"), transport)?;
 //! let none = WriteOptions::default();
 //!

@@ -19,7 +19,11 @@ pub(crate) use protocol::{clock, expr, random, request};
 pub use error::{Error, ErrorKind, Result};
 pub use value::{AttributeValue, Item, KeyType, KeyValue, Number, Value};
 
-/// The Rust examples in the project's README, compiled (and run where they can) by `cargo test --doc`.
+/// The Rust examples in the project's docs, compiled (and run where they can) by `cargo test --doc`.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeExamples;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/table-format.md")]
+pub struct TableFormatExamples;

@@ -47,17 +47,20 @@ class Error(Exception):
 class ConfigError(Error, ValueError):
     """An argument or option is invalid; nothing was sent to DynamoDB."""
 
+    #: The option at fault (e.g. "lease_duration"), when the error is about one; else None.
+    option: Optional[str]
+
 class LockNotAcquiredError(Error):
     """The lock stayed held by another client until the timeout."""
 
-    #: The lock id, as the core writes it (str() of the id you passed).
-    lock_id: str
+    #: The lock id, as you passed it.
+    lock_id: _LockId
     reason: str
 
 class LockLostError(Error):
     """The lock is no longer held: its lease ran out or another client took it over."""
 
-    lock_id: str
+    lock_id: _LockId
     reason: str
 
 class KeyExistsError(Error):

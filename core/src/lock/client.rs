@@ -293,7 +293,7 @@ impl LockClient {
     fn not_acquired(&self, id: &LockId, timeout: Option<Duration>, seen: Option<&Observed>) -> Error {
         let holder = seen.map(Observed::describe_holder).unwrap_or_else(|| "held by another client".into());
         let waited = timeout.map(|t| format!(" after waiting {t:?}")).unwrap_or_default();
-        Error::LockNotAcquired { id: id.to_string(), reason: format!("{holder}{waited}; retry later or raise the timeout") }
+        Error::LockNotAcquired { id: id.clone(), reason: format!("{holder}{waited}; retry later or raise the timeout") }
     }
 
     /// Turns DynamoDB's terse key-schema complaints into something actionable.

@@ -287,7 +287,7 @@ impl Inner {
     }
 
     fn lost_error(&self, reason: String) -> Error {
-        Error::LockLost { id: self.site.id.to_string(), reason }
+        Error::LockLost { id: self.site.id.clone(), reason }
     }
 
     fn lease(&self) -> Duration {
