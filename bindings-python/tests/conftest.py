@@ -69,15 +69,17 @@ def unique(prefix: str) -> str:
 
 @pytest.fixture
 def lock_table(endpoint: str) -> str:
-    name = unique("locks")
-    dynalease.create_table(name, endpoint_url=endpoint)
-    return name
+    return created(unique("locks"), endpoint)
 
 
 @pytest.fixture
 def kv_table(endpoint: str) -> str:
-    name = unique("kv")
-    dynalease.create_table(name, partition_key="pk", sort_key="sk", endpoint_url=endpoint)
+    return created(unique("kv"), endpoint, partition_key="pk", sort_key="sk")
+
+
+def created(name: str, endpoint: str, **keys: str) -> str:
+    """A new table of that name (lock table keys unless ``keys`` say otherwise)."""
+    dynalease.create_table(name, endpoint_url=endpoint, **keys)
     return name
 
 

@@ -77,10 +77,11 @@ def test_lock_errors_give_back_ids_of_every_type() -> None:
     endpoint = f"memory://{unique('errors')}"
     dynalease.create_table("sorted", sort_key="sk", sort_key_type="N", endpoint_url=endpoint)
     locks = dynalease.LockClient("sorted", sort_key="sk", endpoint_url=endpoint)
-    locks.acquire(("tenant", 7))
+    held = locks.acquire(("tenant", 7))
     with pytest.raises(dynalease.LockNotAcquiredError) as not_acquired:
         locks.acquire(("tenant", 7), timeout=0.05)
     assert not_acquired.value.lock_id == ("tenant", 7)
+    held.release()
 
 
 def test_config_errors_name_the_option() -> None:

@@ -11,7 +11,7 @@ use dynalease::protocol::clock::{SharedClock, TokioClock};
 use dynalease::protocol::expr::{val, Name, Update};
 use dynalease::kv::{KvConfig, KvStore, WriteOptions};
 use dynalease::lock::{Lock, LockClient, LockConfig, LockId, LockStatus};
-use dynalease::protocol::request::{GetItem, PutItem, ReturnValues, UpdateItem};
+use dynalease::protocol::request::{DeleteItem, GetItem, PutItem, ReturnValues, UpdateItem};
 use dynalease::table::{create_table, KeyAttribute, TableSpec};
 use dynalease::transport::memory::MemoryTransport;
 use dynalease::transport::{Transport, TransportExt};
@@ -50,6 +50,19 @@ impl World {
         let mut key = Item::new();
         key.insert("id".into(), AttributeValue::S(id.into()));
         self.transport.get_item(GetItem { table: table.into(), key, consistent_read: true }).await.unwrap()
+    }
+
+    /// Deletes lock `job`'s item unconditionally, as an operator would.
+    async fn delete_job_by_hand(&self) {
+        let mut key = Item::new();
+        key.insert("id".into(), AttributeValue::S("job".into()));
+        let delete = DeleteItem { table: "locks".into(), key, condition: None, return_values: ReturnValues::None, return_old_on_condition_failure: false };
+        self.transport.delete_item(delete).await.unwrap();
+    }
+
+    /// The `leaseDurationMs` of lock `job` (1 once released).
+    async fn job_lease_ms(&self) -> i64 {
+        attr_n(&self.item("locks", "job").await.expect("the lock item"), "leaseDurationMs")
     }
 
     /// Writes a lock item the way another client would.
@@ -245,8 +258,7 @@ async fn release_waits_for_an_in_flight_heartbeat() {
     w.faulty.inject("UpdateItem", Fault::Delay(Duration::from_millis(500)));
     tokio::time::sleep(Duration::from_millis(1200)).await;
     lock.release().await.unwrap();
-    let item = w.item("locks", "job").await.unwrap();
-    assert_eq!(attr_n(&item, "leaseDurationMs"), 1, "released, not left with a live lease");
+    assert_eq!(w.job_lease_ms().await, 1, "released, not left with a live lease");
 }
 
 #[tokio::test(start_paused = true)]
@@ -296,12 +308,7 @@ async fn fail_open_waits_out_a_fail_closed_holder_instead_of_failing() {
     // Once the fail-closed holder deletes its item, the token starts at 1.
     let closed = w.client(LockConfig { fail_closed: true, ..LockConfig::new("locks") });
     assert!(closed.try_acquire("job").await.unwrap().is_none());
-    let mut key = Item::new();
-    key.insert("id".into(), AttributeValue::S("job".into()));
-    w.transport
-        .delete_item(dynalease::protocol::request::DeleteItem { table: "locks".into(), key, condition: None, return_values: ReturnValues::None, return_old_on_condition_failure: false })
-        .await
-        .unwrap();
+    w.delete_job_by_hand().await;
     assert_eq!(client.try_acquire("job").await.unwrap().unwrap().fencing_token(), Some(1));
 }
 
@@ -619,8 +626,7 @@ async fn a_release_resent_over_our_own_unconfirmed_heartbeat_does_not_claim_succ
     tokio::time::sleep(Duration::from_millis(3400)).await;
     faults.inject("UpdateItem", Fault::DropRequest);
     lock.release().await.unwrap();
-    let item = w.item("locks", "job").await.unwrap();
-    assert_eq!(attr_n(&item, "leaseDurationMs"), 1, "released in name only: the item keeps a full lease");
+    assert_eq!(w.job_lease_ms().await, 1, "released in name only: the item keeps a full lease");
 }
 
 #[tokio::test(start_paused = true)]
@@ -699,12 +705,7 @@ async fn an_endpoint_without_old_items_on_failure_is_read_instead() {
     let err = w.client_over(bare.clone(), closed.clone()).acquire("job", Some(Duration::from_secs(1))).await.unwrap_err();
     assert!(matches!(err, Error::LockNotAcquired { .. }), "{err}");
     // Someone deletes the lock by hand and another client takes it: our release must say lost.
-    let mut key = Item::new();
-    key.insert("id".into(), AttributeValue::S("job".into()));
-    w.transport
-        .delete_item(dynalease::protocol::request::DeleteItem { table: "locks".into(), key, condition: None, return_values: ReturnValues::None, return_old_on_condition_failure: false })
-        .await
-        .unwrap();
+    w.delete_job_by_hand().await;
     let _other = w.client(closed).acquire("job", None).await.unwrap();
     let err = lock.release().await.unwrap_err();
     assert!(matches!(err, Error::LockLost { .. }), "{err}");

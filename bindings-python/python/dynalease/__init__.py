@@ -149,6 +149,9 @@ async def _async_release_failure(lock: AsyncLock) -> Optional[Error]:
     return None
 
 
+_ExcType = Optional[Type[BaseException]]
+
+
 class LockContext(_LockContextBase["LockClient", Lock]):
     """``with client.lock(lock_id, timeout=...) as lock:`` acquires on entry and releases on exit.
 
@@ -160,12 +163,7 @@ class LockContext(_LockContextBase["LockClient", Lock]):
         self._lock = self._client.acquire(self._lock_id, timeout=self._timeout)
         return self._lock
 
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
+    def __exit__(self, exc_type: _ExcType, exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
         lock, lost = self._leave(exc_type is not None)
         if lock is not None:
             self._report(exc_type is not None, lost, _release_failure(lock))
@@ -178,12 +176,7 @@ class AsyncLockContext(_LockContextBase["AsyncLockClient", AsyncLock]):
         self._lock = await self._client.acquire(self._lock_id, timeout=self._timeout)
         return self._lock
 
-    async def __aexit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
+    async def __aexit__(self, exc_type: _ExcType, exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
         lock, lost = self._leave(exc_type is not None)
         if lock is not None:
             self._report(exc_type is not None, lost, await _async_release_failure(lock))

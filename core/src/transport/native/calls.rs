@@ -22,6 +22,7 @@ use crate::request::{
     CreateTable, DeleteItem, GetItem, KeyAttribute, PutItem, Query, QueryPage, RenderedExpressions, Request, Response,
     ReturnValues, TableDescription, TableStatus, TimeToLive, TransactItem, TransactWrite, UpdateItem,
 };
+use crate::expr::{Condition, Update};
 use crate::value::KeyType;
 
 use super::classify::{classify, Context, Verdict};
@@ -103,47 +104,42 @@ fn return_on_failure(all_old: bool) -> Option<sdk::ReturnValuesOnConditionCheckF
     all_old.then_some(sdk::ReturnValuesOnConditionCheckFailure::AllOld)
 }
 
+/// Sets what every conditional write shares on an SDK builder (seven builder types, one method
+/// set): the table, the condition and its attribute maps, and whether a failed condition
+/// returns the item. The SDK has no trait over them, hence a macro.
+macro_rules! conditional_write {
+    ($builder:expr, $table:expr, $rendered:expr, $return_old:expr) => {{
+        let (names, values) = expression_maps(&$rendered);
+        $builder
+            .table_name($table)
+            .set_condition_expression($rendered.condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .set_return_values_on_condition_check_failure(return_on_failure($return_old))
+    }};
+}
+
 fn prepare_put(client: &Client, put: PutItem) -> PutItemFluentBuilder {
     let rendered = RenderedExpressions::new(put.condition.as_ref(), None, None, None);
-    let (names, values) = expression_maps(&rendered);
-    client
-        .put_item()
-        .table_name(put.table)
+    conditional_write!(client.put_item(), put.table, rendered, put.return_old_on_condition_failure)
         .set_item(Some(to_sdk_item(&put.item)))
-        .set_condition_expression(rendered.condition)
-        .set_expression_attribute_names(names)
-        .set_expression_attribute_values(values)
         .return_values(return_value(put.return_values))
-        .set_return_values_on_condition_check_failure(return_on_failure(put.return_old_on_condition_failure))
 }
 
 fn prepare_update(client: &Client, update: UpdateItem) -> UpdateItemFluentBuilder {
     let rendered = RenderedExpressions::new(update.condition.as_ref(), Some(&update.update), None, None);
-    let (names, values) = expression_maps(&rendered);
-    client
-        .update_item()
-        .table_name(update.table)
+    let expression = rendered.update.clone();
+    conditional_write!(client.update_item(), update.table, rendered, update.return_old_on_condition_failure)
         .set_key(Some(to_sdk_item(&update.key)))
-        .set_update_expression(rendered.update)
-        .set_condition_expression(rendered.condition)
-        .set_expression_attribute_names(names)
-        .set_expression_attribute_values(values)
+        .set_update_expression(expression)
         .return_values(return_value(update.return_values))
-        .set_return_values_on_condition_check_failure(return_on_failure(update.return_old_on_condition_failure))
 }
 
 fn prepare_delete(client: &Client, delete: DeleteItem) -> DeleteItemFluentBuilder {
     let rendered = RenderedExpressions::new(delete.condition.as_ref(), None, None, None);
-    let (names, values) = expression_maps(&rendered);
-    client
-        .delete_item()
-        .table_name(delete.table)
+    conditional_write!(client.delete_item(), delete.table, rendered, delete.return_old_on_condition_failure)
         .set_key(Some(to_sdk_item(&delete.key)))
-        .set_condition_expression(rendered.condition)
-        .set_expression_attribute_names(names)
-        .set_expression_attribute_values(values)
         .return_values(return_value(delete.return_values))
-        .set_return_values_on_condition_check_failure(return_on_failure(delete.return_old_on_condition_failure))
 }
 
 fn prepare_query(client: &Client, query: Query) -> QueryFluentBuilder {
@@ -170,73 +166,50 @@ fn prepare_transaction(client: &Client, transaction: TransactWrite) -> Result<Tr
         .set_client_request_token(transaction.client_request_token))
 }
 
-/// One action of a transaction. Actions cannot return values in a transaction, so asking for
-/// them is refused rather than silently ignored.
-fn transact_item(item: TransactItem) -> Result<sdk::TransactWriteItem> {
-    let no_return_values = |values: ReturnValues| match values {
-        ReturnValues::None => Ok(()),
+/// The expressions of one transaction action. Actions cannot return values in a transaction, so
+/// asking for them is refused rather than silently ignored.
+fn action_expressions(values: ReturnValues, condition: Option<&Condition>, update: Option<&Update>) -> Result<RenderedExpressions> {
+    match values {
+        ReturnValues::None => Ok(RenderedExpressions::new(condition, update, None, None)),
         other => Err(Error::config(format!("TransactWriteItems actions cannot return values (asked for {other:?})"))),
-    };
+    }
+}
+
+/// One action of a transaction.
+fn transact_item(item: TransactItem) -> Result<sdk::TransactWriteItem> {
     let builder = sdk::TransactWriteItem::builder();
     let item = match item {
         TransactItem::ConditionCheck { table, key, condition } => {
             let rendered = RenderedExpressions::new(Some(&condition), None, None, None);
+            // A check returns nothing: the cancellation reason is the answer.
             let (names, values) = expression_maps(&rendered);
             let check = sdk::ConditionCheck::builder()
                 .table_name(table)
                 .set_key(Some(to_sdk_item(&key)))
                 .set_condition_expression(rendered.condition)
                 .set_expression_attribute_names(names)
-                .set_expression_attribute_values(values)
-                .build()
-                .map_err(build_error)?;
-            builder.condition_check(check)
+                .set_expression_attribute_values(values);
+            builder.condition_check(check.build().map_err(build_error)?)
         }
         TransactItem::Put(put) => {
-            no_return_values(put.return_values)?;
-            let rendered = RenderedExpressions::new(put.condition.as_ref(), None, None, None);
-            let (names, values) = expression_maps(&rendered);
-            let put = sdk::Put::builder()
-                .table_name(put.table)
-                .set_item(Some(to_sdk_item(&put.item)))
-                .set_condition_expression(rendered.condition)
-                .set_expression_attribute_names(names)
-                .set_expression_attribute_values(values)
-                .set_return_values_on_condition_check_failure(return_on_failure(put.return_old_on_condition_failure))
-                .build()
-                .map_err(build_error)?;
-            builder.put(put)
+            let rendered = action_expressions(put.return_values, put.condition.as_ref(), None)?;
+            let action = conditional_write!(sdk::Put::builder(), put.table, rendered, put.return_old_on_condition_failure)
+                .set_item(Some(to_sdk_item(&put.item)));
+            builder.put(action.build().map_err(build_error)?)
         }
         TransactItem::Update(update) => {
-            no_return_values(update.return_values)?;
-            let rendered = RenderedExpressions::new(update.condition.as_ref(), Some(&update.update), None, None);
-            let (names, values) = expression_maps(&rendered);
-            let action = sdk::Update::builder()
-                .table_name(update.table)
+            let rendered = action_expressions(update.return_values, update.condition.as_ref(), Some(&update.update))?;
+            let expression = rendered.update.clone();
+            let action = conditional_write!(sdk::Update::builder(), update.table, rendered, update.return_old_on_condition_failure)
                 .set_key(Some(to_sdk_item(&update.key)))
-                .set_update_expression(rendered.update)
-                .set_condition_expression(rendered.condition)
-                .set_expression_attribute_names(names)
-                .set_expression_attribute_values(values)
-                .set_return_values_on_condition_check_failure(return_on_failure(update.return_old_on_condition_failure))
-                .build()
-                .map_err(build_error)?;
-            builder.update(action)
+                .set_update_expression(expression);
+            builder.update(action.build().map_err(build_error)?)
         }
         TransactItem::Delete(delete) => {
-            no_return_values(delete.return_values)?;
-            let rendered = RenderedExpressions::new(delete.condition.as_ref(), None, None, None);
-            let (names, values) = expression_maps(&rendered);
-            let action = sdk::Delete::builder()
-                .table_name(delete.table)
-                .set_key(Some(to_sdk_item(&delete.key)))
-                .set_condition_expression(rendered.condition)
-                .set_expression_attribute_names(names)
-                .set_expression_attribute_values(values)
-                .set_return_values_on_condition_check_failure(return_on_failure(delete.return_old_on_condition_failure))
-                .build()
-                .map_err(build_error)?;
-            builder.delete(action)
+            let rendered = action_expressions(delete.return_values, delete.condition.as_ref(), None)?;
+            let action = conditional_write!(sdk::Delete::builder(), delete.table, rendered, delete.return_old_on_condition_failure)
+                .set_key(Some(to_sdk_item(&delete.key)));
+            builder.delete(action.build().map_err(build_error)?)
         }
     };
     Ok(item.build())
@@ -278,18 +251,10 @@ impl Call {
                 let output = call.send().await.map_err(|e| classify(context, e))?;
                 Ok(Response::GetItem(item(output.item)?))
             }
-            Call::PutItem(call) => {
-                let output = call.send().await.map_err(|e| classify(context, e))?;
-                Ok(Response::Written(item(output.attributes)?))
-            }
-            Call::UpdateItem(call) => {
-                let output = call.send().await.map_err(|e| classify(context, e))?;
-                Ok(Response::Written(item(output.attributes)?))
-            }
-            Call::DeleteItem(call) => {
-                let output = call.send().await.map_err(|e| classify(context, e))?;
-                Ok(Response::Written(item(output.attributes)?))
-            }
+            // A write answers with the item it replaced or wrote, when asked to.
+            Call::PutItem(call) => Ok(Response::Written(item(call.send().await.map_err(|e| classify(context, e))?.attributes)?)),
+            Call::UpdateItem(call) => Ok(Response::Written(item(call.send().await.map_err(|e| classify(context, e))?.attributes)?)),
+            Call::DeleteItem(call) => Ok(Response::Written(item(call.send().await.map_err(|e| classify(context, e))?.attributes)?)),
             Call::Query(call) => {
                 let output = call.send().await.map_err(|e| classify(context, e))?;
                 let mut items = Vec::new();
