@@ -1,5 +1,5 @@
 //! `KVStore`: the core KV store with compare-and-swap, as a napi class. Values and pairs cross
-//! as DynamoDB JSON (codec.rs); the JS layer (lib/index.js) makes them plain JS values.
+//! as DynamoDB JSON (codec.rs); the JS layer (lib/client.js, lib/codec.js) makes them plain JS values.
 
 use std::sync::Arc;
 
