@@ -36,6 +36,18 @@ async fn world() -> World {
     World { transport: Arc::new(faulty.clone()), faulty, clock }
 }
 
+/// A world, and a faulty transport of one client's own over its table.
+async fn world_with_own_faults() -> (World, Faulty, Arc<dyn Transport>) {
+    let w = world().await;
+    let (faults, transport) = w.own_faults();
+    (w, faults, transport)
+}
+
+/// Fail-closed locks on `locks`.
+fn fail_closed() -> LockConfig {
+    LockConfig { fail_closed: true, ..LockConfig::new("locks") }
+}
+
 impl World {
     fn client(&self, config: LockConfig) -> LockClient {
         LockClient::new(config, self.transport.clone()).unwrap().with_clock(self.clock.clone())
@@ -306,7 +318,7 @@ async fn fail_open_waits_out_a_fail_closed_holder_instead_of_failing() {
     let err = client.acquire("job", Some(Duration::from_secs(30))).await.unwrap_err();
     assert!(err.to_string().contains("fail-closed"), "{err}");
     // Once the fail-closed holder deletes its item, the token starts at 1.
-    let closed = w.client(LockConfig { fail_closed: true, ..LockConfig::new("locks") });
+    let closed = w.client(fail_closed());
     assert!(closed.try_acquire("job").await.unwrap().is_none());
     w.delete_job_by_hand().await;
     assert_eq!(client.try_acquire("job").await.unwrap().unwrap().fencing_token(), Some(1));
@@ -315,7 +327,7 @@ async fn fail_open_waits_out_a_fail_closed_holder_instead_of_failing() {
 #[tokio::test(start_paused = true)]
 async fn fail_closed_locks_are_held_until_released_and_deleted_on_release() {
     let w = world().await;
-    let closed = w.client(LockConfig { fail_closed: true, ..LockConfig::new("locks") });
+    let closed = w.client(fail_closed());
     let lock = closed.acquire("job", None).await.unwrap();
     assert_eq!(lock.fencing_token(), None);
     let item = w.item("locks", "job").await.unwrap();
@@ -360,7 +372,7 @@ async fn a_dropped_lock_stops_heartbeating_and_is_released_in_the_background() {
     for closed in [false, true] {
         let w = world().await;
         let config = if closed {
-            LockConfig { fail_closed: true, ..LockConfig::new("locks") }
+            fail_closed()
         } else {
             LockConfig { lease_duration: Duration::from_secs(2), heartbeat_period: Some(Duration::from_millis(500)), ..LockConfig::new("locks") }
         };
@@ -418,7 +430,7 @@ async fn _assert_lock_is_send(lock: Lock) -> impl Send {
 async fn a_fail_closed_waiter_on_a_released_lease_item_waits_without_spinning() {
     let w = world().await;
     w.put_raw(dlc_item("job", 2, Some(3), Some(1))).await;
-    let closed = w.client(LockConfig { fail_closed: true, ..LockConfig::new("locks") });
+    let closed = w.client(fail_closed());
     w.faulty.clear_log();
     let err = closed.acquire("job", Some(Duration::from_secs(1))).await.unwrap_err();
     assert!(matches!(err, Error::LockNotAcquired { .. }), "{err}");
@@ -456,7 +468,7 @@ async fn a_lost_lease_nobody_took_can_be_released_and_stays_reported_lost() {
 async fn a_resent_release_that_finds_a_new_holder_reports_success() {
     for closed in [false, true] {
         let w = world().await;
-        let config = if closed { LockConfig { fail_closed: true, ..LockConfig::new("locks") } } else { LockConfig { lease_duration: LEASE, ..LockConfig::new("locks") } };
+        let config = if closed { fail_closed() } else { LockConfig { lease_duration: LEASE, ..LockConfig::new("locks") } };
         let client = w.client(config);
         let lock = client.acquire("job", None).await.unwrap();
         // The release lands but its response is lost; before the resend, another client takes
@@ -524,9 +536,8 @@ async fn a_heartbeat_confirmed_by_its_resend_times_the_lease_from_its_first_send
 
 #[tokio::test(start_paused = true)]
 async fn a_cancelled_fail_closed_acquire_whose_write_lands_late_is_undone() {
-    let w = world().await;
-    let (faults, transport) = w.own_faults();
-    let closed = LockConfig { fail_closed: true, ..LockConfig::new("locks") };
+    let (w, faults, transport) = world_with_own_faults().await;
+    let closed = fail_closed();
     faults.inject("PutItem", Fault::LandLate(Duration::from_millis(1000)));
     let cancelled = tokio::time::timeout(Duration::from_millis(300), w.client_over(transport, closed.clone()).acquire("job", None)).await;
     assert!(cancelled.is_err(), "the caller gave up");
@@ -540,9 +551,8 @@ async fn a_cancelled_fail_closed_acquire_whose_write_lands_late_is_undone() {
 #[tokio::test(start_paused = true)]
 async fn an_acquire_that_gives_up_on_unknown_outcomes_takes_its_write_back() {
     for closed in [false, true] {
-        let w = world().await;
-        let (faults, transport) = w.own_faults();
-        let config = if closed { LockConfig { fail_closed: true, ..LockConfig::new("locks") } } else { LockConfig { lease_duration: LEASE, ..LockConfig::new("locks") } };
+        let (w, faults, transport) = world_with_own_faults().await;
+        let config = if closed { fail_closed() } else { LockConfig { lease_duration: LEASE, ..LockConfig::new("locks") } };
         let operation = if closed { "PutItem" } else { "UpdateItem" };
         for _ in 0..4 {
             faults.inject(operation, Fault::LoseResponse);
@@ -558,9 +568,8 @@ async fn an_acquire_that_gives_up_on_unknown_outcomes_takes_its_write_back() {
 
 #[tokio::test(start_paused = true)]
 async fn an_acquisition_landing_after_its_release_is_taken_back() {
-    let w = world().await;
-    let (faults, transport) = w.own_faults();
-    let config = LockConfig { fail_closed: true, ..LockConfig::new("locks") };
+    let (w, faults, transport) = world_with_own_faults().await;
+    let config = fail_closed();
     // The first send sits in the network; the resend takes the lock.
     faults.inject("PutItem", Fault::LandLate(Duration::from_millis(1500)));
     let lock = w.client_over(transport, config.clone()).acquire("job", None).await.unwrap();
@@ -573,8 +582,7 @@ async fn an_acquisition_landing_after_its_release_is_taken_back() {
 
 #[tokio::test(start_paused = true)]
 async fn a_resent_unconditional_put_never_overwrites_a_later_write() {
-    let w = world().await;
-    let (faults, transport) = w.own_faults();
+    let (w, faults, transport) = world_with_own_faults().await;
     let a = w.kv_over(transport);
     let b = w.kv_over(w.transport.clone());
     // A's put lands, its answer is lost, and its resend is slow: B writes on top meanwhile.
@@ -594,8 +602,7 @@ async fn a_resent_unconditional_put_never_overwrites_a_later_write() {
 
 #[tokio::test(start_paused = true)]
 async fn a_compare_and_swap_that_landed_is_reported_as_done() {
-    let w = world().await;
-    let (faults, transport) = w.own_faults();
+    let (w, faults, transport) = world_with_own_faults().await;
     let a = w.kv_over(transport);
     let b = w.kv_over(w.transport.clone());
     let first = a.atomic_put("n", &Value::from(1), None, &WriteOptions::default()).await.unwrap();
@@ -617,8 +624,7 @@ async fn a_compare_and_swap_that_landed_is_reported_as_done() {
 
 #[tokio::test(start_paused = true)]
 async fn a_release_resent_over_our_own_unconfirmed_heartbeat_does_not_claim_success_early() {
-    let w = world().await;
-    let (faults, transport) = w.own_faults();
+    let (w, faults, transport) = world_with_own_faults().await;
     let lock = w.client_over(transport, LockConfig { lease_duration: LEASE, ..LockConfig::new("locks") }).acquire("job", None).await.unwrap();
     // The first heartbeat lands with its answer lost; before its retry, the release's first
     // send is lost on the way, and its resend finds the heartbeat's guid.
@@ -631,8 +637,7 @@ async fn a_release_resent_over_our_own_unconfirmed_heartbeat_does_not_claim_succ
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_release_keeps_the_lock_renewed() {
-    let w = world().await;
-    let (faults, transport) = w.own_faults();
+    let (w, faults, transport) = world_with_own_faults().await;
     let config = LockConfig { lease_duration: Duration::from_secs(2), ..LockConfig::new("locks") };
     let lock = w.client_over(transport, config.clone()).acquire("job", None).await.unwrap();
     faults.inject("UpdateItem", Fault::Fail);
@@ -646,8 +651,7 @@ async fn a_failed_release_keeps_the_lock_renewed() {
 
 #[tokio::test(start_paused = true)]
 async fn a_heartbeat_cut_off_mid_flight_that_lands_later_does_not_block_the_release() {
-    let w = world().await;
-    let (faults, transport) = w.own_faults();
+    let (w, faults, transport) = world_with_own_faults().await;
     let config = LockConfig { lease_duration: Duration::from_secs(3), heartbeat_period: Some(Duration::from_millis(2500)), ..LockConfig::new("locks") };
     let lock = w.client_over(transport, config).acquire("job", None).await.unwrap();
     // The heartbeat at 2.5 s is still waiting for its answer when the lease ends at 3 s: the
@@ -662,8 +666,7 @@ async fn a_heartbeat_cut_off_mid_flight_that_lands_later_does_not_block_the_rele
 
 #[tokio::test(start_paused = true)]
 async fn a_slow_fenced_write_does_not_hold_up_the_heartbeats() {
-    let w = world().await;
-    let (faults, transport) = w.own_faults();
+    let (w, faults, transport) = world_with_own_faults().await;
     let lock = w
         .client_over(transport.clone(), LockConfig { lease_duration: Duration::from_secs(2), ..LockConfig::new("locks") })
         .acquire("job", None)
@@ -699,7 +702,7 @@ impl Transport for NoOldItems {
 async fn an_endpoint_without_old_items_on_failure_is_read_instead() {
     let w = world().await;
     let bare: Arc<dyn Transport> = Arc::new(NoOldItems { inner: w.transport.clone(), calls: Default::default() });
-    let closed = LockConfig { fail_closed: true, ..LockConfig::new("locks") };
+    let closed = fail_closed();
     let lock = w.client_over(bare.clone(), closed.clone()).acquire("job", None).await.unwrap();
     // A waiter paces its reads.
     let err = w.client_over(bare.clone(), closed.clone()).acquire("job", Some(Duration::from_secs(1))).await.unwrap_err();
@@ -713,8 +716,7 @@ async fn an_endpoint_without_old_items_on_failure_is_read_instead() {
 
 #[tokio::test(start_paused = true)]
 async fn a_release_retried_after_an_unknown_outcome_recognises_its_own_landing() {
-    let w = world().await;
-    let (faults, transport) = w.own_faults();
+    let (w, faults, transport) = world_with_own_faults().await;
     let lock = w.client_over(transport, LockConfig { lease_duration: LEASE, ..LockConfig::new("locks") }).acquire("job", None).await.unwrap();
     // Every send of the first release lands and loses its answer.
     for _ in 0..4 {
@@ -728,8 +730,7 @@ async fn a_release_retried_after_an_unknown_outcome_recognises_its_own_landing()
 
 #[tokio::test(start_paused = true)]
 async fn an_acquisition_answered_after_its_lease_ran_out_is_not_handed_out() {
-    let w = world().await;
-    let (faults, transport) = w.own_faults();
+    let (w, faults, transport) = world_with_own_faults().await;
     let config = LockConfig { lease_duration: Duration::from_secs(2), ..LockConfig::new("locks") };
     // The write lands and is answered 3 s after it was sent: by our clock its lease is over,
     // and another client may already have taken the lock with a higher token.

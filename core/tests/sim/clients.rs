@@ -183,13 +183,18 @@ impl Engine {
         c.world.checker.lock().unwrap().unhold(handle);
     }
 
+    /// The key a KV operation writes: the lock's own (`KIND-ID`), or one of two shared ones.
+    fn key_for(&self, kind: &str, fence: Option<(&str, &Lock)>) -> String {
+        match fence {
+            Some((id, _)) => format!("{kind}-{id}"),
+            None => format!("{kind}-shared-{}", self.c.roll(2)),
+        }
+    }
+
     /// A compare-and-swap increment: of the lock's own counter, fenced by it, or of a shared one.
     async fn increment(&self, fence: Option<(&str, &Lock)>) {
         let c = &self.c;
-        let key = match fence {
-            Some((id, _)) => format!("counter-{id}"),
-            None => format!("counter-shared-{}", c.roll(2)),
-        };
+        let key = self.key_for("counter", fence);
         let op = c.begin(OpKind::KvWrite { key: key.clone() });
         let previous = match self.kv.get(&key).await {
             Ok(previous) => previous,
@@ -210,10 +215,7 @@ impl Engine {
     /// A blind put of a register: fenced by the lock, or not.
     async fn put(&self, fence: Option<(&str, &Lock)>) {
         let c = &self.c;
-        let key = match fence {
-            Some((id, _)) => format!("register-{id}"),
-            None => format!("register-shared-{}", c.roll(2)),
-        };
+        let key = self.key_for("register", fence);
         let op = c.begin(OpKind::KvWrite { key: key.clone() });
         let options = fence.map(|(_, lock)| WriteOptions::default().fence(lock)).unwrap_or_default();
         let outcome = match self.kv.put(&key, &Value::from(op as i64), &options).await {

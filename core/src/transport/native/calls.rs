@@ -108,38 +108,31 @@ fn return_on_failure(all_old: bool) -> Option<sdk::ReturnValuesOnConditionCheckF
 /// set): the table, the condition and its attribute maps, and whether a failed condition
 /// returns the item. The SDK has no trait over them, hence a macro.
 macro_rules! conditional_write {
-    ($builder:expr, $table:expr, $rendered:expr, $return_old:expr) => {{
+    ($builder:expr, $write:ident, $rendered:expr) => {{
         let (names, values) = expression_maps(&$rendered);
         $builder
-            .table_name($table)
+            .table_name($write.table)
             .set_condition_expression($rendered.condition)
             .set_expression_attribute_names(names)
             .set_expression_attribute_values(values)
-            .set_return_values_on_condition_check_failure(return_on_failure($return_old))
+            .set_return_values_on_condition_check_failure(return_on_failure($write.return_old_on_condition_failure))
     }};
 }
 
 fn prepare_put(client: &Client, put: PutItem) -> PutItemFluentBuilder {
     let rendered = RenderedExpressions::new(put.condition.as_ref(), None, None, None);
-    conditional_write!(client.put_item(), put.table, rendered, put.return_old_on_condition_failure)
-        .set_item(Some(to_sdk_item(&put.item)))
-        .return_values(return_value(put.return_values))
+    conditional_write!(client.put_item(), put, rendered).set_item(Some(to_sdk_item(&put.item))).return_values(return_value(put.return_values))
 }
 
 fn prepare_update(client: &Client, update: UpdateItem) -> UpdateItemFluentBuilder {
     let rendered = RenderedExpressions::new(update.condition.as_ref(), Some(&update.update), None, None);
-    let expression = rendered.update.clone();
-    conditional_write!(client.update_item(), update.table, rendered, update.return_old_on_condition_failure)
-        .set_key(Some(to_sdk_item(&update.key)))
-        .set_update_expression(expression)
-        .return_values(return_value(update.return_values))
+    let (key, expression, returned) = (to_sdk_item(&update.key), rendered.update.clone(), return_value(update.return_values));
+    conditional_write!(client.update_item(), update, rendered).set_key(Some(key)).set_update_expression(expression).return_values(returned)
 }
 
 fn prepare_delete(client: &Client, delete: DeleteItem) -> DeleteItemFluentBuilder {
     let rendered = RenderedExpressions::new(delete.condition.as_ref(), None, None, None);
-    conditional_write!(client.delete_item(), delete.table, rendered, delete.return_old_on_condition_failure)
-        .set_key(Some(to_sdk_item(&delete.key)))
-        .return_values(return_value(delete.return_values))
+    conditional_write!(client.delete_item(), delete, rendered).set_key(Some(to_sdk_item(&delete.key))).return_values(return_value(delete.return_values))
 }
 
 fn prepare_query(client: &Client, query: Query) -> QueryFluentBuilder {
@@ -193,22 +186,18 @@ fn transact_item(item: TransactItem) -> Result<sdk::TransactWriteItem> {
         }
         TransactItem::Put(put) => {
             let rendered = action_expressions(put.return_values, put.condition.as_ref(), None)?;
-            let action = conditional_write!(sdk::Put::builder(), put.table, rendered, put.return_old_on_condition_failure)
-                .set_item(Some(to_sdk_item(&put.item)));
+            let action = conditional_write!(sdk::Put::builder(), put, rendered).set_item(Some(to_sdk_item(&put.item)));
             builder.put(action.build().map_err(build_error)?)
         }
         TransactItem::Update(update) => {
             let rendered = action_expressions(update.return_values, update.condition.as_ref(), Some(&update.update))?;
-            let expression = rendered.update.clone();
-            let action = conditional_write!(sdk::Update::builder(), update.table, rendered, update.return_old_on_condition_failure)
-                .set_key(Some(to_sdk_item(&update.key)))
-                .set_update_expression(expression);
+            let (key, expression) = (to_sdk_item(&update.key), rendered.update.clone());
+            let action = conditional_write!(sdk::Update::builder(), update, rendered).set_key(Some(key)).set_update_expression(expression);
             builder.update(action.build().map_err(build_error)?)
         }
         TransactItem::Delete(delete) => {
             let rendered = action_expressions(delete.return_values, delete.condition.as_ref(), None)?;
-            let action = conditional_write!(sdk::Delete::builder(), delete.table, rendered, delete.return_old_on_condition_failure)
-                .set_key(Some(to_sdk_item(&delete.key)));
+            let action = conditional_write!(sdk::Delete::builder(), delete, rendered).set_key(Some(to_sdk_item(&delete.key)));
             builder.delete(action.build().map_err(build_error)?)
         }
     };
@@ -440,29 +429,15 @@ mod tests {
 
     #[test]
     fn table_descriptions_take_key_types_from_attribute_definitions() {
+        let key = |name: &str, role| sdk::KeySchemaElement::builder().attribute_name(name).key_type(role).build().unwrap();
+        let attribute = |name: &str, kind| sdk::AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build().unwrap();
         let description = sdk::TableDescription::builder()
             .table_name("locks")
             .table_status(sdk::TableStatus::Active)
-            .key_schema(
-                sdk::KeySchemaElement::builder().attribute_name("id").key_type(sdk::KeyType::Hash).build().unwrap(),
-            )
-            .key_schema(
-                sdk::KeySchemaElement::builder().attribute_name("at").key_type(sdk::KeyType::Range).build().unwrap(),
-            )
-            .attribute_definitions(
-                sdk::AttributeDefinition::builder()
-                    .attribute_name("id")
-                    .attribute_type(sdk::ScalarAttributeType::B)
-                    .build()
-                    .unwrap(),
-            )
-            .attribute_definitions(
-                sdk::AttributeDefinition::builder()
-                    .attribute_name("at")
-                    .attribute_type(sdk::ScalarAttributeType::N)
-                    .build()
-                    .unwrap(),
-            )
+            .key_schema(key("id", sdk::KeyType::Hash))
+            .key_schema(key("at", sdk::KeyType::Range))
+            .attribute_definitions(attribute("id", sdk::ScalarAttributeType::B))
+            .attribute_definitions(attribute("at", sdk::ScalarAttributeType::N))
             .build();
         let described = table_description("DescribeTable", "locks", Some(description)).unwrap();
         assert_eq!(described.status, TableStatus::Active);
