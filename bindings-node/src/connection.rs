@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use dynalease::transport::native::MAX_RETRIES_LIMIT;
 use dynalease::transport::{LazyTransport, TargetOptions, Transport};
-use dynalease::Error;
 
 use crate::errors::CoreResultExt;
 use crate::locks::millis;
@@ -61,14 +59,8 @@ impl Connection {
     }
 }
 
-/// `maxRetries` as the core takes it: JS numbers are floats, so a count must be checked to be a
-/// whole number here. Counts within u32 go to the core, whose limit message says why.
+/// `maxRetries` as the core takes it: JS numbers are floats, so only a whole one is a count.
 fn retries(value: f64) -> dynalease::Result<u32> {
-    if !value.is_finite() || value < 0.0 || value.fract() != 0.0 {
-        return Err(Error::config(format!("maxRetries must be a whole number >= 0 (got {value}); use 0 to send each request once")));
-    }
-    if value > f64::from(u32::MAX) {
-        return Err(Error::config(format!("maxRetries is {value}; at most {MAX_RETRIES_LIMIT} is allowed; use 0 to send each request once")));
-    }
-    Ok(value as u32)
+    let whole = (value.is_finite() && value.fract() == 0.0).then_some(value as i128);
+    TargetOptions::retry_count(value, whole)
 }

@@ -5,14 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dynalease::transport::native::MAX_RETRIES_LIMIT;
 use dynalease::transport::{LazyTransport, TargetOptions, Transport};
 use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyInt};
 
 use crate::convert::optional_seconds;
-use crate::errors::{config_error, CoreResultExt};
+use crate::errors::CoreResultExt;
 
 #[derive(Debug)]
 pub struct Connection {
@@ -68,20 +67,11 @@ fn retries(value: &Bound<'_, PyAny>) -> PyResult<u32> {
         let name = value.get_type().name().map(|n| n.to_string()).unwrap_or_default();
         return Err(PyTypeError::new_err(format!("max_retries must be an int, not {name}")));
     }
-    let count = match value.extract::<i64>() {
-        Ok(count) => Some(count),
-        Err(error) if error.is_instance_of::<PyOverflowError>(value.py()) => None,
+    // Beyond i128 only the sign matters: the core refuses it either way, showing the int as given.
+    let whole = match value.extract::<i128>() {
+        Ok(count) => count,
+        Err(error) if error.is_instance_of::<PyOverflowError>(value.py()) => if value.lt(0)? { i128::MIN } else { i128::MAX },
         Err(error) => return Err(error),
     };
-    if value.lt(0)? {
-        return Err(config_error(format!("max_retries must be a whole number >= 0 (got {}); use 0 to send each request once", value.str()?)));
-    }
-    // Counts within u32 go to the core, whose limit message says why; larger ones fail the same way here.
-    match count.and_then(|c| u32::try_from(c).ok()) {
-        Some(count) => Ok(count),
-        None => Err(config_error(format!(
-            "max_retries is {}; at most {MAX_RETRIES_LIMIT} is allowed; use 0 to send each request once",
-            value.str()?
-        ))),
-    }
+    TargetOptions::retry_count(value.str()?, Some(whole)).py()
 }

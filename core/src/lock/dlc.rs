@@ -722,6 +722,7 @@ impl HeldLock {
     /// `lease_from_mono_ms`: from [`Action::Acquired`]; `None` when unknown (a lock built by
     /// hand), and then a release whose condition fails is always reported as failed.
     pub fn new(table: DlcTable, id: DlcKey, mode: HeldMode, guid: Vec<u8>, lease_from_mono_ms: Option<i64>) -> HeldLock {
+        let release_sends = Sends::new(if mode == HeldMode::FailClosed { "DeleteItem" } else { "UpdateItem" });
         HeldLock {
             table,
             id,
@@ -734,7 +735,7 @@ impl HeldLock {
             unsettled_guid: None,
             lease_from_mono_ms,
             heartbeat_sent_mono_ms: 0,
-            release_sends: Sends::new("DeleteItem"),
+            release_sends,
         }
     }
 

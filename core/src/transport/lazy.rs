@@ -77,6 +77,16 @@ mod tests {
     }
 
     #[test]
+    fn retry_counts_as_the_bindings_receive_them() {
+        assert_eq!(TargetOptions::retry_count("3", Some(3)).unwrap(), 3);
+        let fraction = TargetOptions::retry_count(2.5, None).unwrap_err().to_string();
+        assert!(fraction.starts_with("max_retries must be a whole number >= 0 (got 2.5)"), "{fraction}");
+        assert!(TargetOptions::retry_count(-1, Some(-1)).unwrap_err().to_string().contains("(got -1)"));
+        let huge = TargetOptions::retry_count("10**30", Some(i128::MAX)).unwrap_err().to_string();
+        assert!(huge.contains("is 10**30; at most 100 is allowed"), "{huge}");
+    }
+
+    #[test]
     fn bad_options_fail_before_anything_is_built() {
         let options = TargetOptions { max_retries: Some(native::MAX_RETRIES_LIMIT + 1), ..TargetOptions::default() };
         assert!(LazyTransport::new(options).is_err());

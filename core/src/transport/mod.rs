@@ -41,6 +41,21 @@ pub struct TargetOptions {
     pub max_retries: Option<u32>,
 }
 
+impl TargetOptions {
+    /// A `max_retries` as a binding received it: `shown` as the caller wrote it, `whole` its
+    /// value when it is a whole number (`None` for 2.5 or NaN, which float-only languages can
+    /// pass). Counts that fit go on to [`native::NativeConfig::validate`], which checks the limit.
+    pub fn retry_count(shown: impl std::fmt::Display, whole: Option<i128>) -> Result<u32> {
+        let once = "use 0 to send each request once";
+        match whole {
+            Some(count) if count >= 0 => u32::try_from(count).map_err(|_| {
+                crate::Error::option("max_retries", format!("is {shown}; at most {} is allowed; {once}", native::MAX_RETRIES_LIMIT))
+            }),
+            _ => Err(crate::Error::option("max_retries", format!("must be a whole number >= 0 (got {shown}); {once}"))),
+        }
+    }
+}
+
 impl Target {
     /// Validates the options now; connecting waits for [`Target::connect`], which is async.
     /// The call timeout and retries are checked for `memory://` targets too (and then unused),
