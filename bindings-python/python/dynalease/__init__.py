@@ -25,7 +25,8 @@ say what to do next. ``OutcomeUnknownError`` (a ``TransportError``) means a writ
 and could not be resolved: it may or may not have been applied, so read the current state before
 retrying it. Arguments of the wrong Python type (e.g. a str for a duration) raise ``TypeError``
 as usual. Every family has a stable ``code`` (``LockLostError.code == "ERR_DYNALEASE_LOCK_LOST"``,
-also on instances); lock errors carry ``lock_id`` and ``reason``, key errors ``key``.
+also on instances); lock errors carry ``lock_id`` and ``reason``, key errors ``key``, and a
+``ConfigError`` about one option names it in ``option``.
 
 Every client takes ``call_timeout=`` (seconds per DynamoDB call) and ``max_retries=`` (repeats
 of a failed call when that is safe); lock clients also take ``poll_interval=`` (the longest
