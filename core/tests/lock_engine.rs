@@ -167,6 +167,84 @@ async fn a_release_elsewhere_is_seen_within_the_poll_interval() {
     assert_eq!(lock.fencing_token(), Some(5));
 }
 
+/// Starts `waiters` tasks acquiring `job` (held elsewhere for 10 minutes) for 60 s; returns
+/// when each GetItem and UpdateItem was sent, from the start.
+async fn one_minute_of_waiting(waiters: usize) -> (Vec<Duration>, Vec<Duration>) {
+    let w = world().await;
+    w.put_raw(dlc_item("job", 9, Some(4), Some(600_000))).await;
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..waiters)
+        .map(|_| {
+            let client = w.leases(LEASE, None);
+            tokio::spawn(async move { client.acquire("job", Some(Duration::from_secs(60))).await })
+        })
+        .collect();
+    for task in tasks {
+        assert!(matches!(task.await.unwrap(), Err(Error::LockNotAcquired { .. })));
+    }
+    let since_start = |times: Vec<Instant>| times.into_iter().map(|at| at - start).collect();
+    (since_start(w.faulty.sent("GetItem")), since_start(w.faulty.sent("UpdateItem")))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_wait_reads_fast_at_first_then_about_once_a_second() {
+    let (reads, writes) = one_minute_of_waiting(1).await;
+    assert_eq!(writes, [Duration::ZERO], "one acquisition write, when the wait starts");
+    // Never faster than the poll interval.
+    assert!(reads.windows(2).all(|pair| pair[1] - pair[0] >= LockConfig::new("locks").poll_interval), "{reads:?}");
+    // The first two seconds at the poll interval (a release there is seen within 50 ms)...
+    assert_eq!(reads.iter().filter(|at| **at <= Duration::from_secs(2)).count(), 40);
+    // ...then backing off: at most one read a second once the wait is a few seconds old.
+    let late = reads.iter().filter(|at| **at > Duration::from_secs(5)).count();
+    assert!((35..=55).contains(&late), "{late} reads in the last 55 s");
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiters_for_one_lock_in_a_process_share_one_poller() {
+    let (one_reads, one_writes) = one_minute_of_waiting(1).await;
+    let (many_reads, many_writes) = one_minute_of_waiting(25).await;
+    // Each waiter's first look is its own try at the lock (one write as it starts: the lock may
+    // have been freed since anyone here looked); from then on twenty-five waiters cost what one
+    // does: one read schedule (the jitter differs between the runs by a read or two).
+    assert_eq!(one_writes, [Duration::ZERO]);
+    assert_eq!(many_writes, [Duration::ZERO; 25]);
+    assert!(many_reads.len().abs_diff(one_reads.len()) <= 3, "{} reads for 25 waiters, {} for one", many_reads.len(), one_reads.len());
+    assert!(many_reads.windows(2).all(|pair| pair[1] - pair[0] >= LockConfig::new("locks").poll_interval));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_release_in_this_process_hands_over_to_each_local_waiter_in_turn_without_wasted_writes() {
+    let w = world().await;
+    let holder = w.leases(LEASE, Some(Duration::from_secs(3))).acquire("job", None).await.unwrap();
+    let waiters: Vec<_> = (0..5)
+        .map(|_| {
+            let client = w.leases(LEASE, Some(Duration::from_secs(3)));
+            tokio::spawn(async move {
+                let lock = client.acquire("job", Some(Duration::from_secs(60))).await.unwrap();
+                let token = lock.fencing_token();
+                lock.release().await.unwrap();
+                (Instant::now(), token)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    w.faulty.clear_log();
+    holder.release().await.unwrap();
+    let released_at = Instant::now();
+    let mut tokens = Vec::new();
+    for waiter in waiters {
+        let (done_at, token) = waiter.await.unwrap();
+        // Each release wakes the rest at once: no poll pause between the five holders.
+        assert_eq!(done_at, released_at);
+        tokens.push(token.unwrap());
+    }
+    tokens.sort();
+    assert_eq!(tokens, [2, 3, 4, 5, 6]);
+    // Each acquisition and release is one write; the waiters that lost a race learned it from
+    // the winner's answer instead of writing themselves.
+    assert_eq!(w.faulty.operations().iter().filter(|op| **op == "UpdateItem").count(), 1 + 5 * 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn heartbeats_rotate_the_guid_and_keep_the_token() {
     let w = world().await;

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
 use tokio::time::Instant;
 
 use crate::clock::{self, SharedClock};
@@ -13,13 +12,10 @@ use crate::lock::config::{LockConfig, Mode};
 use crate::lock::held::{Acquired, Lock};
 use crate::lock::item::{new_guid, LockId, LockTable, Observed};
 use crate::lock::undo::{AcquireGuard, LockSite};
-use crate::lock::wake;
+use crate::lock::poll;
 use crate::resend::Sends;
 use crate::transport::{Transport, TransportExt};
 use crate::value::{Item, MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES};
-
-/// The first pause after finding a lock held; pauses double up to the poll interval.
-const FIRST_POLL: Duration = Duration::from_millis(5);
 
 /// Acquires locks of one table and configuration. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -32,9 +28,21 @@ pub struct LockClient {
 
 /// The outcome of one acquisition write.
 enum Attempt {
-    Acquired(Lock),
+    /// Taken, and what the item shows now.
+    Acquired(Lock, Option<Observed>),
     /// Held by someone else: what the failed write saw (`None`: the item vanished meanwhile).
     Held(Option<Observed>),
+}
+
+/// What a waiter asks the table next.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Want {
+    /// A look at the item.
+    Read,
+    /// An acquisition write: the lock looked free, or this is the first try.
+    Write,
+    /// A takeover write: the watched lease ran out on our clock.
+    Takeover,
 }
 
 /// A holder we are waiting out: its guid and token, and when we may take over if they stay.
@@ -74,7 +82,7 @@ impl LockClient {
     pub async fn try_acquire(&self, id: impl Into<LockId>) -> Result<Option<Lock>> {
         let id = self.check_id(id.into())?;
         Ok(match self.attempt(&id, None).await? {
-            Attempt::Acquired(lock) => Some(lock),
+            Attempt::Acquired(lock, _) => Some(lock),
             Attempt::Held(_) => None,
         })
     }
@@ -82,8 +90,14 @@ impl LockClient {
     /// Acquires the lock, waiting up to `timeout` (`None`: as long as it takes).
     ///
     /// A held lease is taken over only after this client has seen the same guid and token for
-    /// the item's whole `leaseDurationMs` on its own monotonic clock. A release is noticed
-    /// within about the poll interval (at once when it happens in this process).
+    /// the item's whole `leaseDurationMs` on its own monotonic clock. While it waits, a release
+    /// elsewhere is noticed within the poll interval for the first two seconds, then within a
+    /// pause that grows with the wait up to the max poll interval (see
+    /// [`LockConfig::poll_pause`]); a release in this process wakes its waiters at once.
+    ///
+    /// The waiters of one lock id in this process share one poller (when their clients share a
+    /// transport, see [`Transport::scope`]): one request for the id at a time, whose answer
+    /// serves them all, so a hundred waiting tasks cost the table what one does.
     ///
     /// Cancel by dropping the future. If it is dropped while a write is in flight, that write
     /// may still take the lock for nobody; it is taken back (conditioned on that write's own
@@ -91,41 +105,66 @@ impl LockClient {
     pub async fn acquire(&self, id: impl Into<LockId>, timeout: Option<Duration>) -> Result<Lock> {
         let id = self.check_id(id.into())?;
         let deadline = timeout.map(|t| Instant::now() + t);
-        let released_here = wake::subscribe(&self.table.table, &id);
+        let poll = poll::join(self.transport.as_ref(), &self.table.table, &id);
         let mut watch: Option<Watch> = None;
-        let mut try_write = true;
-        let mut pause = FIRST_POLL;
+        // What this waiter needs next, and after which event of the poller: it acts only on
+        // what the table showed after that (another waiter's sighting qualifies if its request
+        // went out later).
+        let mut want = Want::Write;
+        let mut wanted_after = poll.now();
         loop {
             // Listen before looking, so a release between the look and the sleep still wakes us.
-            let notified = released_here.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
+            let released_here = poll.released();
+            tokio::pin!(released_here);
+            released_here.as_mut().enable();
 
-            let takeover_due = watch.as_ref().and_then(|w| w.takeover_at).is_some_and(|at| Instant::now() >= at);
-            let seen = if try_write || takeover_due {
-                // A failed takeover starts a fresh watch, even if the item looks the same.
-                let watched = if takeover_due { watch.take() } else { None };
-                match self.attempt(&id, watched.as_ref().map(|w| &w.seen)).await? {
-                    Attempt::Acquired(lock) => return Ok(lock),
-                    Attempt::Held(seen) => seen,
-                }
-            } else {
-                self.read(&id).await?.as_ref().map(Observed::from_item)
+            let turn = match deadline {
+                Some(d) => tokio::time::timeout_at(d, poll.turn()).await.ok(),
+                None => Some(poll.turn().await),
             };
-            let observed_at = Instant::now();
+            let Some(turn) = turn else {
+                return Err(self.not_acquired(&id, timeout, watch.as_ref().map(|w| &w.seen)));
+            };
+            let sighting = match turn.sighting_after(wanted_after) {
+                Some(sighting) => Some(sighting),
+                None if want == Want::Read && Instant::now() < poll.next_read() => None,
+                None => {
+                    let sent = turn.sending();
+                    let seen = match want {
+                        Want::Read => self.read(&id).await?.as_ref().map(Observed::from_item),
+                        // A failed takeover starts a fresh watch, even if the item looks the same.
+                        Want::Write | Want::Takeover => {
+                            let watched = if want == Want::Takeover { watch.take() } else { None };
+                            match self.attempt(&id, watched.as_ref().map(|w| &w.seen)).await? {
+                                Attempt::Acquired(lock, seen) => {
+                                    // The others learn the lock is taken without asking.
+                                    turn.publish(sent, seen, &self.config);
+                                    return Ok(lock);
+                                }
+                                Attempt::Held(seen) => seen,
+                            }
+                        }
+                    };
+                    Some(turn.publish(sent, seen, &self.config))
+                }
+            };
+            drop(turn);
 
-            match seen {
-                None => try_write = true,
-                // Fail-closed acquisition needs the item gone; a released lease item is not free
-                // to it (mixing modes on one id), so it waits like for any holder.
-                Some(seen) if seen.is_released() && self.is_fail_open() => try_write = true,
-                Some(seen) => {
-                    try_write = false;
-                    if !watch.as_ref().is_some_and(|w| w.seen.same_lease(&seen)) {
-                        // A new holder or a renewed lease: the wait starts over.
-                        pause = FIRST_POLL;
-                        let takeover_at = self.lease_remaining(&seen).map(|remaining| observed_at + remaining);
-                        watch = Some(Watch { seen, takeover_at });
+            if let Some(sighting) = sighting {
+                wanted_after = sighting.sent;
+                want = Want::Read;
+                match sighting.seen {
+                    None => want = Want::Write,
+                    // Fail-closed acquisition needs the item gone; a released lease item is not
+                    // free to it (mixing modes on one id), so it waits like for any holder.
+                    Some(seen) if seen.is_released() && self.is_fail_open() => want = Want::Write,
+                    Some(seen) => {
+                        if !watch.as_ref().is_some_and(|w| w.seen.same_lease(&seen)) {
+                            // A new holder or a renewed lease: the lease is timed from this
+                            // sighting's answer, after the table showed it.
+                            let takeover_at = self.lease_remaining(&seen).map(|remaining| sighting.answered + remaining);
+                            watch = Some(Watch { seen, takeover_at });
+                        }
                     }
                 }
             }
@@ -133,12 +172,13 @@ impl LockClient {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(self.not_acquired(&id, timeout, watch.as_ref().map(|w| &w.seen)));
             }
-            if try_write {
+            if want == Want::Write {
+                wanted_after = poll.now();
                 continue;
             }
-            let mut wake_at = Instant::now() + jitter(pause);
-            pause = (pause * 2).min(self.config.poll_interval);
-            if let Some(at) = watch.as_ref().and_then(|w| w.takeover_at) {
+            let takeover_at = watch.as_ref().and_then(|w| w.takeover_at);
+            let mut wake_at = poll.next_read();
+            if let Some(at) = takeover_at {
                 wake_at = wake_at.min(at);
             }
             if let Some(d) = deadline {
@@ -149,8 +189,16 @@ impl LockClient {
             // Biased: a seeded simulation replays the same branch choices.
             tokio::select! {
                 biased;
-                _ = tokio::time::sleep_until(wake_at) => {}
-                _ = notified => try_write = true,
+                _ = tokio::time::sleep_until(wake_at) => {
+                    if takeover_at.is_some_and(|at| Instant::now() >= at) {
+                        want = Want::Takeover;
+                    }
+                    wanted_after = poll.now();
+                }
+                _ = released_here => {
+                    want = Want::Write;
+                    wanted_after = poll.last_release();
+                }
             }
         }
     }
@@ -203,7 +251,8 @@ impl LockClient {
                 }
                 Mode::FailClosed => {
                     let request = self.table.acquire_fail_closed(id, guard.guid(), &self.config.owner);
-                    self.transport.put_item(request).await.map(|_| None)
+                    let written = request.item.clone();
+                    self.transport.put_item(request).await.map(|_| Some(written))
                 }
             };
             guard.answered(outcome.as_ref().is_err_and(Error::is_ambiguous));
@@ -244,7 +293,8 @@ impl LockClient {
             }
             let guid = guard.guid().to_vec();
             let uncertain_until = guard.disarm_held();
-            return Ok(Attempt::Acquired(self.held(id, guid, item, lease_start, uncertain_until)));
+            let seen = item.as_ref().map(Observed::from_item);
+            return Ok(Attempt::Acquired(self.held(id, guid, item, lease_start, uncertain_until), seen));
         }
     }
 
@@ -305,10 +355,4 @@ impl LockClient {
             )
         })
     }
-}
-
-/// A pause between half and all of `pause`, so waiters in many processes do not read in step.
-fn jitter(pause: Duration) -> Duration {
-    let half = pause / 2;
-    half + crate::random::with_rng(|rng| rng.random_range(Duration::ZERO..=half))
 }

@@ -9,9 +9,17 @@ use crate::lock::item::RESERVED_ATTRIBUTES;
 /// enough that a crashed Lambda's lock frees up quickly.
 pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(10);
 
-/// The longest a waiter sleeps between reads of a held lock, so a release in another process is
-/// seen within about this long.
+/// How often a waiter reads a held lock in the first [`FAST_POLL_WINDOW`] of its wait, and the
+/// shortest pause between its reads ever: a release in another process is seen within this long
+/// while a wait is young, when most waits end (a holder finishing its work).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The longest pause between a waiter's reads, reached a few seconds into a wait: a waiter
+/// reads about once every 1.3 s (at most one read a second) however long it waits.
+pub const DEFAULT_MAX_POLL_INTERVAL: Duration = Duration::from_millis(1_500);
+
+/// How long a wait polls at the poll interval before the pauses start to grow.
+pub const FAST_POLL_WINDOW: Duration = Duration::from_secs(2);
 
 /// The partition key attribute of lock tables unless configured otherwise (dlc's examples use
 /// it too).
@@ -66,9 +74,13 @@ pub struct LockConfig {
     pub trust_local_time: bool,
     /// The `owner` written into lock items (default `dynalease@<version>_<user>@<host>`).
     pub owner: String,
-    /// The longest pause between reads while waiting for a held lock (default
+    /// The pause between reads while waiting for a held lock, for the first
+    /// [`FAST_POLL_WINDOW`] of a wait, and the shortest pause ever (default
     /// [`DEFAULT_POLL_INTERVAL`]).
     pub poll_interval: Duration,
+    /// The longest pause between reads of a long wait (default [`DEFAULT_MAX_POLL_INTERVAL`]);
+    /// a longer `poll_interval` wins. See [`poll_pause`](LockConfig::poll_pause).
+    pub max_poll_interval: Duration,
 }
 
 impl LockConfig {
@@ -85,7 +97,22 @@ impl LockConfig {
             trust_local_time: false,
             owner: default_owner(),
             poll_interval: DEFAULT_POLL_INTERVAL,
+            max_poll_interval: DEFAULT_MAX_POLL_INTERVAL,
         }
+    }
+
+    /// The pause before a waiter's next read, `waited` into the wait: the poll interval for the
+    /// first [`FAST_POLL_WINDOW`], then half the time waited beyond it, up to the max poll
+    /// interval; shortened by the fraction `shorten_by` (0 to 1/4, drawn at random, so that
+    /// waiters in many processes do not read in step), and never below the poll interval.
+    ///
+    /// A release is seen within a poll interval while a wait is young, and within about 5% of
+    /// the time waited (at most the max poll interval) later; a long wait costs about one read
+    /// per max poll interval.
+    pub fn poll_pause(&self, waited: Duration, shorten_by: f64) -> Duration {
+        let ceiling = self.max_poll_interval.max(self.poll_interval);
+        let target = (waited.saturating_sub(FAST_POLL_WINDOW) / 2).clamp(self.poll_interval, ceiling);
+        target.mul_f64(1.0 - shorten_by.clamp(0.0, 0.25)).max(self.poll_interval)
     }
 
     /// The behaviour these options add up to.
@@ -138,6 +165,9 @@ impl LockConfig {
         }
         if self.poll_interval.is_zero() {
             return Err(Error::option("poll_interval", "must be greater than zero"));
+        }
+        if self.max_poll_interval.is_zero() {
+            return Err(Error::option("max_poll_interval", "must be greater than zero"));
         }
         if let Mode::FailOpen { lease_duration, heartbeat_period, .. } = self.mode() {
             // A lease of 1 ms is how the table marks a released lock.
@@ -230,6 +260,22 @@ mod tests {
         })
         .contains("shorter than lease_duration"));
         assert!(message(LockConfig { poll_interval: Duration::ZERO, ..locks() }).contains("greater than zero"));
+        assert!(message(LockConfig { max_poll_interval: Duration::ZERO, ..locks() }).starts_with("max_poll_interval must be greater"));
+    }
+
+    #[test]
+    fn waits_poll_fast_for_two_seconds_then_back_off_to_the_ceiling() {
+        let config = LockConfig::new("locks");
+        let pause = |waited_ms: u64, shorten_by: f64| config.poll_pause(Duration::from_millis(waited_ms), shorten_by).as_millis();
+        // The poll interval, never shortened below it, through the fast window and just after.
+        assert_eq!([pause(0, 0.0), pause(1_999, 0.25), pause(2_050, 0.0)], [50, 50, 50]);
+        // Then half the time waited beyond the window, shortened by up to a quarter.
+        assert_eq!([pause(2_400, 0.0), pause(3_000, 0.0), pause(3_000, 0.25)], [200, 500, 375]);
+        // Up to the ceiling: at most one read a second on average, however long the wait.
+        assert_eq!([pause(60_000, 0.0), pause(60_000, 0.25), pause(60_000, 1.0)], [1_500, 1_125, 1_125]);
+        // A poll interval above the ceiling wins.
+        let slow = LockConfig { poll_interval: Duration::from_secs(3), ..LockConfig::new("locks") };
+        assert_eq!(slow.poll_pause(Duration::from_secs(60), 0.25), Duration::from_secs(3));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::lock::config::{LockConfig, Mode};
 use crate::lock::item::{freed_by_our_release, new_guid, LockId, Observed};
 use crate::lock::undo::LockSite;
-use crate::lock::wake;
+use crate::lock::poll;
 use crate::request::Request;
 use crate::resend::Sends;
 use crate::transport::TransportExt;
@@ -243,7 +243,7 @@ impl Lock {
                 if let Some(data) = data {
                     *lock(&inner.data) = Some(data);
                 }
-                wake::released(&inner.site.table.table, &inner.site.id);
+                poll::released(inner.site.transport.as_ref(), &inner.site.table.table, &inner.site.id);
                 tracing::debug!(lock = %inner.site.id, "released");
             }
             Err(Error::LockLost { reason, .. }) => {

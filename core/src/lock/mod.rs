@@ -33,10 +33,12 @@ pub mod dlc;
 pub(crate) mod fence;
 pub(crate) mod held;
 pub(crate) mod item;
+mod poll;
 mod undo;
-mod wake;
 
 pub use client::LockClient;
-pub use config::{LockConfig, Mode, DEFAULT_LEASE_DURATION, DEFAULT_PARTITION_KEY, DEFAULT_POLL_INTERVAL};
+pub use config::{
+    LockConfig, Mode, DEFAULT_LEASE_DURATION, DEFAULT_MAX_POLL_INTERVAL, DEFAULT_PARTITION_KEY, DEFAULT_POLL_INTERVAL, FAST_POLL_WINDOW,
+};
 pub use held::{Lock, LockStatus};
 pub use item::{LockId, RESERVED_ATTRIBUTES};

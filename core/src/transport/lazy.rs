@@ -3,9 +3,11 @@
 //!
 //! Built lazily because building the SDK transport is async (it reads the AWS configuration
 //! chain) while the bindings' constructors are not. Cached per process because a forked child
-//! must not use connections that belong to its parent's runtime: it builds its own.
+//! must not use connections that belong to its parent's runtime: it builds its own. Clients
+//! with the same target share one transport: one connection pool, and one poller per lock id
+//! for their waiters (see [`Transport::scope`]).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use crate::error::Result;
@@ -42,7 +44,8 @@ impl LazyTransport {
         self.max_retries
     }
 
-    /// The transport of this process, built on first use.
+    /// The transport of this process, built on first use (or shared with another client of the
+    /// same target that built one).
     pub async fn get(&self) -> Result<Arc<dyn Transport>> {
         let pid = std::process::id();
         if let Some((owner, transport)) = &*self.built.lock().unwrap_or_else(PoisonError::into_inner) {
@@ -50,8 +53,12 @@ impl LazyTransport {
                 return Ok(transport.clone());
             }
         }
-        let transport = self.target.connect().await?;
+        let transport = match shared(&self.target, pid) {
+            Some(transport) => transport,
+            None => self.target.connect().await?,
+        };
         // Two first calls racing both build one; the first stored wins, so clients stay shared.
+        let transport = share(&self.target, pid, transport);
         let mut built = self.built.lock().unwrap_or_else(PoisonError::into_inner);
         match &*built {
             Some((owner, existing)) if *owner == pid => Ok(existing.clone()),
@@ -61,6 +68,30 @@ impl LazyTransport {
             }
         }
     }
+}
+
+/// The transports built in this process, by target: weak, so one goes when its clients do.
+type Built = Mutex<Vec<(Target, u32, Weak<dyn Transport>)>>;
+
+fn built() -> &'static Built {
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    BUILT.get_or_init(Default::default)
+}
+
+fn shared(target: &Target, pid: u32) -> Option<Arc<dyn Transport>> {
+    let built = built().lock().unwrap_or_else(PoisonError::into_inner);
+    built.iter().filter(|(t, owner, _)| t == target && *owner == pid).find_map(|(_, _, weak)| weak.upgrade())
+}
+
+/// The transport to use for `target`: one built earlier and still alive, else `transport`.
+fn share(target: &Target, pid: u32, transport: Arc<dyn Transport>) -> Arc<dyn Transport> {
+    let mut built = built().lock().unwrap_or_else(PoisonError::into_inner);
+    built.retain(|(_, owner, weak)| *owner == pid && weak.strong_count() > 0);
+    if let Some(existing) = built.iter().filter(|(t, _, _)| t == target).find_map(|(_, _, weak)| weak.upgrade()) {
+        return existing;
+    }
+    built.push((target.clone(), pid, Arc::downgrade(&transport)));
+    transport
 }
 
 #[cfg(test)]
@@ -74,6 +105,20 @@ mod tests {
         assert_eq!((lazy.call_timeout(), lazy.max_retries()), (native::DEFAULT_CALL_TIMEOUT, native::DEFAULT_MAX_RETRIES));
         let (a, b) = (lazy.get().await.unwrap(), lazy.get().await.unwrap());
         assert!(Arc::ptr_eq(&a, &b));
+    }
+
+    #[tokio::test]
+    async fn clients_with_the_same_target_share_one_transport() {
+        let options = |name: &str| TargetOptions { endpoint_url: Some(format!("memory://{name}")), ..TargetOptions::default() };
+        let (one, two, other) = (
+            LazyTransport::new(options("lazy-shared")).unwrap(),
+            LazyTransport::new(options("lazy-shared")).unwrap(),
+            LazyTransport::new(options("lazy-other")).unwrap(),
+        );
+        let first = one.get().await.unwrap();
+        assert!(Arc::ptr_eq(&first, &two.get().await.unwrap()));
+        assert!(!Arc::ptr_eq(&first, &other.get().await.unwrap()));
+        assert_eq!(first.scope(), two.get().await.unwrap().scope());
     }
 
     #[test]

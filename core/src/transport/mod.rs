@@ -103,6 +103,15 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
     fn late_landing_window(&self) -> Duration {
         Duration::ZERO
     }
+
+    /// Which tables this transport reaches, as far as waiting is concerned: the waiters of one
+    /// lock id whose transports return the same scope share one poller (see
+    /// [`LockClient::acquire`](crate::lock::LockClient::acquire)). By default the transport
+    /// object itself, so clients that share a transport share their pollers; a transport that
+    /// wraps another should return the wrapped one's scope.
+    fn scope(&self) -> usize {
+        std::ptr::from_ref(self).cast::<()>() as usize
+    }
 }
 
 /// Typed calls over [`Transport::execute`], so engines never match on [`Response`].

@@ -34,7 +34,8 @@ pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 pub struct Faulty {
     inner: Arc<dyn Transport>,
     faults: Arc<Mutex<VecDeque<(&'static str, Fault)>>>,
-    log: Arc<Mutex<Vec<&'static str>>>,
+    /// Each request's operation and when it was sent (tokio's clock).
+    log: Arc<Mutex<Vec<(&'static str, tokio::time::Instant)>>>,
 }
 
 impl Faulty {
@@ -57,7 +58,12 @@ impl Faulty {
     }
 
     pub fn operations(&self) -> Vec<&'static str> {
-        self.log.lock().unwrap().clone()
+        self.log.lock().unwrap().iter().map(|(operation, _)| *operation).collect()
+    }
+
+    /// When each `operation` request was sent.
+    pub fn sent(&self, operation: &str) -> Vec<tokio::time::Instant> {
+        self.log.lock().unwrap().iter().filter(|(op, _)| *op == operation).map(|(_, at)| *at).collect()
     }
 
     pub fn clear_log(&self) {
@@ -69,7 +75,7 @@ impl Faulty {
 impl Transport for Faulty {
     async fn execute(&self, request: Request) -> Result<Response> {
         let operation = request.operation();
-        self.log.lock().unwrap().push(operation);
+        self.log.lock().unwrap().push((operation, tokio::time::Instant::now()));
         let fault = {
             let mut faults = self.faults.lock().unwrap();
             match faults.iter().position(|(op, _)| *op == operation) {

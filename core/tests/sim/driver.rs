@@ -41,6 +41,9 @@ pub struct Params {
     pub open_ids: Vec<String>,
     pub closed_ids: Vec<String>,
     pub duration: Duration,
+    /// Engine clients 2k and 2k+1 run in one process: their waiters for a lock id share one
+    /// poller, and a release by one wakes the other's waiters.
+    pub paired_processes: bool,
     /// A broken client for the checker's own test: it trusts wall clocks, and its runs an hour
     /// ahead, so it takes over leases that are still held.
     pub skewed_client: Option<usize>,
@@ -62,6 +65,7 @@ impl Params {
             open_ids: ids("open", rng.random_range(1..=2)),
             closed_ids: ids("closed", rng.random_range(1..=2)),
             duration: Duration::from_millis(rng.random_range(5_000..=15_000)),
+            paired_processes: false,
             skewed_client: None,
         };
         // A quarter of the runs are a storm on one lease lock: many waiters, many faults and
@@ -73,6 +77,7 @@ impl Params {
             params.cuts_every = Some(Duration::from_millis(rng.random_range(300..=1_500)));
             params.duration = Duration::from_millis(rng.random_range(10_000..=20_000));
         }
+        params.paired_processes = rng.random_bool(0.5);
         params
     }
 }
@@ -100,8 +105,9 @@ impl World {
             let mut rng = self.rng.lock().unwrap();
             (self.params.fault_rate * [0.0, 0.5, 1.0, 2.0][rng.random_range(0..4)]).min(0.6)
         };
-        self.checker.lock().unwrap().note(format!("c{client}'s network: fault rate {fault_rate}"));
-        let link = Link::new(self.net.clone(), client, fault_rate);
+        let process = if self.params.paired_processes { client / 2 } else { client };
+        self.checker.lock().unwrap().note(format!("c{client}'s network: fault rate {fault_rate}; process {process}"));
+        let link = Link::new(self.net.clone(), client, process, fault_rate);
         self.links.lock().unwrap().push(link.clone());
         link
     }
@@ -159,8 +165,8 @@ pub fn run_with(seed: u64, full_trace: bool, tweak: impl FnOnce(&mut Params)) ->
 /// sending in the background after its caller had an unknown outcome.
 const UNDO_PAUSE: Duration = Duration::from_secs(5);
 
-/// Tables get a name per run: the core wakes waiters in this process by table and id, and runs
-/// on other test threads must not wake ours.
+/// Tables get a name per run: the core shares pollers and wakes waiters by table and id within
+/// a process (here: a link's process number), and runs on other test threads must not mix with ours.
 static RUNS: AtomicU64 = AtomicU64::new(0);
 
 async fn simulate(seed: u64, full_trace: bool, tweak: impl FnOnce(&mut Params)) -> Report {

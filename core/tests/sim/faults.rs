@@ -163,6 +163,8 @@ impl Drop for GiveUpGuard {
 pub struct Link {
     net: Arc<Net>,
     pub client: usize,
+    /// The simulated process the client runs in: clients of one process share its pollers.
+    process: usize,
     /// Chance that one of this client's requests suffers a fault: clients have networks of
     /// their own, some clean, some bad.
     fault_rate: f64,
@@ -177,8 +179,8 @@ impl std::fmt::Debug for Net {
 }
 
 impl Link {
-    pub fn new(net: Arc<Net>, client: usize, fault_rate: f64) -> Arc<Link> {
-        Arc::new(Link { net, client, fault_rate, op: AtomicU64::new(0), cut: Mutex::new(None) })
+    pub fn new(net: Arc<Net>, client: usize, process: usize, fault_rate: f64) -> Arc<Link> {
+        Arc::new(Link { net, client, process, fault_rate, op: AtomicU64::new(0), cut: Mutex::new(None) })
     }
 
     /// Requests sent from now on belong to `op`.
@@ -285,5 +287,9 @@ impl Transport for Link {
 
     fn late_landing_window(&self) -> Duration {
         self.net.deadline
+    }
+
+    fn scope(&self) -> usize {
+        self.process
     }
 }
