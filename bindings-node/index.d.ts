@@ -117,8 +117,16 @@ export interface LockClientOptions {
   failClosed?: boolean;
   owner?: string;
   trustLocalTime?: boolean;
-  /** The longest pause between reads while waiting for a held lock (default 50; > 0). */
+  /**
+   * The pause between reads for the first 2 s of a wait for a held lock, and the shortest pause
+   * ever (default 50; > 0): a release elsewhere is seen within about this long while a wait is young.
+   */
   pollIntervalMs?: number;
+  /**
+   * The longest pause between reads of a long wait (default 1500; > 0): after 2 s the pauses
+   * grow with the wait up to this. Waiters for one lock id in a process share their reads.
+   */
+  maxPollIntervalMs?: number;
   /** DynamoDB endpoint, or "memory://NAME" for an in-process table. */
   endpoint?: string;
   region?: string;
@@ -160,6 +168,7 @@ export declare class LockClient {
   readonly owner: string;
   readonly callTimeoutMs: number;
   readonly pollIntervalMs: number;
+  readonly maxPollIntervalMs: number;
   readonly maxRetries: number;
   acquire(id: LockId, options?: AcquireOptions): Promise<LeaseLock>;
   tryAcquire(id: LockId): Promise<LeaseLock | null>;

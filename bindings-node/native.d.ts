@@ -118,6 +118,7 @@ export declare class LockClient {
   get owner(): string
   get callTimeoutMs(): number
   get pollIntervalMs(): number
+  get maxPollIntervalMs(): number
   get maxRetries(): number
 }
 
@@ -183,8 +184,13 @@ export interface LockClientOptions {
   region?: string
   /** How long one DynamoDB call may take before it is abandoned (default 5000). */
   callTimeoutMs?: number
-  /** The longest pause between reads while waiting for a held lock (default 50). */
+  /**
+   * The pause between reads for the first 2 s of a wait for a held lock, and the shortest
+   * pause ever (default 50).
+   */
   pollIntervalMs?: number
+  /** The longest pause between reads of a long wait (default 1500). */
+  maxPollIntervalMs?: number
   /** Repeats of a failed call when that is safe (default 7; 0 sends each request once). */
   maxRetries?: number
 }

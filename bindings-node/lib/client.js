@@ -12,7 +12,7 @@ const { callNative, codes, DynaleaseError } = require("./errors.js");
 const CONNECTION_OPTIONS = { endpoint: "string", region: "string", callTimeoutMs: "number", maxRetries: "number" };
 const LOCK_CLIENT_OPTIONS = {
   table: "string", partitionKey: "string", sortKey: "string", leaseDurationMs: "number", heartbeatPeriodMs: "number",
-  failClosed: "boolean", owner: "string", trustLocalTime: "boolean", pollIntervalMs: "number", ...CONNECTION_OPTIONS,
+  failClosed: "boolean", owner: "string", trustLocalTime: "boolean", pollIntervalMs: "number", maxPollIntervalMs: "number", ...CONNECTION_OPTIONS,
 };
 const KV_OPTIONS = { table: "string", partition: "string", partitionKey: "string", sortKey: "string", ...CONNECTION_OPTIONS };
 const CREATE_TABLE_OPTIONS = {
@@ -140,6 +140,7 @@ class LockClient {
   get owner() { return this.#native.owner; }
   get callTimeoutMs() { return this.#native.callTimeoutMs; }
   get pollIntervalMs() { return this.#native.pollIntervalMs; }
+  get maxPollIntervalMs() { return this.#native.maxPollIntervalMs; }
   get maxRetries() { return this.#native.maxRetries; }
 
   /**

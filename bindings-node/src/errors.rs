@@ -38,6 +38,7 @@ fn node_name(core: &str) -> Option<&'static str> {
         "timeout" => "timeoutMs",
         "call_timeout" => "callTimeoutMs",
         "poll_interval" => "pollIntervalMs",
+        "max_poll_interval" => "maxPollIntervalMs",
         "max_retries" => "maxRetries",
         "create_table" => "createTable",
         "atomic_put" => "atomicPut",

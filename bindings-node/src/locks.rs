@@ -37,8 +37,11 @@ pub struct LockClientOptions {
     pub region: Option<String>,
     /// How long one DynamoDB call may take before it is abandoned (default 5000).
     pub call_timeout_ms: Option<f64>,
-    /// The longest pause between reads while waiting for a held lock (default 50).
+    /// The pause between reads for the first 2 s of a wait for a held lock, and the shortest
+    /// pause ever (default 50).
     pub poll_interval_ms: Option<f64>,
+    /// The longest pause between reads of a long wait (default 1500).
+    pub max_poll_interval_ms: Option<f64>,
     /// Repeats of a failed call when that is safe (default 7; 0 sends each request once).
     pub max_retries: Option<f64>,
 }
@@ -78,6 +81,11 @@ impl LockClient {
             trust_local_time: options.trust_local_time.unwrap_or(false),
             owner: options.owner.unwrap_or(defaults.owner),
             poll_interval: options.poll_interval_ms.map(|ms| millis("pollIntervalMs", ms)).transpose()?.unwrap_or(defaults.poll_interval),
+            max_poll_interval: options
+                .max_poll_interval_ms
+                .map(|ms| millis("maxPollIntervalMs", ms))
+                .transpose()?
+                .unwrap_or(defaults.max_poll_interval),
             ..defaults
         };
         config.validate().js()?;
@@ -148,6 +156,11 @@ impl LockClient {
     #[napi(getter)]
     pub fn poll_interval_ms(&self) -> f64 {
         self.config.poll_interval.as_secs_f64() * 1000.0
+    }
+
+    #[napi(getter)]
+    pub fn max_poll_interval_ms(&self) -> f64 {
+        self.config.max_poll_interval.as_secs_f64() * 1000.0
     }
 
     #[napi(getter)]

@@ -159,9 +159,11 @@ test("a refused connection is a transport error, never an unknown outcome", asyn
 
 test("settings read back, with their defaults", () => {
   const lockDefaults = new LockClient({ table: "locks", endpoint: "memory://settings" });
-  assert.deepEqual([lockDefaults.callTimeoutMs, lockDefaults.pollIntervalMs, lockDefaults.maxRetries], [5000, 50, 7]);
-  const locks = new LockClient({ table: "locks", endpoint: "memory://settings", callTimeoutMs: 750, pollIntervalMs: 250, maxRetries: 0 });
-  assert.deepEqual([locks.callTimeoutMs, locks.pollIntervalMs, locks.maxRetries], [750, 250, 0]);
+  assert.deepEqual([lockDefaults.callTimeoutMs, lockDefaults.pollIntervalMs, lockDefaults.maxPollIntervalMs, lockDefaults.maxRetries], [5000, 50, 1500, 7]);
+  const locks = new LockClient({
+    table: "locks", endpoint: "memory://settings", callTimeoutMs: 750, pollIntervalMs: 250, maxPollIntervalMs: 3000, maxRetries: 0,
+  });
+  assert.deepEqual([locks.callTimeoutMs, locks.pollIntervalMs, locks.maxPollIntervalMs, locks.maxRetries], [750, 250, 3000, 0]);
   const kvDefaults = new KVStore({ table: "kv-store", partition: "p", endpoint: "memory://settings" });
   assert.deepEqual([kvDefaults.callTimeoutMs, kvDefaults.maxRetries], [5000, 7]);
   const kv = new KVStore({ table: "kv-store", partition: "p", endpoint: "memory://settings", callTimeoutMs: 2000, maxRetries: 100 });
@@ -195,6 +197,9 @@ test("bad settings fail in every constructor", async () => {
     [{ pollIntervalMs: 0 }, /pollIntervalMs must be greater than zero/],
     [{ pollIntervalMs: -5 }, /pollIntervalMs must be a finite number of milliseconds >= 0/],
     [{ pollIntervalMs: "50" }, /pollIntervalMs must be a number/],
+    [{ maxPollIntervalMs: 0 }, /maxPollIntervalMs must be greater than zero/],
+    [{ maxPollIntervalMs: -1 }, /maxPollIntervalMs must be a finite number of milliseconds >= 0/],
+    [{ maxPollIntervalMs: "1500" }, /maxPollIntervalMs must be a number/],
   ]) {
     assert.throws(() => new LockClient({ table: "locks", ...options }), (error) => error.code === codes.CONFIG && message.test(error.message));
   }
@@ -218,11 +223,30 @@ test("pollIntervalMs bounds how often a waiter reads", async () => {
     await proxy.close();
     await held.release();
   }
-  // Pauses start at a few milliseconds and double up to pollIntervalMs, each at least half the
-  // current step: at most about log2(poll / 5 ms) reads while ramping up, then wait / (poll / 2).
-  // At the default (50 ms) the same wait takes some 50 reads. Only an upper bound is asserted: a
-  // slow machine reads less, never more.
-  assert.ok(reads <= 8 + 1 + Math.floor(waitMs / (pollMs / 2)) + 1, `${reads} reads`);
+  // For its first 2 s a waiter reads every poll interval, never faster: at 1 s and 2 s, and once
+  // more at the deadline at most (its first look is a write). At the default (50 ms) the same wait
+  // takes 40 reads. Only an upper bound is asserted: a slow machine reads less, never more.
+  assert.ok(reads <= Math.floor(waitMs / pollMs) + 1, `${reads} reads`);
+});
+
+test("a long wait backs off toward maxPollIntervalMs", async () => {
+  const table = await newTable();
+  const holder = new LockClient({ table, endpoint, leaseDurationMs: 60000, heartbeatPeriodMs: 0 });
+  const held = await holder.acquire("backing-off");
+  const proxy = await startServer({ proxyTo: new URL(endpoint) });
+  let reads;
+  try {
+    const waiter = new LockClient({ table, endpoint: proxy.endpoint });
+    await rejectsWithCode(waiter.acquire("backing-off", { timeoutMs: 6000 }), codes.LOCK_NOT_ACQUIRED);
+    reads = proxy.requests("GetItem");
+  } finally {
+    await proxy.close();
+    await held.release();
+  }
+  // 40 reads in the first 2 s (every 50 ms), then pauses that grow with the wait (half the time
+  // waited past 2 s) up to maxPollIntervalMs: about a dozen more by 6 s. Polling at 50 ms
+  // throughout would take 120.
+  assert.ok(reads <= 60, `${reads} reads`);
 });
 
 for (const failClosed of [false, true]) {

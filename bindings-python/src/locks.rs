@@ -81,11 +81,15 @@ macro_rules! client_doc {
             "    call_timeout: seconds one DynamoDB call may take before it is abandoned (default\n",
             "        5.0); a write abandoned this way that cannot be resolved raises\n",
             "        OutcomeUnknownError.\n",
-            "    poll_interval: the longest pause, in seconds, between reads of a held lock while\n",
-            "        waiting for it (default 0.05): a release by another process is noticed within\n",
-            "        about this long; larger values read less often.\n",
+            "    poll_interval: seconds between reads of a held lock for the first 2 s of a wait,\n",
+            "        and the shortest pause ever (default 0.05): a release by another process is\n",
+            "        noticed within about this long while a wait is young.\n",
             "    max_retries: how often a failed call is repeated when that is safe (throttling,\n",
             "        failed connects, reads; default 7; 0 sends each request once; at most 100).\n",
+            "    max_poll_interval: the longest pause, in seconds, between reads of a long wait\n",
+            "        (default 1.5): after 2 s the pauses grow with the wait up to this, so a long wait\n",
+            "        reads about once every 1.3 s. The waiters of one lock id in a process share their\n",
+            "        reads (when their clients have the same endpoint options).\n",
             "\n",
             "Nothing is sent until the first acquire; AWS configuration errors surface there.\n",
             "Raises ConfigError for invalid options (e.g. negative durations, reserved key names)."
@@ -145,8 +149,8 @@ impl<'py, C: HandsOut> IntoPyObject<'py> for Held<C> {
 
 blocking_and_awaitable! {
     class LockClientBase {
-        #[pyo3(signature = (table, partition_key = "id".to_owned(), sort_key = None, lease_duration = 10.0, heartbeat_period = None, fail_closed = false, owner = None, trust_local_time = false, endpoint_url = None, region = None, call_timeout = None, poll_interval = None, max_retries = None))]
-        #[pyo3(text_signature = "(table, partition_key='id', sort_key=None, lease_duration=10.0, heartbeat_period=None, fail_closed=False, owner=None, trust_local_time=False, endpoint_url=None, region=None, call_timeout=None, poll_interval=None, max_retries=None)")]
+        #[pyo3(signature = (table, partition_key = "id".to_owned(), sort_key = None, lease_duration = 10.0, heartbeat_period = None, fail_closed = false, owner = None, trust_local_time = false, endpoint_url = None, region = None, call_timeout = None, poll_interval = None, max_retries = None, max_poll_interval = None))]
+        #[pyo3(text_signature = "(table, partition_key='id', sort_key=None, lease_duration=10.0, heartbeat_period=None, fail_closed=False, owner=None, trust_local_time=False, endpoint_url=None, region=None, call_timeout=None, poll_interval=None, max_retries=None, max_poll_interval=None)")]
         fn new(
             table: String,
             partition_key: String,
@@ -161,6 +165,7 @@ blocking_and_awaitable! {
             call_timeout: Option<f64>,
             poll_interval: Option<f64>,
             max_retries: Option<&Bound<'_, PyAny>>,
+            max_poll_interval: Option<f64>,
         ) -> PyResult<Self> {
             // The one place options become a configuration.
             let defaults = LockConfig::new(table);
@@ -174,6 +179,7 @@ blocking_and_awaitable! {
                 trust_local_time,
                 owner: owner.unwrap_or(defaults.owner),
                 poll_interval: optional_seconds("poll_interval", poll_interval)?.unwrap_or(defaults.poll_interval),
+                max_poll_interval: optional_seconds("max_poll_interval", max_poll_interval)?.unwrap_or(defaults.max_poll_interval),
                 ..defaults
             };
             config.validate().py()?;
@@ -241,10 +247,17 @@ blocking_and_awaitable! {
             self.locks.connection.call_timeout().as_secs_f64()
         }
 
-        /// The longest pause, in seconds, between reads while waiting for a held lock.
+        /// Seconds between reads for the first 2 s of a wait for a held lock, and the shortest
+        /// pause ever.
         #[getter]
         fn poll_interval(&self) -> f64 {
             self.locks.config.poll_interval.as_secs_f64()
+        }
+
+        /// The longest pause, in seconds, between reads of a long wait.
+        #[getter]
+        fn max_poll_interval(&self) -> f64 {
+            self.locks.config.max_poll_interval.as_secs_f64()
         }
 
         /// Repeats of a failed call that is safe to repeat.

@@ -159,9 +159,11 @@ def test_a_lock_client_uses_its_call_timeout(silent: SilentServer) -> None:
 def test_settings_read_back() -> None:
     for cls in (dynalease.LockClient, dynalease.AsyncLockClient):
         default = cls("locks", endpoint_url="memory://settings")
-        assert (default.call_timeout, default.poll_interval, default.max_retries) == (5.0, 0.05, 7)
-        tuned = cls("locks", endpoint_url="memory://settings", call_timeout=0.75, poll_interval=0.25, max_retries=0)
-        assert (tuned.call_timeout, tuned.poll_interval, tuned.max_retries) == (0.75, 0.25, 0)
+        assert (default.call_timeout, default.poll_interval, default.max_poll_interval, default.max_retries) == (5.0, 0.05, 1.5, 7)
+        tuned = cls(
+            "locks", endpoint_url="memory://settings", call_timeout=0.75, poll_interval=0.25, max_poll_interval=3, max_retries=0
+        )
+        assert (tuned.call_timeout, tuned.poll_interval, tuned.max_poll_interval, tuned.max_retries) == (0.75, 0.25, 3.0, 0)
     for kv_cls in (dynalease.KVStore, dynalease.AsyncKVStore):
         default_kv = kv_cls("kv-store", partition="p", endpoint_url="memory://settings")
         assert (default_kv.call_timeout, default_kv.max_retries) == (5.0, 7)
@@ -179,6 +181,9 @@ def test_settings_read_back() -> None:
         ({"poll_interval": 0}, dynalease.ConfigError),
         ({"poll_interval": float("inf")}, dynalease.ConfigError),
         ({"poll_interval": [1]}, TypeError),
+        ({"max_poll_interval": 0}, dynalease.ConfigError),
+        ({"max_poll_interval": -1.5}, dynalease.ConfigError),
+        ({"max_poll_interval": "1.5"}, TypeError),
         ({"max_retries": -1}, dynalease.ConfigError),
         ({"max_retries": -(10**30)}, dynalease.ConfigError),
         ({"max_retries": 101}, dynalease.ConfigError),
@@ -189,7 +194,7 @@ def test_settings_read_back() -> None:
     ],
 )
 def test_bad_settings_fail_in_every_constructor(kwargs: dict, error: type) -> None:
-    poll = "poll_interval" in kwargs
+    poll = any(name.endswith("poll_interval") for name in kwargs)
     with pytest.raises(error):
         dynalease.LockClient("locks", **kwargs)
     with pytest.raises(error):
@@ -228,9 +233,26 @@ def test_poll_interval_bounds_how_often_a_waiter_reads(ddb_endpoint: str, ddb_lo
     finally:
         proxy.close()
         held.release()
-    # A waiter's pauses start at a few milliseconds and double up to poll_interval, each at least
-    # half the current step, so within `wait` it reads at most about log2(poll / 5 ms) times while
-    # ramping up and wait / (poll / 2) times after that. At the default poll interval (50 ms) the
-    # same wait would take some 50 reads. Only an upper bound is asserted: a slow machine reads
+    # For its first 2 s a waiter reads every poll interval, never faster: at 1 s and 2 s, and once
+    # more at the deadline at most (its first look is a write). At the default poll interval
+    # (50 ms) the same wait takes 40 reads. Only an upper bound is asserted: a slow machine reads
     # less, never more.
-    assert reads <= 8 + 1 + int(wait / (poll / 2)) + 1, reads
+    assert reads <= int(wait / poll) + 1, reads
+
+
+def test_a_long_wait_backs_off_toward_max_poll_interval(ddb_endpoint: str, ddb_lock_table: str) -> None:
+    holder = dynalease.LockClient(ddb_lock_table, endpoint_url=ddb_endpoint, lease_duration=60.0, heartbeat_period=0)
+    held = holder.acquire("backing-off")
+    proxy = CountingProxy(ddb_endpoint)
+    try:
+        waiter = dynalease.LockClient(ddb_lock_table, endpoint_url=proxy.endpoint)
+        with pytest.raises(dynalease.LockNotAcquiredError):
+            waiter.acquire("backing-off", timeout=6.0)
+        reads = proxy.requests("GetItem")
+    finally:
+        proxy.close()
+        held.release()
+    # 40 reads in the first 2 s (every 50 ms), then pauses that grow with the wait (half the time
+    # waited past 2 s) up to max_poll_interval: about a dozen more by 6 s. Polling at 50 ms
+    # throughout would take 120.
+    assert reads <= 60, reads

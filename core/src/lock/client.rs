@@ -151,7 +151,6 @@ impl LockClient {
             drop(turn);
 
             if let Some(sighting) = sighting {
-                wanted_after = sighting.sent;
                 want = Want::Read;
                 match sighting.seen {
                     None => want = Want::Write,
