@@ -256,3 +256,31 @@ def test_a_long_wait_backs_off_toward_max_poll_interval(ddb_endpoint: str, ddb_l
     # waited past 2 s) up to max_poll_interval: about a dozen more by 6 s. Polling at 50 ms
     # throughout would take 120.
     assert reads <= 60, reads
+
+
+def test_waiters_in_one_process_share_one_poller(ddb_endpoint: str, ddb_lock_table: str) -> None:
+    holder = dynalease.LockClient(ddb_lock_table, endpoint_url=ddb_endpoint, lease_duration=60.0, heartbeat_period=0)
+    held = holder.acquire("shared-poll")
+    proxy = CountingProxy(ddb_endpoint)
+
+    async def wait_for_it() -> None:
+        # A client object per waiter, as separate parts of a program would make: clients with
+        # the same endpoint options share one connection, and so one poller per lock id.
+        waiter = dynalease.AsyncLockClient(ddb_lock_table, endpoint_url=proxy.endpoint)
+        with pytest.raises(dynalease.LockNotAcquiredError):
+            await waiter.acquire("shared-poll", timeout=3.0)
+
+    async def ten_waiters() -> None:
+        await asyncio.gather(*(wait_for_it() for _ in range(10)))
+
+    try:
+        asyncio.run(ten_waiters())
+        reads, writes = proxy.requests("GetItem"), proxy.requests("UpdateItem")
+    finally:
+        proxy.close()
+        held.release()
+    # Each waiter tries the lock once as it starts; then the ten read as one: about 46 reads in
+    # 3 s (every 50 ms for 2 s, then backing off), where ten separate pollers would read some 460
+    # times. Upper bounds only: a slow machine reads less, never more.
+    assert writes <= 10, writes
+    assert reads <= 60, reads
