@@ -132,7 +132,8 @@ def render(py: dict, py_sizes: dict, node: dict) -> str:
     many = min(results["many_locks"]["count"] for results in (py, node))
     hold = min(results["many_locks"]["hold_seconds"] for results in (py, node))
     if ops < 200 or many < 1000 or hold < 60:
-        add(f"**A quick run** ({ops} cycles per client, {many} locks held for {hold:.0f} s, fewer handovers), "
+        add(f"**A quick run** ({ops} cycles per client, {many} locks held for {hold:.0f} s, fewer handovers, also after "
+            "the 1 s and 20 s waits), "
             "not the full-length `make bench`: figures are indicative only.\n")
     add(f"One run of `bench/run` (`make bench`) on {datetime.date.today().isoformat()}: {os.cpu_count()} cores, {cpu_model()}, "
         f"Python {py_version}, Node {node_version}, DynamoDB Local (in memory) on the same machine. Every client used a "
@@ -503,7 +504,7 @@ def waiting_section(doc: Doc, py: dict, node: dict) -> None:
             goal = verdict(met)
             if not met:
                 doc.miss("protocol" if client in DROPINS else "waiting",
-                         f"reads per minute of a {wait_s:.0f} s wait, {language} {LABEL.get(client, client)}: {per_minute:.0f}")
+                         f"reads per minute of a {wait_s:.0f} s wait, {language} {LABEL.get(client, client)}: {per_minute:.0f} (goal <= {READS_PER_MINUTE_GOAL:.0f})")
                 early = reads - by_kind(lw["steady"])[0]
                 early_rate = early / max(1e-9, lw["seconds"] - lw["steady_seconds"])
                 trend = ("as often as at the start: no back-off" if steady_reads >= 0.8 * early_rate
@@ -645,7 +646,7 @@ def cost_section(doc: Doc, py: dict, node: dict) -> None:
     doc.table(["language", "client", "units per cycle", "1 million cycles", "heartbeats an hour", "holding one lock an hour",
                "holding 1,000 locks for 30 days", f"one waiter an hour (rate after its first {steady_after:.0f} s)"], rows)
     if costs:
-        add("In short: a million uncontended lock cycles cost " + "; ".join(f"{cost} with {', '.join(names)}" for cost, names in costs.items())
+        add("In short: a million uncontended lock cycles cost " + "; ".join(f"{cost} with {' and '.join([', '.join(names[:-1]), names[-1]] if len(names) > 1 else names)}" for cost, names in costs.items())
             + (f"; holding a lock costs {holds.pop()} an hour in heartbeats with every client." if len(holds) == 1 else ".") + "\n")
     add("A cycle is an uncontended acquire + release. Holding costs the heartbeats (every 3.3 s here: a 10 s lease "
         "and each client's default of a third of it, set to that for pdl and dlc). A waiter's hour is its "
