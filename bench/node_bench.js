@@ -392,7 +392,7 @@ async function timedCycles(c, lockIds, perId) {
 // fed one lock id per round on stdin, waits for that id; the handover runs from just before the
 // release to the waiter holding, both on the machine's monotonic clock.
 
-async function handoverRounds(name, rounds, { waitMs = HANDOVER_SETTLE_MS, waiterEndpoint = args.endpoint } = {}) {
+async function handoverRounds(name, rounds, { waitMs = HANDOVER_SETTLE_MS, waiterEndpoint = args.endpoint, heldBeforeMs = 0 } = {}) {
   const holder = client(name, args.endpoint);
   const waiter = childProcess.spawn(process.execPath, [__filename, "--role", "waiter", "--client", name, "--env", args.env,
     "--endpoint", waiterEndpoint, "--wait-timeout-ms", String(waitMs + 60000)], { stdio: ["pipe", "pipe", "inherit"] });
@@ -403,17 +403,25 @@ async function handoverRounds(name, rounds, { waitMs = HANDOVER_SETTLE_MS, waite
     if (ready !== "ready") throw new Error(`handover waiter (${name}): ${ready}`);
     for (const id of ids("handover", rounds)) {
       const lock = await holder.acquire(id);
+      await sleep(heldBeforeMs);
       waiter.stdin.write(`${id}\n`);
       const [word, started] = (await readLine()).split(" ");
       if (word !== "waiting") throw new Error(`handover waiter (${name}): ${word}`);
       await sleep(Math.max(0, waitMs - Number(monotonicNs() - BigInt(started)) / 1e6));
       const releasedAt = monotonicNs();
-      await holder.release(lock);
+      let releaseFailed = 0;
+      await holder.release(lock).catch((error) => {
+        // dlc over SDK v3 reports a release that crossed its own heartbeat (its put carries the
+        // guid the heartbeat replaced; over SDK v2 dlc ignores that failure). The lock then
+        // stays held until its lease runs out: counted, and reported with the figure.
+        if (!(error && error.name === "ConditionalCheckFailedException")) throw error;
+        releaseFailed = 1;
+      });
       let answer = await readLine();
       let gaveUp = 0;
       for (; answer === "gave up"; answer = await readLine()) gaveUp += 1;
       if (!/^\d+$/.test(answer)) throw new Error(`handover waiter (${name}): ${answer}`);
-      out.push({ waitingNs: BigInt(started), releasedNs: releasedAt, handoverMs: Number(BigInt(answer) - releasedAt) / 1e6, gaveUp });
+      out.push({ waitingNs: BigInt(started), releasedNs: releasedAt, handoverMs: Number(BigInt(answer) - releasedAt) / 1e6, gaveUp, releaseFailed });
     }
   } finally {
     waiter.stdin.end();
@@ -421,9 +429,13 @@ async function handoverRounds(name, rounds, { waitMs = HANDOVER_SETTLE_MS, waite
   return out;
 }
 
-async function handover(name, rounds, waitMs = HANDOVER_SETTLE_MS) {
-  const out = await handoverRounds(name, rounds, { waitMs });
-  return { ...summaryMs(out.map((r) => r.handoverMs)), gave_up: out.reduce((acc, r) => acc + r.gaveUp, 0) };
+async function handover(name, rounds, waitMs = HANDOVER_SETTLE_MS, heldBeforeMs = 0) {
+  const out = await handoverRounds(name, rounds, { waitMs, heldBeforeMs });
+  return {
+    ...summaryMs(out.map((r) => r.handoverMs)),
+    gave_up: out.reduce((acc, r) => acc + r.gaveUp, 0),
+    release_failed: out.reduce((acc, r) => acc + r.releaseFailed, 0),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -432,10 +444,13 @@ async function handover(name, rounds, waitMs = HANDOVER_SETTLE_MS) {
 // and processes. Each client keeps its defaults (poll interval, back-off): what users get.
 
 const STEADY_AFTER_S = 10; // of the long wait: what a waiter costs once any fast start is over
+// The waiter arrives at a lock held for a while, so that a release 1, 20 or 60 s later does not
+// coincide with one of the holder's heartbeats (every 3.333 s from its acquisition: 20 s is six).
+const HELD_BEFORE_WAIT_MS = 1500;
 
 async function longWait(proxies, name, waitS) {
   const proxy = await proxies.open();
-  const [round] = await handoverRounds(name, 1, { waitMs: waitS * 1000, waiterEndpoint: proxy.endpoint });
+  const [round] = await handoverRounds(name, 1, { waitMs: waitS * 1000, waiterEndpoint: proxy.endpoint, heldBeforeMs: HELD_BEFORE_WAIT_MS });
   const { events, problems } = await proxies.events(proxy.port);
   const start = round.waitingNs;
   const end = round.releasedNs;
@@ -449,6 +464,7 @@ async function longWait(proxies, name, waitS) {
     steady: summarize(events, ss, e),
     handover_ms: round.handoverMs,
     gave_up: round.gaveUp,
+    release_failed: round.releaseFailed,
     proxy_problems: problems,
   };
 }
@@ -459,8 +475,8 @@ async function waiting(proxies) {
     const shortRounds = CLIENTS[name].lib === "native" ? args.shortWaitRounds : args.peerHandoverRounds;
     return Promise.all([
       longWait(proxies, name, args.waitSeconds),
-      handover(name, shortRounds, 1000),
-      handover(name, args.longWaitRounds, 20000),
+      handover(name, shortRounds, 1000, HELD_BEFORE_WAIT_MS),
+      handover(name, args.longWaitRounds, 20000, HELD_BEFORE_WAIT_MS),
     ]);
   });
   const results = await Promise.all(jobs);

@@ -173,7 +173,7 @@ HANDOVER_SETTLE = 0.2  # seconds: lets the waiter find the lock held before the 
 
 
 def handover_rounds(endpoint: str, rounds: int, holder_cycle: Callable[[str], Callable[[], None]], waiter_code: str,
-                    wait_s: float = HANDOVER_SETTLE, waiter_endpoint: str | None = None) -> list[dict]:
+                    wait_s: float = HANDOVER_SETTLE, waiter_endpoint: str | None = None, held_before_s: float = 0.0) -> list[dict]:
     """A holder in this process releases while a waiter in another process waits for the same
     id; the handover is from just before the release to the waiter holding, both on the
     machine's monotonic clock. `wait_s` runs from the waiter's start to the release. Per round:
@@ -187,6 +187,7 @@ def handover_rounds(endpoint: str, rounds: int, holder_cycle: Callable[[str], Ca
         assert ready == "ready", f"handover waiter: {ready!r}"
         for lock_id in ids("handover", rounds):
             release = holder_cycle(lock_id)
+            time.sleep(held_before_s)
             waiter.stdin.write(lock_id + "\n")
             waiter.stdin.flush()
             word, _, started = waiter.stdout.readline().strip().partition(" ")
@@ -202,18 +203,22 @@ def handover_rounds(endpoint: str, rounds: int, holder_cycle: Callable[[str], Ca
     return out
 
 
-def handover(endpoint: str, rounds: int, holder_cycle: Callable[[str], Callable[[], None]], waiter_code: str, wait_s: float = HANDOVER_SETTLE) -> dict:
-    return summary_ms([r["handover_ns"] / 1e9 for r in handover_rounds(endpoint, rounds, holder_cycle, waiter_code, wait_s)])
+def handover(endpoint: str, rounds: int, holder_cycle: Callable[[str], Callable[[], None]], waiter_code: str,
+             wait_s: float = HANDOVER_SETTLE, held_before_s: float = 0.0) -> dict:
+    return summary_ms([r["handover_ns"] / 1e9 for r in handover_rounds(endpoint, rounds, holder_cycle, waiter_code, wait_s, held_before_s=held_before_s)])
 
 
 STEADY_AFTER_S = 10.0  # of a long wait: what a waiter costs once any fast start is over
+# The waiter arrives at a lock held for a while, so that a release 1, 20 or 60 s later does not
+# coincide with one of the holder's heartbeats (every 3.333 s from its acquisition: 20 s is six).
+HELD_BEFORE_WAIT_S = 1.5
 
 
 def long_wait(endpoint: str, ddb_port: int, wait_s: float, holder_cycle: Callable[[str], Callable[[], None]], waiter_code: str) -> dict:
     """One waiter, through its own counting proxy, waits `wait_s` for a lock another process
     holds: the requests it sent while waiting, by operation, and their capacity units."""
     proxy = CountingProxy(ddb_port)
-    [round_] = handover_rounds(endpoint, 1, holder_cycle, waiter_code, wait_s, waiter_endpoint=proxy.endpoint)
+    [round_] = handover_rounds(endpoint, 1, holder_cycle, waiter_code, wait_s, waiter_endpoint=proxy.endpoint, held_before_s=HELD_BEFORE_WAIT_S)
     events = proxy.events()
     start, end = round_["waiting_ns"], round_["released_ns"]
     steady_start = start + int(STEADY_AFTER_S * 1e9)
@@ -246,8 +251,8 @@ def waiting(endpoint: str, ddb_port: int, args: argparse.Namespace) -> dict:
     with ThreadPoolExecutor(3 * len(clients)) as pool:
         for name, (holder, code, short_rounds) in clients.items():
             jobs[name, "long"] = pool.submit(long_wait, endpoint, ddb_port, args.wait_seconds, holder(), code)
-            jobs[name, "1"] = pool.submit(handover, endpoint, short_rounds, holder(), code, 1.0)
-            jobs[name, "20"] = pool.submit(handover, endpoint, args.long_wait_rounds, holder(), code, 20.0)
+            jobs[name, "1"] = pool.submit(handover, endpoint, short_rounds, holder(), code, 1.0, HELD_BEFORE_WAIT_S)
+            jobs[name, "20"] = pool.submit(handover, endpoint, args.long_wait_rounds, holder(), code, 20.0, HELD_BEFORE_WAIT_S)
     for peer in peers:
         peer.close()
     return {name: {"long_wait": jobs[name, "long"].result(), "handover_after_1s": jobs[name, "1"].result(),

@@ -239,13 +239,16 @@ def render(py: dict, py_sizes: dict, node: dict) -> str:
                     dropin_cpu_missed.append(client)
         rows.append([language, LABEL.get(client, client), f"{cpu:.3f}", ratios(lambda c: src[c]["1"]["cpu_ms_per_cycle"] if c in src else None, client), goal])
     doc.table(["language", "client", "CPU ms per cycle", "vs peer", "goal"], rows)
+    placeholder = ("**[Placeholder: the drop-in's CPU profiles (the cycle and `require`) and what they show about "
+                   "where its time goes are to be written here.]**")
     if dropin_cpu_missed:
         add("The drop-in's requests are built, signed, sent and parsed by the caller's own SDK client, as dlc's are, so "
             "the SDK's work per cycle is the same for both; what differs is the code around the SDK calls: dlc's few "
             "lines of JS, against the drop-in's lock machine in the native core, which each step reaches across the "
-            "JS-Rust boundary. **[Placeholder: the drop-in's CPU profiles (the cycle and `require`) and what they "
-            "show about where its time goes are to be written here.]** The Promise API, which does everything "
-            "natively, is the one to use where CPU matters.\n")
+            f"JS-Rust boundary. {placeholder} The Promise API, which does everything natively, is the one to use "
+            "where CPU matters.\n")
+    else:
+        add(f"The drop-in's CPU per cycle is within its goal against dlc. {placeholder}\n")
 
     # 5 ------------------------------------------------------------------------------------
     add("## 5. Cold start in a fresh process (median of the runs, ms)\n")
@@ -353,9 +356,12 @@ def render(py: dict, py_sizes: dict, node: dict) -> str:
                 "and protocol, unchanged, so dlc and drop-in clients can share a table); the notes under figures 1 "
                 "and 3 say what limits each.\n")
         if "dropin-cost" in kinds:
-            add("The drop-in's CPU, memory and cold-start misses have no such limit: it makes dlc's requests through "
-                "the same SDK client, so the SDK's share is the same for both. The notes under figures 4 to 6 say "
-                "where the difference is; what causes it awaits the profiles (the placeholder under figure 4).\n")
+            missed = [name for prefix, name in (("CPU", "CPU"), ("RSS", "memory"), ("cold", "cold-start"))
+                      if any(kind == "dropin-cost" and text.startswith(prefix) for kind, text in doc.misses)]
+            names = " and ".join([", ".join(missed[:-1]), missed[-1]] if len(missed) > 1 else missed)
+            add(f"The drop-in's {names} misses have no such limit: it makes dlc's requests through the same SDK "
+                "client, so the SDK's share is the same for both. The notes under figures 4 to 6 say where the "
+                "difference is; what causes it awaits the profiles (the placeholder under figure 4).\n")
         if "waiting" in kinds:
             add("The waiting misses are dynalease's own: the note under figure 8 gives the waiter's read rate early "
                 "in the wait and later on.\n")
@@ -481,8 +487,9 @@ def waiting_section(doc: Doc, py: dict, node: dict) -> None:
     wait_s = node.get("wait_seconds", py.get("wait_seconds", 60))
     steady_after = node.get("steady_after_seconds", py.get("steady_after_seconds", 10))
     add("## 8. Waiting: what a waiter reads, and how soon it takes over\n")
-    add("The holder (the benchmark process) holds the lock and heartbeats every 3.3 s; a waiter in another process "
-        "starts waiting, and the holder releases a set time later. Every client runs with its defaults (poll "
+    add("The holder (the benchmark process) holds the lock and heartbeats every 3.3 s; 1.5 s after it took the lock "
+        "(so that no release coincides with a heartbeat), a waiter in another process starts waiting, and the holder "
+        "releases a set time later. Every client runs with its defaults (poll "
         "interval and any back-off), so the figures are what users get. All cases of all clients of one language "
         "ran side by side, on separate lock ids and processes.\n")
     add(f"### 8a. One waiter during a {wait_s:.0f} s wait\n")
@@ -550,6 +557,14 @@ def waiting_section(doc: Doc, py: dict, node: dict) -> None:
                f"goal (1 s: <= {HANDOVER_GOAL_MS:.0f} ms)"], rows)
     add("The drop-in's handover is dlc's (figure 3's note says why it keeps dlc's protocol). Rounds after 20 s are "
         "few: each costs 20 s and more.\n")
+    failed = [(language, client, sum(w[k].get("release_failed", 0) for k in ("long_wait", "handover_after_1s", "handover_after_20s")))
+              for language, client, w in languages(py, node, "waiting")]
+    failed = [(language, client, n) for language, client, n in failed if n]
+    if failed:
+        add("Releases that failed: " + ", ".join(f"{language} {LABEL.get(client, client)} {n} times" for language, client, n in failed)
+            + ". dlc over SDK v3 reports a release that crosses its own heartbeat (the release carries the guid the "
+            "heartbeat replaced; over SDK v2 dlc ignores the failure); the lock then stays held until its lease "
+            "runs out, and the handover of that round includes the wait.\n")
 
 
 def capacity_section(doc: Doc, py: dict, node: dict) -> None:
@@ -565,8 +580,8 @@ def capacity_section(doc: Doc, py: dict, node: dict) -> None:
         "units, W: write request units, then the DynamoDB calls that used them.\n")
     add("What DynamoDB Local reports and what the service bills differ in three places:\n")
     add("- DynamoDB Local reports units only for calls that succeed. A conditional write whose condition fails "
-        "(`(failed)` below) still consumes write units on the service: one per KB of the item, and one for an "
-        f"item that does not exist ([AWS: DynamoDB read and write operations]({FAILED_WRITE_SOURCE}), "
+        "(`(failed)` below) still consumes write units on the service, by the size of the item in 1 KB steps "
+        f"(the item in the table, or the one the write would have written) ([AWS: DynamoDB read and write operations]({FAILED_WRITE_SOURCE}), "
         "capacity unit consumption for write operations). Every lock item here is under 1 KB (each successful "
         "single-item write consumed 1 W), so the proxy counts each failed conditional write as 1 W.")
     add("- For `TransactWriteItems` (every dynalease KV write) DynamoDB Local adds up the sizes of a "
