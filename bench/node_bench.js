@@ -10,7 +10,11 @@
 //
 //   node bench/node_bench.js --env .cache/bench-node --endpoint http://127.0.0.1:PORT \
 //       [--ops 200] [--handover-rounds 200] [--peer-handover-rounds 3] [--many 1000] \
-//       [--hold-seconds 60] [--cold-runs 5] [--python python3] [--tarballs a.tgz,b.tgz]
+//       [--hold-seconds 60] [--cold-runs 5] [--wait-seconds 60] [--short-wait-rounds N] \
+//       [--long-wait-rounds N] [--cost-ops 10] [--python python3] [--tarballs a.tgz,b.tgz]
+//
+// (--short-wait-rounds defaults to a tenth of --handover-rounds, at least 5; --long-wait-rounds
+// to --peer-handover-rounds, at most 3.)
 //
 // The same file is the child processes (handover waiters, cold starts, the many-locks holder):
 // `--role waiter|cold|many`. Only Node's own modules are loaded before the client under test.
@@ -45,8 +49,10 @@ function parseArgs(argv) {
   const args = {
     role: "main", env: null, endpoint: null, client: null, ops: 200, handoverRounds: 200, peerHandoverRounds: 3,
     many: 1000, holdSeconds: 60, coldRuns: 5, python: "python3", tarballs: "",
+    waitSeconds: 60, shortWaitRounds: null, longWaitRounds: null, costOps: 10, waitTimeoutMs: 60000,
   };
-  const numbers = new Set(["ops", "handoverRounds", "peerHandoverRounds", "many", "holdSeconds", "coldRuns"]);
+  const numbers = new Set(["ops", "handoverRounds", "peerHandoverRounds", "many", "holdSeconds", "coldRuns",
+    "waitSeconds", "shortWaitRounds", "longWaitRounds", "costOps", "waitTimeoutMs"]);
   // `--name value` and `--name=value`, as argparse takes them (bench/run passes its options to both).
   argv = argv.flatMap((arg) => (/^--[^=]+=/.test(arg) ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg]));
   for (let i = 0; i < argv.length; i += 2) {
@@ -58,6 +64,9 @@ function parseArgs(argv) {
     if (numbers.has(key) && !(args[key] > 0)) throw new Error(`node_bench.js: ${argv[i]} needs a positive number`);
   }
   if (!args.env || !args.endpoint) throw new Error("node_bench.js: --env and --endpoint are required");
+  // Derived from the options make bench-quick already shortens (see bench/run).
+  args.shortWaitRounds ??= Math.max(5, Math.floor(args.handoverRounds / 10));
+  args.longWaitRounds ??= Math.min(3, args.peerHandoverRounds);
   if (args.role !== "main" && !(args.client in CLIENTS)) throw new Error(`node_bench.js: --client must be one of ${Object.keys(CLIENTS).join(", ")}`);
   return args;
 }
@@ -119,14 +128,15 @@ function load(name) {
 }
 
 /** A client with `acquire(id) -> lock`, `release(lock)`, `lost(lock)` and the modules it used. */
-function construct(name, modules, endpoint, { retryCount = 1 } = {}) {
+function construct(name, modules, endpoint, { retryCount = 1, leaseDurationMs = LEASE_MS, heartbeatPeriodMs = HEARTBEAT_MS } = {}) {
   const { lib, sdk } = CLIENTS[name];
   if (lib === "native") {
-    const locks = new modules.dynalease.LockClient({ table: TABLE, leaseDurationMs: LEASE_MS, heartbeatPeriodMs: HEARTBEAT_MS, endpoint, region: REGION });
+    const locks = new modules.dynalease.LockClient({ table: TABLE, leaseDurationMs, heartbeatPeriodMs, endpoint, region: REGION });
     return {
       acquire: (id, timeoutMs) => locks.acquire(id, timeoutMs ? { timeoutMs } : {}),
       release: (lock) => lock.release(),
       lost: (lock) => lock.status === "lost",
+      native: locks,
     };
   }
   let dynamodb;
@@ -141,7 +151,7 @@ function construct(name, modules, endpoint, { retryCount = 1 } = {}) {
     dynamodb = modules.DynamoDBDocument.from(new modules.DynamoDBClient({ endpoint, region: REGION, credentials: CREDENTIALS }));
   }
   const client = new modules.locks.FailOpen({
-    dynamodb, lockTable: TABLE, partitionKey: "id", leaseDurationMs: LEASE_MS, heartbeatPeriodMs: HEARTBEAT_MS, retryCount,
+    dynamodb, lockTable: TABLE, partitionKey: "id", leaseDurationMs, heartbeatPeriodMs, retryCount,
   });
   const failures = new WeakSet();
   return {
@@ -177,28 +187,179 @@ function lineReader(stream) {
   return () => (lines.length ? Promise.resolve(lines.shift()) : new Promise((resolve) => waiting.push(resolve)));
 }
 
-async function requestsPerCycle(cycles) {
+/** bench/counting_proxy.py in a child process: `open()` starts a proxy and gives its endpoint
+ * and port; `ask(command, port)` sends one of its stdin commands and resolves with the answer. */
+function startProxies() {
   const port = new URL(args.endpoint).port;
-  const proxy = childProcess.spawn(args.python, [path.join(__dirname, "counting_proxy.py"), port], { stdio: ["pipe", "pipe", "inherit"] });
-  const readLine = lineReader(proxy.stdout);
-  const ask = async (command) => {
-    proxy.stdin.write(`${command}\n`);
-    return Number(await readLine());
+  const child = childProcess.spawn(args.python, [path.join(__dirname, "counting_proxy.py"), port], { stdio: ["pipe", "pipe", "inherit"] });
+  const readLine = lineReader(child.stdout);
+  const first = readLine();
+  // Answers come in the order of the commands: write and queue the read in one synchronous step.
+  const ask = (command, proxyPort) => {
+    child.stdin.write(`${command}${proxyPort ? ` ${proxyPort}` : ""}\n`);
+    return readLine();
   };
-  try {
-    const proxyEndpoint = `http://127.0.0.1:${Number(await readLine())}`;
+  let firstUsed = false;
+  return {
+    async open() {
+      const opened = Number(firstUsed ? await ask("open") : await first);
+      firstUsed = true;
+      return { port: opened, endpoint: `http://127.0.0.1:${opened}` };
+    },
+    count: async (proxyPort) => Number(await ask("count", proxyPort)),
+    reset: (proxyPort) => ask("reset", proxyPort),
+    async events(proxyPort) {
+      const answer = JSON.parse(await ask("events", proxyPort));
+      for (const problem of answer.problems) process.stderr.write(`node_bench: counting proxy: ${problem}\n`);
+      return answer;
+    },
+    close: () => child.stdin.end(),
+  };
+}
+
+async function requestsPerCycle(proxies, cycles) {
+  const proxy = await proxies.open();
+  const out = {};
+  for (const name of Object.keys(CLIENTS)) {
+    const c = client(name, proxy.endpoint);
+    await cycle(c, ids("req-warm", 1)[0]);
+    await proxies.reset(proxy.port);
+    for (const id of ids("req", cycles)) await cycle(c, id);
+    out[name] = (await proxies.count(proxy.port)) / cycles;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figure A: DynamoDB requests and capacity units per operation, each client through its own
+// counting proxy. What an operation sent is read off the proxy's events (each stamped with the
+// monotonic clock at sending) between the clock readings around the call.
+
+/** Totals per operation of the events sent in [startNs, endNs), as counting_proxy.summarize. */
+function summarize(events, startNs, endNs) {
+  const out = { requests: 0, read_units: 0, write_units: 0, ops: {} };
+  for (const [sentNs, op, reads, writes, outcome] of events) {
+    if ((startNs !== undefined && sentNs < startNs) || (endNs !== undefined && sentNs >= endNs)) continue;
+    const entry = (out.ops[op] ||= { requests: 0, read_units: 0, write_units: 0, condition_failed: 0, cancelled: 0, error: 0 });
+    entry.requests += 1;
+    entry.read_units += reads;
+    entry.write_units += writes;
+    if (outcome !== "ok") entry[outcome] += 1;
+    out.requests += 1;
+    out.read_units += reads;
+    out.write_units += writes;
+  }
+  return out;
+}
+
+/** Averages per call over summaries of windows that held `calls` calls in all. */
+function perCall(totals, calls) {
+  const ops = {};
+  for (const total of totals) {
+    for (const [op, entry] of Object.entries(total.ops)) {
+      const into = (ops[op] ||= { requests: 0, condition_failed: 0, cancelled: 0, error: 0 });
+      for (const key of Object.keys(into)) into[key] += entry[key] / calls;
+    }
+  }
+  const sum = (key) => totals.reduce((acc, t) => acc + t[key], 0) / calls;
+  return { calls, requests: sum("requests"), read_units: sum("read_units"), write_units: sum("write_units"), ops };
+}
+
+class Windows {
+  constructor() { this.spans = {}; }
+
+  /** Times one call (or, with `calls`, several running side by side) under `label`. */
+  async time(label, action, calls = 1) {
+    const start = monotonicNs();
+    try {
+      return await action();
+    } finally {
+      (this.spans[label] ||= []).push([start, monotonicNs(), calls]);
+    }
+  }
+
+  perCall(events) {
     const out = {};
-    for (const name of Object.keys(CLIENTS)) {
-      const c = client(name, proxyEndpoint);
-      await cycle(c, ids("req-warm", 1)[0]);
-      await ask("reset");
-      for (const id of ids("req", cycles)) await cycle(c, id);
-      out[name] = (await ask("count")) / cycles;
+    for (const [label, spans] of Object.entries(this.spans)) {
+      const calls = spans.reduce((acc, [, , n]) => acc + n, 0);
+      out[label] = perCall(spans.map(([start, end]) => summarize(events, start, end)), calls);
     }
     return out;
-  } finally {
-    proxy.stdin.end();
   }
+}
+
+const HEARTBEAT_EVERY_MS = 500; // for the heartbeat figure only (a shorter hold, same requests)
+const LIST_PAGE = 10; // pairs per listed prefix: one Query page
+
+/** Holds one lock for `holdMs`; each write sent in between is one heartbeat. */
+async function heartbeats(proxies, proxy, c, holdMs) {
+  const lock = await c.acquire(ids("beat", 1)[0]);
+  const start = monotonicNs();
+  await sleep(holdMs);
+  const end = monotonicNs();
+  await c.release(lock);
+  const total = summarize((await proxies.events(proxy.port)).events, start, end);
+  const beats = ["PutItem", "UpdateItem"].reduce((acc, op) => acc + ((total.ops[op] || {}).requests || 0), 0);
+  return perCall([total], Math.max(1, beats));
+}
+
+async function capacity(proxies, n) {
+  const out = {};
+  const holdMs = HEARTBEAT_EVERY_MS * 3 + 200;
+  for (const name of Object.keys(CLIENTS)) {
+    const proxy = await proxies.open();
+    const modules = load(name);
+    const c = construct(name, modules, proxy.endpoint);
+    const w = new Windows();
+    if (CLIENTS[name].lib === "native") {
+      const other = construct(name, modules, args.endpoint);
+      const kv = new modules.dynalease.KVStore({ table: "bench-kv", partition: ids("cost", 1)[0], endpoint: proxy.endpoint, region: REGION });
+      for (const id of ids("cost", n)) {
+        const lock = await w.time("acquire", () => c.acquire(id));
+        await w.time("lock-data update", () => lock.updateData({ step: 1, by: "bench" }));
+        await w.time("fenced KV write", () => kv.put(`fenced/${id}`, { n: 1 }, { lock }));
+        await w.time("release", () => c.release(lock));
+      }
+      for (const id of ids("contended", n)) {
+        const held = await other.acquire(id);
+        if ((await w.time("contended acquire attempt", () => c.native.tryAcquire(id))) !== null) throw new Error("tryAcquire took a held lock");
+        await other.release(held);
+      }
+      for (const key of ids("kv", n)) {
+        const pair = await w.time("KV put", () => kv.put(key, { state: "idle", n: 1 }));
+        await w.time("KV get", () => kv.get(key));
+        await w.time("KV CAS (atomic put by version)", () => kv.atomicPut(key, { state: "busy", n: 2 }, { previous: pair }));
+        await w.time("KV delete", () => kv.delete(key));
+      }
+      for (let page = 0; page < n; page++) {
+        const prefix = `list${page}/`;
+        for (let i = 0; i < LIST_PAGE; i++) await kv.put(`${prefix}${i}`, { n: i });
+        if ((await w.time("KV list page", () => kv.list(prefix))).length !== LIST_PAGE) throw new Error("list: wrong page size");
+      }
+    } else {
+      for (const id of ids("cost", n)) {
+        const lock = await w.time("acquire", () => c.acquire(id));
+        await w.time("release", () => c.release(lock));
+      }
+      // A dlc-protocol attempt reads the item, sleeps the holder's lease, then tries a put
+      // conditioned on what it read; a holder with a 1 s lease and 300 ms heartbeats makes
+      // that put fail after 1 s instead of 10 (same requests). Side by side, on separate ids.
+      const holder = client(name, args.endpoint, { leaseDurationMs: 1000, heartbeatPeriodMs: 300 });
+      const once = construct(name, modules, proxy.endpoint, { retryCount: 0 });
+      const contended = ids("contended", n);
+      const held = await Promise.all(contended.map((id) => holder.acquire(id)));
+      await w.time("contended acquire attempt", () => Promise.all(contended.map((id) => once.acquire(id).then(
+        () => { throw new Error(`${name} took a held lock`); },
+        // dlc over SDK v3 passes the SDK's error on (it looks for v2's error.code to wrap it).
+        (error) => { if (!error || (error.code !== "FailedToAcquireLock" && error.name !== "ConditionalCheckFailedException")) throw error; },
+      ))), n);
+      await Promise.all(held.map((lock) => holder.release(lock)));
+    }
+    out[name] = w.perCall((await proxies.events(proxy.port)).events);
+    const beating = construct(name, modules, proxy.endpoint, { heartbeatPeriodMs: HEARTBEAT_EVERY_MS });
+    out[name].heartbeat = await heartbeats(proxies, proxy, beating, holdMs);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -231,35 +392,102 @@ async function timedCycles(c, lockIds, perId) {
 // fed one lock id per round on stdin, waits for that id; the handover runs from just before the
 // release to the waiter holding, both on the machine's monotonic clock.
 
-async function handover(name, rounds) {
+async function handoverRounds(name, rounds, { waitMs = HANDOVER_SETTLE_MS, waiterEndpoint = args.endpoint, heldBeforeMs = 0 } = {}) {
   const holder = client(name, args.endpoint);
-  const waiter = childProcess.spawn(process.execPath, [__filename, "--role", "waiter", "--client", name, "--env", args.env, "--endpoint", args.endpoint], { stdio: ["pipe", "pipe", "inherit"] });
+  const waiter = childProcess.spawn(process.execPath, [__filename, "--role", "waiter", "--client", name, "--env", args.env,
+    "--endpoint", waiterEndpoint, "--wait-timeout-ms", String(waitMs + 60000)], { stdio: ["pipe", "pipe", "inherit"] });
   const readLine = lineReader(waiter.stdout);
-  const samples = [];
+  const out = [];
   try {
     const ready = await readLine();
     if (ready !== "ready") throw new Error(`handover waiter (${name}): ${ready}`);
     for (const id of ids("handover", rounds)) {
       const lock = await holder.acquire(id);
+      await sleep(heldBeforeMs);
       waiter.stdin.write(`${id}\n`);
-      const ready = await readLine();
-      if (ready !== "waiting") throw new Error(`handover waiter (${name}): ${ready}`);
-      await sleep(HANDOVER_SETTLE_MS);
+      const [word, started] = (await readLine()).split(" ");
+      if (word !== "waiting") throw new Error(`handover waiter (${name}): ${word}`);
+      await sleep(Math.max(0, waitMs - Number(monotonicNs() - BigInt(started)) / 1e6));
       const releasedAt = monotonicNs();
-      await holder.release(lock);
-      const answer = await readLine();
+      let releaseFailed = 0;
+      await holder.release(lock).catch((error) => {
+        // dlc over SDK v3 reports a release that crossed its own heartbeat (its put carries the
+        // guid the heartbeat replaced; over SDK v2 dlc ignores that failure). The lock then
+        // stays held until its lease runs out: counted, and reported with the figure.
+        if (!(error && error.name === "ConditionalCheckFailedException")) throw error;
+        releaseFailed = 1;
+      });
+      let answer = await readLine();
+      let gaveUp = 0;
+      for (; answer === "gave up"; answer = await readLine()) gaveUp += 1;
       if (!/^\d+$/.test(answer)) throw new Error(`handover waiter (${name}): ${answer}`);
-      samples.push(Number(BigInt(answer) - releasedAt) / 1e6);
+      out.push({ waitingNs: BigInt(started), releasedNs: releasedAt, handoverMs: Number(BigInt(answer) - releasedAt) / 1e6, gaveUp, releaseFailed });
     }
   } finally {
     waiter.stdin.end();
   }
-  return summaryMs(samples);
+  return out;
+}
+
+async function handover(name, rounds, waitMs = HANDOVER_SETTLE_MS, heldBeforeMs = 0) {
+  const out = await handoverRounds(name, rounds, { waitMs, heldBeforeMs });
+  return {
+    ...summaryMs(out.map((r) => r.handoverMs)),
+    gave_up: out.reduce((acc, r) => acc + r.gaveUp, 0),
+    release_failed: out.reduce((acc, r) => acc + r.releaseFailed, 0),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figure B: waiting. One long wait through a counting proxy (what a waiter reads and writes),
+// and handovers after a 1 s and a 20 s wait; every client and case side by side, on separate ids
+// and processes. Each client keeps its defaults (poll interval, back-off): what users get.
+
+const STEADY_AFTER_S = 10; // of the long wait: what a waiter costs once any fast start is over
+// The waiter arrives at a lock held for a while, so that a release 1, 20 or 60 s later does not
+// coincide with one of the holder's heartbeats (every 3.333 s from its acquisition: 20 s is six).
+const HELD_BEFORE_WAIT_MS = 1500;
+
+async function longWait(proxies, name, waitS) {
+  const proxy = await proxies.open();
+  const [round] = await handoverRounds(name, 1, { waitMs: waitS * 1000, waiterEndpoint: proxy.endpoint, heldBeforeMs: HELD_BEFORE_WAIT_MS });
+  const { events, problems } = await proxies.events(proxy.port);
+  const start = round.waitingNs;
+  const end = round.releasedNs;
+  const steadyStart = start + BigInt(STEADY_AFTER_S * 1e9);
+  // The proxy's clock readings are whole nanoseconds, well inside a double's exact range.
+  const [s, e, ss] = [start, end, steadyStart].map(Number);
+  return {
+    seconds: (e - s) / 1e9,
+    while_waiting: summarize(events, s, e),
+    steady_seconds: (e - ss) / 1e9,
+    steady: summarize(events, ss, e),
+    handover_ms: round.handoverMs,
+    gave_up: round.gaveUp,
+    release_failed: round.releaseFailed,
+    proxy_problems: problems,
+  };
+}
+
+async function waiting(proxies) {
+  const names = Object.keys(CLIENTS);
+  const jobs = names.map((name) => {
+    const shortRounds = CLIENTS[name].lib === "native" ? args.shortWaitRounds : args.peerHandoverRounds;
+    return Promise.all([
+      longWait(proxies, name, args.waitSeconds),
+      handover(name, shortRounds, 1000, HELD_BEFORE_WAIT_MS),
+      handover(name, args.longWaitRounds, 20000, HELD_BEFORE_WAIT_MS),
+    ]);
+  });
+  const results = await Promise.all(jobs);
+  return Object.fromEntries(names.map((name, i) => [name, {
+    long_wait: results[i][0], handover_after_1s: results[i][1], handover_after_20s: results[i][2],
+  }]));
 }
 
 async function waiterRole() {
-  // dlc-style waiters must not give up while they sleep out the holder's lease.
-  const c = client(args.client, args.endpoint, { retryCount: 10 });
+  // dlc-style waiters must not give up while they sleep out the holder's lease (a try per lease).
+  const c = client(args.client, args.endpoint, { retryCount: 20 });
   // Warm (connection, credentials, JIT) before the first round: a cold first request can be
   // slower than the holder's settle time, and a dlc-style waiter that reads the item only after
   // the release takes over at once.
@@ -270,13 +498,24 @@ async function waiterRole() {
   for (;;) {
     const id = await Promise.race([readLine(), ended]);
     if (id === null) break;
-    process.stdout.write("waiting\n");
-    try {
-      const lock = await c.acquire(id, 60000);
-      process.stdout.write(`${monotonicNs()}\n`);
-      await c.release(lock);
-    } catch (error) {
-      process.stdout.write(`error: ${(error && (error.code || error.name)) || ""} ${(error && error.message) || error}\n`);
+    process.stdout.write(`waiting ${monotonicNs()}\n`);
+    const deadline = nowMs() + args.waitTimeoutMs;
+    for (;;) {
+      try {
+        const lock = await c.acquire(id, args.waitTimeoutMs);
+        process.stdout.write(`${monotonicNs()}\n`);
+        await c.release(lock);
+      } catch (error) {
+        // dlc over SDK v3 ends its wait at the first takeover put that fails (it recognises only
+        // SDK v2's error.code): a caller has to call acquireLock again, so this waiter does, and
+        // says so.
+        if (error && error.name === "ConditionalCheckFailedException" && nowMs() < deadline) {
+          process.stdout.write("gave up\n");
+          continue;
+        }
+        process.stdout.write(`error: ${(error && (error.code || error.name)) || ""} ${(error && error.message) || error}\n`);
+      }
+      break;
     }
   }
   process.exit(0);
@@ -415,12 +654,19 @@ async function main() {
   const log = (message) => process.stderr.write(`node_bench: ${message}\n`);
   const { createTable } = envRequire("dynalease");
   await createTable(TABLE, { partitionKey: "id", endpoint: args.endpoint, region: REGION });
+  await createTable("bench-kv", { partitionKey: "pk", sortKey: "sk", endpoint: args.endpoint, region: REGION });
   const names = Object.keys(CLIENTS);
   const slow = names.filter((name) => CLIENTS[name].lib !== "native");
-  const results = { node_version: process.version, peer_handover_rounds: args.peerHandoverRounds };
+  const results = {
+    node_version: process.version, peer_handover_rounds: args.peerHandoverRounds, wait_seconds: args.waitSeconds,
+    long_wait_rounds: args.longWaitRounds, steady_after_seconds: STEADY_AFTER_S, heartbeat_seconds: HEARTBEAT_MS / 1000, list_page: LIST_PAGE,
+  };
+  const proxies = startProxies();
 
   log("1. requests per cycle");
-  results.requests_per_cycle = await requestsPerCycle(args.ops);
+  results.requests_per_cycle = await requestsPerCycle(proxies, args.ops);
+  log("A. capacity units per operation");
+  results.capacity = await capacity(proxies, args.costOps);
 
   log("2/4. uncontended cycles");
   results.cycles = {};
@@ -433,6 +679,10 @@ async function main() {
   const slowRuns = await Promise.all(slow.map((name) => handover(name, args.peerHandoverRounds)));
   slow.forEach((name, i) => { results.handover[name] = slowRuns[i]; });
   results.handover["dynalease Promise API"] = await handover("dynalease Promise API", args.handoverRounds);
+
+  log(`B. waiting: one ${args.waitSeconds} s wait, handovers after 1 s and 20 s waits, side by side`);
+  results.waiting = await waiting(proxies);
+  proxies.close();
 
   log("5. cold start");
   results.cold_start = {};
