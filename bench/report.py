@@ -212,8 +212,9 @@ def render(py: dict, py_sizes: dict, node: dict) -> str:
         "item it read. The drop-in keeps that protocol, so its handover is dlc's and misses the goal. It could "
         "poll instead (a waiter that sees the release may take the lock at once, safely); but a drop-in promises "
         "dlc's requests, and a waiter reading every 50 ms for a whole lease would multiply the read capacity "
-        "that teams switching from dlc have provisioned. dynalease's own waiters poll every 50 ms "
-        "at most (a release in the same process wakes its waiters at once, which this figure does not use).\n")
+        "that teams switching from dlc have provisioned. dynalease's own waiters read every 50 ms for the first 2 s "
+        "of a wait (this figure's waits are 200 ms), then back off to at most 1.5 s (figure 8); a release in the "
+        "same process wakes its waiters at once, which this figure does not use.\n")
 
     # 4 ------------------------------------------------------------------------------------
     add("## 4. Client CPU per acquire + release (process CPU / cycles, one lock id)\n")
