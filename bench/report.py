@@ -483,6 +483,13 @@ def capacity_entry(py: dict, node: dict, language: str, client: str, row: str) -
     return cap.get(row)
 
 
+def waits_counted(py: dict, node: dict, counter: str) -> str:
+    """How often each client's waits of figure 8 counted `counter` ("Python dynalease (sync) 2 times, ..."), or ""."""
+    counted = [(language, client, sum(w[case].get(counter, 0) for case in ("long_wait", "handover_after_1s", "handover_after_20s")))
+               for language, client, w in languages(py, node, "waiting")]
+    return ", ".join(f"{language} {LABEL.get(client, client)} {n} times" for language, client, n in counted if n)
+
+
 def waiting_section(doc: Doc, py: dict, node: dict) -> None:
     add = doc.add
     wait_s = node.get("wait_seconds", py.get("wait_seconds", 60))
@@ -525,12 +532,9 @@ def waiting_section(doc: Doc, py: dict, node: dict) -> None:
                "request units per minute", f"reads/s after {steady_after:.0f} s", f"goal (<= {READS_PER_MINUTE_GOAL:.0f}/min)"], rows)
     if notes:
         add("What limits it: " + "; ".join(notes) + ".\n")
-    gave_up = [(language, client, w["long_wait"].get("gave_up", 0) + w["handover_after_20s"].get("gave_up", 0) + w["handover_after_1s"].get("gave_up", 0))
-               for language, client, w in languages(py, node, "waiting")]
-    gave_up = [(language, client, n) for language, client, n in gave_up if n]
+    gave_up = waits_counted(py, node, "gave_up")
     if gave_up:
-        add("Waits that ended without the lock: " + ", ".join(f"{language} {LABEL.get(client, client)} {n} times" for language, client, n in gave_up)
-            + ". dlc over SDK v3 ends `acquireLock` at the first takeover put whose condition fails (it retries only "
+        add("Waits that ended without the lock: " + gave_up + ". dlc over SDK v3 ends `acquireLock` at the first takeover put whose condition fails (it retries only "
             "on SDK v2's `error.code`; SDK v3 errors carry `name`), so it cannot wait past a heartbeat of the holder; "
             "the benchmark's waiter calls `acquireLock` again each time, as its caller would have to, and those "
             "requests are counted above.\n")
@@ -558,12 +562,9 @@ def waiting_section(doc: Doc, py: dict, node: dict) -> None:
                f"goal (1 s: <= {HANDOVER_GOAL_MS:.0f} ms)"], rows)
     add("The drop-in's handover is dlc's (figure 3's note says why it keeps dlc's protocol). Rounds after 20 s are "
         "few: each costs 20 s and more.\n")
-    failed = [(language, client, sum(w[k].get("release_failed", 0) for k in ("long_wait", "handover_after_1s", "handover_after_20s")))
-              for language, client, w in languages(py, node, "waiting")]
-    failed = [(language, client, n) for language, client, n in failed if n]
+    failed = waits_counted(py, node, "release_failed")
     if failed:
-        add("Releases that failed: " + ", ".join(f"{language} {LABEL.get(client, client)} {n} times" for language, client, n in failed)
-            + ". dlc over SDK v3 reports a release that crosses its own heartbeat (the release carries the guid the "
+        add("Releases that failed: " + failed + ". dlc over SDK v3 reports a release that crosses its own heartbeat (the release carries the guid the "
             "heartbeat replaced; over SDK v2 dlc ignores the failure); the lock then stays held until its lease "
             "runs out, and the handover of that round includes the wait.\n")
 
