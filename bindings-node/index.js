@@ -4,20 +4,33 @@
 // - FailOpen, FailClosed, Lock: a drop-in replacement for dynamodb-lock-client 0.7.3, running
 //   through the caller's own DynamoDB client (lib/dlc.js).
 // - LockClient, KVStore, createTable: the Promise API on the native transport (lib/client.js).
+//
+// The Promise API is loaded when first used, so a program that swapped dynamodb-lock-client
+// for the drop-in pays at `require` only for what the drop-in needs.
 
 const dlc = require("./lib/dlc.js");
-const client = require("./lib/client.js");
 const { codes, DynaleaseError } = require("./lib/errors.js");
+
+let client;
+const promiseApi = () => (client ??= require("./lib/client.js"));
 
 module.exports = {
   FailOpen: dlc.FailOpen,
   FailClosed: dlc.FailClosed,
   Lock: dlc.Lock,
-  LockClient: client.LockClient,
-  KVStore: client.KVStore,
-  createTable: client.createTable,
+  get LockClient() {
+    return promiseApi().LockClient;
+  },
+  get KVStore() {
+    return promiseApi().KVStore;
+  },
+  get createTable() {
+    return promiseApi().createTable;
+  },
   DynaleaseError,
   codes,
+  // The Promise API's lock class, for instanceof checks (`Lock` is dlc's).
+  get LeaseLock() {
+    return promiseApi().Lock;
+  },
 };
-// The Promise API's lock class, for instanceof checks (`Lock` is dlc's).
-module.exports.LeaseLock = client.Lock;

@@ -10,57 +10,45 @@ export declare class Acquisition {
   cancel(): void
 }
 
-/** One `acquireLock` call of a `FailOpen` or `FailClosed` client. */
-export declare class DlcAcquire {
-  /**
-   * `config`: the client's dlc options as JSON (plus `"failClosed"`, and `"undoDelayMs"`,
-   * the fail-closed undo's delay, which is not a dlc option: 5 s when absent); `id`: the
-   * lock id.
-   */
-  constructor(config: string, id: string)
-  /**
-   * Feeds one input (`start`, `timer`, `item` with the read item or null, `written`,
-   * `conditionFailed`, `otherError`); returns the next action as JSON.
-   */
-  next(inputKind: string, item: string | undefined | null, nowUnixMs: number, nowMonoMs: number): string
-  /**
-   * The take-back the last action handed over (`"takeBack": true`), for the caller to run
-   * in the background.
-   */
-  takeBack(): DlcTakeBack
-}
-
-/** A held dlc lock: heartbeats and release. */
+/**
+ * One dlc lock, from its `acquireLock` call to its release: the acquire's machine, then, once
+ * it reports `acquired`, the held lock's (heartbeats and release).
+ */
 export declare class DlcLock {
   /**
-   * `config`: the Lock's dlc config as JSON (plus `"failClosed"`); `guid`: base64;
-   * `lease_from_mono_ms`: the acquisition's `leaseFromMonoMs`, if known.
+   * An `acquireLock` call of a `FailOpen` or `FailClosed` client. `id`: the lock id as
+   * `{"partition": <ddb json>, "sort": <ddb json> | null}`.
    */
-  constructor(config: string, id: string, guid: string, leaseFromMonoMs?: number | undefined | null)
-  /** When to send the first heartbeat. */
-  start(): string
-  release(nowUnixMs: number, nowMonoMs: number): string
-  next(inputKind: string, item: string | undefined | null, nowUnixMs: number, nowMonoMs: number): string
+  constructor(options: DlcOptions, id: string)
   /**
-   * The take-back a failed release handed over (`"takeBack": true`), for the caller to run
-   * in the background.
+   * A lock built by hand (`new Lock(config)`), whose lease start is unknown: a release whose
+   * condition fails is then always reported as failed.
    */
-  takeBack(): DlcTakeBack
-  /** The guid the item carries as far as this lock knows (base64). */
-  get guid(): string
+  static heldByHand(options: DlcOptions, id: string, guid: Buffer): DlcLock
+  /**
+   * Feeds one input (`start` to begin an acquire, `timer`, `item` with the read item or
+   * null, `written`, `conditionFailed`, `otherError`); returns the next action. `acquired`
+   * comes with `start`, the held lock's first action: from then on this lock is held and
+   * its inputs are the held lock's.
+   */
+  next(inputKind: string, item: string | undefined | null, nowUnixMs: number, nowMonoMs: number): object
+  /**
+   * The held lock's first action: when to send the first heartbeat (`acquired` carries it
+   * as `start`; a lock built by hand asks).
+   */
+  start(): object
+  release(nowUnixMs: number, nowMonoMs: number): object
 }
 
 /**
- * Runs the take-back an action handed over (`takeBackStart`, then `takeBackNext` with each
- * outcome): `idle` when there is none.
  * A write of ours to take back (see `dynalease::lock::dlc::TakeBack`), run by the JS layer in
  * the background after the operation reported its outcome.
  */
 export declare class DlcTakeBack {
-  /** The first action (`idle` when there is nothing to take back). */
-  start(nowUnixMs: number, nowMonoMs: number): string
-  /** Feeds one input, as `next` does the acquire or the lock. */
-  next(inputKind: string, item: string | undefined | null, nowUnixMs: number, nowMonoMs: number): string
+  /** The first action. */
+  start(nowUnixMs: number, nowMonoMs: number): object
+  /** Feeds one input, as `next` does the lock. */
+  next(inputKind: string, item: string | undefined | null, nowUnixMs: number, nowMonoMs: number): object
 }
 
 export declare class KVStore {
@@ -142,6 +130,30 @@ export interface CreateTableOptions {
   callTimeoutMs?: number
   /** Repeats of a failed call when that is safe (default 7; 0 sends each request once). */
   maxRetries?: number
+}
+
+/**
+ * dlc's options as lib/dlc.js passes them (validated there against dlc's schema), with the
+ * lock mode, the owner it resolved and the fail-closed undo's delay, which is not a dlc option.
+ */
+export interface DlcOptions {
+  failClosed: boolean
+  lockTable: string
+  partitionKey: string
+  sortKey?: string
+  owner?: string
+  leaseDurationMs?: number
+  heartbeatPeriodMs?: number
+  trustLocalTime?: boolean
+  retryCount?: number
+  acquirePeriodMs?: number
+  /** The fail-closed undo's delay: 5 s when absent. */
+  undoDelayMs?: number
+  /**
+   * A lock built by hand (`new Lock(config)`): its token. A missing one counts as 0, as on
+   * acquire.
+   */
+  fencingToken?: number
 }
 
 /** The error codes by name (`{ LOCK_LOST: "ERR_DYNALEASE_LOCK_LOST", ... }`), for `codes`. */

@@ -19,6 +19,25 @@ const SUPPORTED = [
 ];
 
 function isMusl() {
+  // Node's own dynamic loader names its libc (/lib64/ld-linux-x86-64.so.2, /lib/ld-musl-x86_64.so.1)
+  // in the first page of its executable: reading it takes far less than a diagnostic report
+  // (process.report.getReport(), milliseconds at every require), which remains the answer
+  // for a statically linked node.
+  let head = "";
+  try {
+    const fs = require("fs");
+    const fd = fs.openSync(process.execPath, "r");
+    try {
+      const page = Buffer.alloc(4096);
+      head = page.toString("latin1", 0, fs.readSync(fd, page, 0, page.length, 0));
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (_) {
+    // Unreadable: ask the report.
+  }
+  if (head.includes("/ld-musl-")) return true;
+  if (head.includes("/ld-linux")) return false;
   // Node on glibc reports the glibc it runs on; musl builds report none.
   const header = process.report && typeof process.report.getReport === "function" ? process.report.getReport().header : null;
   return !(header && header.glibcVersionRuntime);

@@ -69,11 +69,6 @@ function setToDynamo(values, type) {
   return { SS: values };
 }
 
-// Numbers as a DocumentClient gives them: always JS numbers (dlc's items hold small integers).
-function fromDynamoPlain(value) {
-  return fromDynamo(value, Number);
-}
-
 // Numbers for the Promise API: exact. Integers beyond 2^53 become BigInts, others numbers.
 function exactNumber(text) {
   if (/^-?\d+$/.test(text)) {
@@ -83,26 +78,26 @@ function exactNumber(text) {
   return Number(text);
 }
 
-function fromDynamo(value, number = exactNumber) {
+function fromDynamo(value) {
   const [tag, inner] = Object.entries(value)[0];
   switch (tag) {
     case "S": return inner;
-    case "N": return number(inner);
+    case "N": return exactNumber(inner);
     case "B": return Buffer.from(inner, "base64");
     case "BOOL": return inner;
     case "NULL": return null;
-    case "L": return inner.map((v) => fromDynamo(v, number));
-    case "M": return itemFromDynamo(inner, number);
+    case "L": return inner.map(fromDynamo);
+    case "M": return itemFromDynamo(inner);
     case "SS": return new Set(inner);
-    case "NS": return new Set(inner.map(number));
+    case "NS": return new Set(inner.map(exactNumber));
     case "BS": return new Set(inner.map((b) => Buffer.from(b, "base64")));
     default: throw new Error(`unknown DynamoDB type ${tag}`);
   }
 }
 
-function itemFromDynamo(item, number = exactNumber) {
+function itemFromDynamo(item) {
   const out = {};
-  for (const [k, v] of Object.entries(item)) out[k] = fromDynamo(v, number);
+  for (const [k, v] of Object.entries(item)) out[k] = fromDynamo(v);
   return out;
 }
 
@@ -135,4 +130,4 @@ function lockIdFromText(text) {
   return sort ? [fromDynamo(partition), fromDynamo(sort)] : fromDynamo(partition);
 }
 
-module.exports = { isBytes, toDynamo, fromDynamo, fromDynamoPlain, itemToDynamo, itemFromDynamo, lockIdToText, lockIdFromText };
+module.exports = { isBytes, toDynamo, fromDynamo, itemToDynamo, itemFromDynamo, lockIdToText, lockIdFromText };

@@ -3,32 +3,39 @@
 // constructor, options, validation, callbacks, events, error codes and DynamoDB requests.
 //
 // The protocol is not here: it is the core's sans-IO machine (core/src/lock/dlc.rs), exposed as
-// native.DlcAcquire / native.DlcLock. This file only runs it: each request goes through the
-// caller's own `dynamodb` object (SDK v2 DocumentClient, SDK v3 DynamoDBDocument, DAX, mocks),
-// each outcome is fed back, and errors reach the caller as the very objects the client gave.
+// native.DlcLock. This file only runs it: each request goes through the caller's own `dynamodb`
+// object (SDK v2 DocumentClient, SDK v3 DynamoDBDocument, DAX, mocks), each outcome is fed back,
+// and errors reach the caller as the very objects the client gave.
 
 const events = require("events");
-const os = require("os");
 const util = require("util");
 
 const native = require("../native.js");
-const { fromDynamoPlain, isBytes, itemToDynamo, toDynamo } = require("./codec.js");
+const { isBytes, itemToDynamo, toDynamo } = require("./codec.js");
 const schemas = require("./schemas.js");
-const pkg = require("../../package.json");
 
-// Carries an acquisition's lease start (the send of its put, on performance.now()'s monotonic
-// clock) from acquireLock to its Lock: the core uses it to tell a release that landed unseen
-// from a takeover.
-const LEASE_FROM = Symbol("leaseFromMonoMs");
+// Carries an acquisition's machine from acquireLock to its Lock, which goes on running it (with
+// the first action of the held lock): the held lock is built from the acquire's own state
+// (table, id, options, and its lease start, which tells a release that landed unseen from a
+// takeover), not from the config again.
+const HELD = Symbol("held");
 
+// Once per process: os.userInfo() reads the passwd database on every call, which cost more
+// than the rest of an acquire.
+let defaultOwnerValue;
 function defaultOwner() {
-  let user = "unknown";
-  try {
-    user = os.userInfo().username;
-  } catch (_) {
-    // No passwd entry (some containers): keep "unknown".
+  if (defaultOwnerValue === undefined) {
+    const os = require("os");
+    const pkg = require("../../package.json");
+    let user = "unknown";
+    try {
+      user = os.userInfo().username;
+    } catch (_) {
+      // No passwd entry (some containers): keep "unknown".
+    }
+    defaultOwnerValue = `${pkg.name}@${pkg.version}_${user}@${os.hostname()}`;
   }
-  return `${pkg.name}@${pkg.version}_${user}@${os.hostname()}`;
+  return defaultOwnerValue;
 }
 
 // SDK v2 errors carry `code`, SDK v3 errors `name`: recognise both (dlc missed v3 contention).
@@ -59,32 +66,18 @@ function send(dynamodb, op, params, done) {
   }
 }
 
-// DynamoDB-JSON request params from the machine -> DocumentClient params (plain JS values).
-function documentParams(params) {
-  const out = {};
-  for (const [name, value] of Object.entries(params)) {
-    if (name === "Item" || name === "Key" || name === "ExpressionAttributeValues") {
-      out[name] = {};
-      for (const [k, v] of Object.entries(value)) out[name][k] = fromDynamoPlain(v);
-    } else {
-      out[name] = value;
-    }
-  }
-  return out;
-}
-
 // Runs a machine until it returns something other than send/undo/sleep; `finish(action,
 // error, firstOtherError, firstWriteError)` gets that action, the error of the last request
 // that was not an undo, the first error of the run that was not a condition failure, and the
 // first such error of a write (not a read, not an undo).
 function run(dynamodb, next, action, finish, onTimer) {
   let lastError, firstOtherError, firstWriteError;
-  const step = (kind, item) => handle(JSON.parse(next(kind, item === undefined ? null : item, Date.now(), performance.now())));
+  const step = (kind, item) => handle(next(kind, item === undefined ? null : item, Date.now(), performance.now()));
   const handle = (act) => {
     switch (act.type) {
       case "send":
       case "undo":
-        return send(dynamodb, act.op, documentParams(act.params), (error, data) => {
+        return send(dynamodb, act.op, act.params, (error, data) => {
           if (error) {
             // An undo follows a write whose outcome is unknown; the error to report is the one
             // that made it unknown, not the undo's (whose condition fails when nothing landed).
@@ -112,15 +105,14 @@ function run(dynamodb, next, action, finish, onTimer) {
   return handle(action);
 }
 
-// Runs a take-back the machine handed over with its report (`takeBack: true`) in the
-// background: a fail-closed item of ours may still be there after every send of a release (or
-// of an acquire's undo) failed without a definite answer, and nothing else would ever free it.
-// It deletes on our own guid through failures for up to a minute; the caller was told the
-// error already and is not told how this ends.
+// Runs a take-back the machine handed over with its report (`takeBack`) in the background: a
+// fail-closed item of ours may still be there after every send of a release (or of an
+// acquire's undo) failed without a definite answer, and nothing else would ever free it. It
+// deletes on our own guid through failures for up to a minute; the caller was told the error
+// already and is not told how this ends.
 function takeBack(dynamodb, machine) {
-  const undo = machine.takeBack();
-  const next = (kind, item, now, mono) => undo.next(kind, item, now, mono);
-  run(dynamodb, next, JSON.parse(undo.start(Date.now(), performance.now())), () => undefined);
+  const next = (kind, item, now, mono) => machine.next(kind, item, now, mono);
+  run(dynamodb, next, machine.start(Date.now(), performance.now()), () => undefined);
 }
 
 // dlc's callback style, plus a Promise when the callback is omitted.
@@ -137,11 +129,6 @@ function codedError(message, code, originalError) {
   err.code = code;
   err.originalError = originalError;
   return err;
-}
-
-function validate(schema, config) {
-  const result = schema.validate(config, { abortEarly: false, convert: false });
-  if (result.error) throw result.error;
 }
 
 function lockKey(partitionID, sortID) {
@@ -166,30 +153,31 @@ function acquireLock(self, type, id, callback) {
   const owner = config.owner || defaultOwner();
   let machine;
   try {
-    machine = new native.DlcAcquire(
-      JSON.stringify({
+    machine = new native.DlcLock(
+      {
         failClosed,
         lockTable: config.lockTable,
         partitionKey: config.partitionKey,
         sortKey: config.sortKey,
         owner,
         leaseDurationMs: config.leaseDurationMs,
+        heartbeatPeriodMs: config.heartbeatPeriodMs,
         trustLocalTime: config.trustLocalTime,
         retryCount: self._retryCount,
         acquirePeriodMs: config.acquirePeriodMs,
         undoDelayMs: self._undoDelayMs,
-      }),
+      },
       lockKey(partitionID, sortID),
     );
   } catch (error) {
     return callback(error);
   }
   const next = (kind, item, now, mono) => machine.next(kind, item, now, mono);
-  const start = JSON.parse(next("start", null, Date.now(), performance.now()));
+  const start = next("start", null, Date.now(), performance.now());
   return run(config.dynamodb, next, start, (action, error, firstOtherError) => {
     switch (action.type) {
       case "acquired": {
-        const guid = Buffer.from(action.guid, "base64");
+        const guid = action.guid;
         const lockConfig = failClosed
           ? { dynamodb: config.dynamodb, guid, lockTable: config.lockTable, partitionID, partitionKey: config.partitionKey, sortID, sortKey: config.sortKey, type: FailClosed }
           : {
@@ -208,13 +196,13 @@ function acquireLock(self, type, id, callback) {
               type: FailOpen,
             };
         // Not a dlc config field: kept out of sight, as the config is the caller's to see.
-        Object.defineProperty(lockConfig, LEASE_FROM, { value: action.leaseFromMonoMs });
+        Object.defineProperty(lockConfig, HELD, { value: { machine, start: action.start } });
         return callback(undefined, new Lock(lockConfig));
       }
       case "failedToAcquire":
         return callback(codedError("Failed to acquire lock.", "FailedToAcquireLock", error));
       default:
-        if (action.takeBack) takeBack(config.dynamodb, machine);
+        if (action.takeBack) takeBack(config.dynamodb, action.takeBack);
         // An acquire stops at its first error that is not a condition failure (after a read
         // back and an undo, when its put may have landed): that error is the one to report,
         // as dlc reports it, not the read back's.
@@ -226,7 +214,7 @@ function acquireLock(self, type, id, callback) {
 function FailClosed(config) {
   if (!(this instanceof FailClosed)) return new FailClosed(config);
   this._config = config;
-  validate(FailClosed.schema.config, config);
+  schemas.validate("failClosed", config);
   this._retryCount = config.retryCount === undefined ? 1 : config.retryCount;
   // After a put that failed with an error other than a condition failure (a timeout, a network
   // error) and that a read could not show ours, the lock may still be taken by that put
@@ -236,7 +224,7 @@ function FailClosed(config) {
   // instance looks like dlc's); undefined means 5 s.
   Object.defineProperty(this, "_undoDelayMs", { value: undefined, writable: true });
 }
-FailClosed.schema = { config: schemas.failClosed };
+FailClosed.schema = schemas.exposed("failClosed");
 FailClosed.prototype.acquireLock = function (id, callback) {
   return withCallback(callback, (cb) => acquireLock(this, FailClosed, id, cb));
 };
@@ -244,10 +232,10 @@ FailClosed.prototype.acquireLock = function (id, callback) {
 function FailOpen(config) {
   if (!(this instanceof FailOpen)) return new FailOpen(config);
   this._config = config;
-  validate(FailOpen.schema.config, config);
+  schemas.validate("failOpen", config);
   this._retryCount = config.retryCount === undefined ? 1 : config.retryCount;
 }
-FailOpen.schema = { config: schemas.failOpen };
+FailOpen.schema = schemas.exposed("failOpen");
 FailOpen.prototype.acquireLock = function (id, callback) {
   return withCallback(callback, (cb) => acquireLock(this, FailOpen, id, cb));
 };
@@ -261,43 +249,48 @@ function Lock(config) {
   this._guid = config.guid;
   this._released = false;
   this.fencingToken = config.fencingToken;
-  const machine = new native.DlcLock(
-    JSON.stringify({
+  const held = config[HELD] || handBuilt(config);
+  Object.defineProperty(this, "_machine", { value: held.machine });
+  Object.defineProperty(this, "_releaseCallbacks", { value: [], writable: true });
+  this._drive(held.start);
+}
+util.inherits(Lock, events.EventEmitter);
+
+// dlc's Lock is public, so a program may build one from a config of its own: the machine then
+// starts from that config, read as leniently as dlc reads it.
+function handBuilt(config) {
+  const number = (value) => (typeof value === "number" ? value : undefined);
+  const machine = native.DlcLock.heldByHand(
+    {
       failClosed: config.type !== FailOpen,
       lockTable: config.lockTable,
       partitionKey: config.partitionKey,
       sortKey: config.sortKey,
-      fencingToken: config.fencingToken,
-      leaseDurationMs: config.leaseDurationMs,
-      owner: config.owner,
-      heartbeatPeriodMs: config.heartbeatPeriodMs,
-      trustLocalTime: config.trustLocalTime,
-    }),
+      fencingToken: number(config.fencingToken),
+      leaseDurationMs: number(config.leaseDurationMs),
+      owner: typeof config.owner === "string" ? config.owner : undefined,
+      heartbeatPeriodMs: number(config.heartbeatPeriodMs),
+      trustLocalTime: config.trustLocalTime === true,
+    },
     lockKey(config.partitionID, config.sortKey ? config.sortID : undefined),
-    Buffer.from(config.guid).toString("base64"),
-    config[LEASE_FROM],
+    Buffer.from(config.guid),
   );
-  Object.defineProperty(this, "_machine", { value: machine });
-  Object.defineProperty(this, "_releaseCallbacks", { value: [], writable: true });
-  this._drive(JSON.parse(machine.start()));
+  return { machine, start: machine.start() };
 }
-util.inherits(Lock, events.EventEmitter);
 
-// Runs the lock's machine: heartbeats and the release queued behind one.
+// Runs the lock's machine from `action`: heartbeats and the release queued behind one.
 Lock.prototype._drive = function (action) {
   const machine = this._machine;
-  const next = (kind, item, now, mono) => {
-    const out = machine.next(kind, item, now, mono);
-    // The item now carries a new guid (after a heartbeat): mirror it, as dlc does.
-    if (this._guid === undefined || Buffer.from(this._guid).toString("base64") !== machine.guid) {
-      this._guid = Buffer.from(machine.guid, "base64");
-    }
-    return out;
+  // An action carries `guid` when the item now carries a new one (a heartbeat landed): mirror
+  // it, as dlc does.
+  const mirror = (act) => {
+    if (act.guid !== undefined) this._guid = act.guid;
+    return act;
   };
   run(
     this._config.dynamodb,
-    next,
-    action,
+    (kind, item, now, mono) => mirror(machine.next(kind, item, now, mono)),
+    mirror(action),
     (act, error, firstOtherError, firstWriteError) => {
       switch (act.type) {
         case "heartbeatFailed":
@@ -312,7 +305,7 @@ Lock.prototype._drive = function (action) {
             // A fail-closed release that stayed unknown through its resends (and the reads
             // between them): report the error of its first send, the one dlc would report,
             // and take the lock back in the background.
-            takeBack(this._config.dynamodb, machine);
+            takeBack(this._config.dynamodb, act.takeBack);
             return this._settleRelease(firstWriteError || error);
           }
           return this._settleRelease(error);
@@ -344,7 +337,7 @@ Lock.prototype.release = function (callback) {
     this._releaseCallbacks.push(cb);
     // One release on the wire at a time; later callers share its outcome.
     if (this._releaseCallbacks.length > 1) return;
-    this._drive(JSON.parse(this._machine.release(Date.now(), performance.now())));
+    this._drive(this._machine.release(Date.now(), performance.now()));
   });
 };
 

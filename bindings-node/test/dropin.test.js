@@ -105,6 +105,70 @@ for (const [name, makeClient] of Object.entries(clients)) {
   });
 }
 
+describe("drop-in requests", () => {
+  // A callback-style client over SDK v3 that records each request's params as JSON, keys in
+  // the order the caller built them (the order the SDKs serialize them in), with what differs
+  // between runs made comparable: guids by order of appearance, clock readings, the table.
+  function recording() {
+    const real = sdkV3();
+    const guids = new Map();
+    const requests = [];
+    let answered = 0;
+    const client = {};
+    for (const op of ["get", "put", "delete"]) {
+      client[op] = (params, callback) => {
+        const text = JSON.stringify(params, function (key, value) {
+          const raw = this[key];
+          // Bytes as either library holds them (a Buffer, or the Uint8Array SDK v3 read back):
+          // the SDK sends both alike.
+          if (raw instanceof Uint8Array) {
+            const hex = Buffer.from(raw).toString("hex");
+            if (!guids.has(hex)) guids.set(hex, guids.size);
+            return `<bytes ${guids.get(hex)} of ${raw.length}>`;
+          }
+          if (key === "lockAcquiredTimeUnixMs") return "<now>";
+          if (key === "TableName") return "<table>";
+          return value;
+        });
+        requests.push(`${op} ${text}`);
+        real[op](params).then(
+          (data) => (answered++, callback(null, data)),
+          (error) => (answered++, callback(error)),
+        );
+      };
+    }
+    return { client, requests, answered: () => answered };
+  }
+
+  async function scenario(lib, table, options) {
+    const { client, requests, answered } = recording();
+    const id = options.sortKey ? { id: "k", sk: "s" } : "k";
+    const locks = new lib.FailOpen({ dynamodb: client, lockTable: table, partitionKey: "id", leaseDurationMs: 1000, heartbeatPeriodMs: 50, owner: "o", ...options });
+    const lock = await new Promise((resolve, reject) => locks.acquireLock(id, (err, l) => (err ? reject(err) : resolve(l))));
+    lock.on("error", () => {});
+    // One heartbeat, answered (dlc would release on the guid it replaced), then the release.
+    while (answered() < 3) await sleep(5);
+    await new Promise((resolve) => lock.release(resolve));
+    // A second acquire finds the released item: it waits out its 1 ms lease and takes over.
+    const again = await new Promise((resolve, reject) => locks.acquireLock(id, (err, l) => (err ? reject(err) : resolve(l))));
+    await new Promise((resolve) => again.release(resolve));
+    const closed = new lib.FailClosed({ dynamodb: client, lockTable: table, partitionKey: "id", acquirePeriodMs: 10, owner: "o" });
+    if (!options.sortKey) {
+      const held = await new Promise((resolve, reject) => closed.acquireLock("c", (err, l) => (err ? reject(err) : resolve(l))));
+      await new Promise((resolve) => held.release(resolve));
+    }
+    return requests;
+  }
+
+  for (const options of [{}, { trustLocalTime: true }, { sortKey: "sk" }]) {
+    test(`the same requests as dlc, byte for byte: ${JSON.stringify(options)}`, async () => {
+      const [ours, theirs] = [await newTable(options), await newTable(options)];
+      const expected = await scenario(dlc, theirs, options);
+      assert.deepEqual(await scenario(dynalease, ours, options), expected);
+    });
+  }
+});
+
 describe("drop-in validation", () => {
   const dynamodb = { get() {}, put() {}, delete() {} };
   const cases = {
@@ -130,6 +194,46 @@ describe("drop-in validation", () => {
       });
     });
   }
+  test("the check that spares loading joi passes only configs dlc's schema passes", () => {
+    const { plainlyValid, schemas } = require("../lib/schemas.js");
+    class DocumentClient {
+      get() {}
+      put() {}
+      delete() {}
+    }
+    const values = [
+      undefined, null, "", "x", "id", "guid", "owner", "fencingToken", "leaseDurationMs", 0, -0, 1, -1, 1.5, 2 ** 53 - 1, 2 ** 53, NaN, Infinity,
+      "5", new Number(5), true, false, {}, [], () => {}, dynamodb, new DocumentClient(), { get() {}, put() {} }, Object.create(null), new Date(0),
+    ];
+    const base = {
+      failOpen: { dynamodb, lockTable: "t", partitionKey: "id", sortKey: "sk", leaseDurationMs: 10, heartbeatPeriodMs: 3, trustLocalTime: true, retryCount: 2, owner: "o" },
+      failClosed: { dynamodb, lockTable: "t", partitionKey: "id", sortKey: "sk", acquirePeriodMs: 5, retryCount: 0, owner: "o" },
+    };
+    let passed = 0;
+    for (const [kind, valid] of Object.entries(base)) {
+      const configs = [valid, Object.assign(Object.create(null), valid), ...values];
+      for (const key of [...Object.keys(base.failOpen), ...Object.keys(base.failClosed), "extra"]) {
+        for (const value of values) configs.push({ ...valid, [key]: value });
+        const { [key]: _, ...without } = valid;
+        configs.push(without);
+      }
+      for (const config of configs) {
+        if (!plainlyValid(kind, config)) continue;
+        passed++;
+        const { error } = schemas()[kind].validate(config, { abortEarly: false, convert: false });
+        assert.equal(error, undefined, `${kind} ${require("node:util").inspect(config)}`);
+      }
+    }
+    // The documented shapes do take the short way (otherwise this test would prove nothing).
+    assert.ok(plainlyValid("failOpen", base.failOpen) && plainlyValid("failClosed", base.failClosed) && passed > 50, `${passed}`);
+  });
+
+  test("FailOpen.schema.config is dlc's joi schema, loaded when read", () => {
+    const { error } = dynalease.FailOpen.schema.config.validate({}, { abortEarly: false, convert: false });
+    assert.equal(error.name, "ValidationError");
+    assert.equal(typeof dynalease.FailClosed.schema.config.validate, "function");
+  });
+
   test("FailClosed accepts sortKey (dlc's README documents it)", () => {
     assert.doesNotThrow(() => new dynalease.FailClosed({ dynamodb, lockTable: "t", partitionKey: "id", sortKey: "sk", acquirePeriodMs: 1 }));
   });

@@ -292,6 +292,29 @@ impl DlcTable {
         }
         item
     }
+
+    /// The attributes of a request's `Item` or `Key` in the order dlc builds them: the
+    /// partition key, the lease attributes, the sort key last (any other attribute after them,
+    /// by name). A JS object keeps the order its keys were set in, and the SDKs serialize params
+    /// in that order, so params built in this order are dlc's bytes on the wire.
+    pub fn in_dlc_order<'a>(&self, item: &'a Item) -> Vec<(&'a String, &'a AttributeValue)> {
+        const LEASE_ORDER: [&str; 5] = [FENCING_TOKEN, LEASE_DURATION_MS, OWNER, GUID, LOCK_ACQUIRED_TIME_UNIX_MS];
+        let rank = |name: &str| {
+            if name == self.partition_key {
+                0
+            } else if let Some(i) = LEASE_ORDER.iter().position(|lease| *lease == name) {
+                1 + i
+            } else if Some(name) == self.sort_key.as_deref() {
+                1 + LEASE_ORDER.len()
+            } else {
+                2 + LEASE_ORDER.len()
+            }
+        };
+        let mut attributes: Vec<_> = item.iter().collect();
+        // Stable: attributes of equal rank keep the item's (name) order.
+        attributes.sort_by_key(|(name, _)| rank(name));
+        attributes
+    }
 }
 
 /// dlc's `FailOpen` options that shape its requests.
@@ -1073,6 +1096,16 @@ mod tests {
         assert_eq!(put.item.len(), 5);
         let guid = m.guid().to_vec();
         assert_eq!(m.next(Input::Response(Response::Written(None)), at(6)), Action::Acquired { guid, fencing_token: Some(1), lease_from_mono_ms: 0 });
+    }
+
+    #[test]
+    fn items_are_listed_in_dlcs_order() {
+        let table = table(true);
+        let lease = LeaseItem { fencing_token: 2, lease_ms: 10, owner: "o", guid: &[1], acquired_unix_ms: Some(7) };
+        let mut item = table.lease_item(&id(true), lease);
+        item.insert("other".into(), AttributeValue::Null);
+        let names: Vec<_> = table.in_dlc_order(&item).into_iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["pk", "fencingToken", "leaseDurationMs", "owner", "guid", "lockAcquiredTimeUnixMs", "sk", "other"]);
     }
 
     #[test]
