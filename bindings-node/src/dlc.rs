@@ -159,9 +159,9 @@ fn document_item<'env, 'a>(env: &'env Env, attributes: impl Iterator<Item = (&'a
 /// order (see `DlcTable::in_dlc_order`).
 fn request_js<'env>(env: &'env Env, request: &Request, table: &DlcTable, action: &mut Object<'env>) -> Result<()> {
     let (op, table_name, key_or_item, condition) = match request {
-        Request::GetItem(get) => (c"get", &get.table, (c"Key", &get.key), None),
-        Request::PutItem(put) => (c"put", &put.table, (c"Item", &put.item), put.condition.as_ref()),
-        Request::DeleteItem(delete) => (c"delete", &delete.table, (c"Key", &delete.key), delete.condition.as_ref()),
+        Request::GetItem(get) => ("get", &get.table, (c"Key", &get.key), None),
+        Request::PutItem(put) => ("put", &put.table, (c"Item", &put.item), put.condition.as_ref()),
+        Request::DeleteItem(delete) => ("delete", &delete.table, (c"Key", &delete.key), delete.condition.as_ref()),
         other => unreachable!("dlc machines send no {}", other.operation()),
     };
     let mut params = Object::new(env)?;
@@ -187,7 +187,7 @@ fn request_js<'env>(env: &'env Env, request: &Request, table: &DlcTable, action:
             params.set_c_named_property(c"ExpressionAttributeValues", document_item(env, rendered.attributes.values.iter())?)?;
         }
     }
-    action.set_c_named_property(c"op", op.to_str().expect("ASCII"))?;
+    action.set_c_named_property(c"op", op)?;
     action.set_c_named_property(c"params", params)
 }
 
@@ -263,10 +263,19 @@ enum Acquire {
     FailClosed(FailClosedAcquire),
 }
 
+// A lock spends its life held, so that state is kept inline and the acquire's is boxed: a
+// process holding thousands of locks does not carry an acquire's size in each.
+#[allow(clippy::large_enum_variant)]
 enum Stage {
     /// `options` and `id` are kept for the held lock.
-    Acquiring { machine: Acquire, options: DlcOptions, id: DlcKey },
+    Acquiring(Box<Acquiring>),
     Held(HeldLock),
+}
+
+struct Acquiring {
+    machine: Acquire,
+    options: DlcOptions,
+    id: DlcKey,
 }
 
 /// One dlc lock, from its `acquireLock` call to its release: the acquire's machine, then, once
@@ -288,7 +297,7 @@ impl DlcLock {
     fn held_machine(&mut self) -> Result<&mut HeldLock> {
         match &mut self.stage {
             Stage::Held(machine) => Ok(machine),
-            Stage::Acquiring { .. } => Err(Error::config("the lock is not acquired yet")).js(),
+            Stage::Acquiring(_) => Err(Error::config("the lock is not acquired yet")).js(),
         }
     }
 
@@ -312,7 +321,7 @@ impl DlcLock {
     pub fn new(options: DlcOptions, id: String) -> Result<DlcLock> {
         let id = key(&id).js()?;
         let machine = options.acquire(id.clone());
-        Ok(DlcLock { table: options.table(), stage: Stage::Acquiring { machine, options, id }, mirrored_guid: Vec::new() })
+        Ok(DlcLock { table: options.table(), stage: Stage::Acquiring(Box::new(Acquiring { machine, options, id })), mirrored_guid: Vec::new() })
     }
 
     /// A lock built by hand (`new Lock(config)`), whose lease start is unknown: a release whose
@@ -330,10 +339,11 @@ impl DlcLock {
     #[napi]
     pub fn next<'env>(&mut self, env: &'env Env, input_kind: String, item: Option<String>, now_unix_ms: f64, now_mono_ms: f64) -> Result<Object<'env>> {
         let (input, now) = (input(&input_kind, item).js()?, now(now_unix_ms, now_mono_ms));
-        let Stage::Acquiring { machine, options, id } = &mut self.stage else {
+        let Stage::Acquiring(acquiring) = &mut self.stage else {
             let action = self.held_machine()?.next(input, now);
             return self.held_action(env, action);
         };
+        let Acquiring { machine, options, id } = acquiring.as_mut();
         let action = match machine {
             Acquire::FailOpen(machine) => machine.next(input, now),
             Acquire::FailClosed(machine) => machine.next(input),
