@@ -79,7 +79,11 @@ fn built() -> &'static Built {
 }
 
 fn shared(target: &Target, pid: u32) -> Option<Arc<dyn Transport>> {
-    let built = built().lock().unwrap_or_else(PoisonError::into_inner);
+    alive(&built().lock().unwrap_or_else(PoisonError::into_inner), target, pid)
+}
+
+/// The transport this process built for `target`, if a client still uses it.
+fn alive(built: &[(Target, u32, Weak<dyn Transport>)], target: &Target, pid: u32) -> Option<Arc<dyn Transport>> {
     built.iter().filter(|(t, owner, _)| t == target && *owner == pid).find_map(|(_, _, weak)| weak.upgrade())
 }
 
@@ -87,7 +91,7 @@ fn shared(target: &Target, pid: u32) -> Option<Arc<dyn Transport>> {
 fn share(target: &Target, pid: u32, transport: Arc<dyn Transport>) -> Arc<dyn Transport> {
     let mut built = built().lock().unwrap_or_else(PoisonError::into_inner);
     built.retain(|(_, owner, weak)| *owner == pid && weak.strong_count() > 0);
-    if let Some(existing) = built.iter().filter(|(t, _, _)| t == target).find_map(|(_, _, weak)| weak.upgrade()) {
+    if let Some(existing) = alive(&built, target, pid) {
         return existing;
     }
     built.push((target.clone(), pid, Arc::downgrade(&transport)));
