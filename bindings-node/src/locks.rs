@@ -237,15 +237,10 @@ impl Lock {
         self.inner.data().map(|v| value_to_text(&v))
     }
 
-    /// `"held"`, `"lost"` or `"released"`.
+    /// `"held"`, `"lost"`, `"released"` or `"detached"`.
     #[napi(getter)]
     pub fn status(&self) -> String {
-        match self.inner.status() {
-            LockStatus::Held => "held",
-            LockStatus::Lost(_) => "lost",
-            LockStatus::Released => "released",
-        }
-        .to_owned()
+        self.inner.status().name().to_owned()
     }
 
     #[napi(getter)]

@@ -396,12 +396,7 @@ blocking_and_awaitable! {
         /// Raises LockLostError if the lock is no longer held (lost or released); does nothing
         /// while it is held. Call it before work that must only happen under the lock.
         fn check(&self) -> PyResult<()> {
-            let reason = match self.inner.status() {
-                LockStatus::Held => return Ok(()),
-                LockStatus::Lost(reason) => reason,
-                LockStatus::Released => "it was released".to_owned(),
-            };
-            Err(to_py_err(dynalease::Error::LockLost { id: self.inner.id().clone(), reason }))
+            self.inner.check().map_err(to_py_err)
         }
 
         /// Calls `callback(reason)` once if the lock is lost (at once if it already is); never
@@ -428,11 +423,7 @@ blocking_and_awaitable! {
 
         fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
             let lock = &slf.get().inner;
-            let status = match lock.status() {
-                LockStatus::Held => "held",
-                LockStatus::Lost(_) => "lost",
-                LockStatus::Released => "released",
-            };
+            let status = lock.status().name();
             let token = lock.fencing_token().map(|t| t.to_string()).unwrap_or_else(|| "None".into());
             let id = lock_id_to_py(slf.py(), lock.id())?;
             Ok(format!("{}(id={}, fencing_token={token}, status={status})", Self::class_name(slf), id.repr()?))

@@ -9,8 +9,9 @@ use tokio::time::Instant;
 use crate::clock::{self, SharedClock};
 use crate::error::{Error, Result};
 use crate::lock::config::{LockConfig, Mode};
-use crate::lock::held::{Acquired, Lock};
-use crate::lock::item::{new_guid, LockId, LockTable, Observed};
+use crate::lock::handle::Handle;
+use crate::lock::held::{loss_reason, Acquired, Lock};
+use crate::lock::item::{new_guid, LockId, LockTable, NewData, Observed};
 use crate::lock::undo::{AcquireGuard, LockSite};
 use crate::lock::poll;
 use crate::resend::Sends;
@@ -27,7 +28,7 @@ pub struct LockClient {
 }
 
 /// The outcome of one acquisition write.
-enum Attempt {
+pub(super) enum Attempt {
     /// Taken, and what the item shows now.
     Acquired(Lock, Option<Observed>),
     /// Held by someone else: what the failed write saw (`None`: the item vanished meanwhile).
@@ -46,10 +47,18 @@ enum Want {
 }
 
 /// A holder we are waiting out: its guid and token, and when we may take over if they stay.
-struct Watch {
-    seen: Observed,
+pub(super) struct Watch {
+    pub seen: Observed,
     /// `None`: a fail-closed lock, which is never taken over.
-    takeover_at: Option<Instant>,
+    pub takeover_at: Option<Instant>,
+}
+
+/// What an acquisition writes besides the lock itself, and who hears of its release.
+#[derive(Clone, Debug, Default)]
+pub(super) struct AcquireWith {
+    pub data: NewData,
+    /// A semaphore's id: its waiters in this process wake when this permit is released.
+    pub group: Option<LockId>,
 }
 
 impl LockClient {
@@ -81,7 +90,7 @@ impl LockClient {
     /// Takes the lock if it is free (absent or released) with one request; `None` if it is held.
     pub async fn try_acquire(&self, id: impl Into<LockId>) -> Result<Option<Lock>> {
         let id = self.check_id(id.into())?;
-        Ok(match self.attempt(&id, None).await? {
+        Ok(match self.attempt(&id, None, &AcquireWith::default()).await? {
             Attempt::Acquired(lock, _) => Some(lock),
             Attempt::Held(_) => None,
         })
@@ -104,6 +113,97 @@ impl LockClient {
     /// guid) at once and again once the transport's late-landing window has passed.
     pub async fn acquire(&self, id: impl Into<LockId>, timeout: Option<Duration>) -> Result<Lock> {
         let id = self.check_id(id.into())?;
+        self.acquire_checked(id, timeout, &AcquireWith::default()).await
+    }
+
+    /// Acquires the lock like [`acquire`](LockClient::acquire), waiting no later than
+    /// `deadline`, and has it end itself there ([`Lock::end_at`]): lost, then released.
+    pub async fn acquire_until(&self, id: impl Into<LockId>, timeout: Option<Duration>, deadline: Instant) -> Result<Lock> {
+        let id = self.check_id(id.into())?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::LockNotAcquired { id, reason: "its deadline has already passed, so it was not tried".into() });
+        }
+        let lock = self.acquire_checked(id, Some(timeout.map_or(left, |t| t.min(left))), &AcquireWith::default()).await?;
+        lock.end_at(deadline);
+        Ok(lock)
+    }
+
+    /// Acquires a lock for work that must end `margin` before `remaining` runs out (a Lambda
+    /// invocation: `remaining` is what its context says is left): see
+    /// [`acquire_until`](LockClient::acquire_until).
+    pub async fn acquire_within(&self, id: impl Into<LockId>, timeout: Option<Duration>, remaining: Duration, margin: Duration) -> Result<Lock> {
+        let id = self.check_id(id.into())?;
+        if remaining <= margin {
+            return Err(Error::LockNotAcquired {
+                id,
+                reason: format!("only {remaining:?} is left, within the {margin:?} margin; give the work more time or lower the margin"),
+            });
+        }
+        self.acquire_until(id, timeout, Instant::now() + (remaining - margin)).await
+    }
+
+    /// Takes up a lock that another process (or this one) handed off with `Lock::detach`, after
+    /// one consistent read that finds the handle's guid still in the item. Fails with
+    /// [`Error::LockLost`] when it is not (released, taken over, renewed by someone else).
+    ///
+    /// The lease left is the item's, by its `lockAcquiredTimeUnixMs` and this host's clock: the
+    /// one place the library compares two hosts' clocks, because the hand-off crosses hosts. If
+    /// they may disagree by more than you can spare, call [`Lock::renew`] first; a lock whose
+    /// lease has run out by this host's clock is renewed here before it is handed back (both
+    /// that renewal and any takeover condition on the same guid, so only one can win). The
+    /// lock heartbeats in the background if this client has a heartbeat period (the first one
+    /// at once), and is renewed with this client's lease.
+    pub async fn resume(&self, handle: &Handle) -> Result<Lock> {
+        if handle.table != self.config.table {
+            return Err(Error::invalid_value(format!(
+                "the handle is for a lock in table {:?}, and this client uses {:?}: resume it with a client of that table",
+                handle.table, self.config.table
+            )));
+        }
+        if handle.is_fail_open() != self.is_fail_open() {
+            let (handle_mode, ours) = if handle.is_fail_open() { ("fail-open", "fail-closed") } else { ("fail-closed", "fail-open") };
+            return Err(Error::invalid_value(format!(
+                "the handle is for a {handle_mode} lock, and this client makes {ours} locks: resume it with a {handle_mode} client"
+            )));
+        }
+        let id = self.check_id(handle.id.clone())?;
+        let sent = Instant::now();
+        let item = self.read(&id).await?;
+        let seen = item.as_ref().map(Observed::from_item);
+        let ours = seen.as_ref().is_some_and(|o| o.has_guid(&handle.guid) && !o.is_released() && o.fencing_token == handle.fencing_token);
+        if !ours {
+            let reason = match &seen {
+                Some(o) if o.fencing_token == handle.fencing_token && !o.is_released() && o.fencing_token.is_some() => {
+                    "it was renewed under another handle since this one was taken".to_owned()
+                }
+                _ => loss_reason(seen),
+            };
+            return Err(Error::LockLost { id, reason: format!("{reason}; the handle no longer names a held lock") });
+        }
+        let left = seen.as_ref().and_then(|o| self.lease_left_by_clock(o));
+        let mut acquired = Acquired::fresh(self.site(&id), self.config.clone(), handle.guid.clone(), item, sent);
+        acquired.lease_deadline = left.map(|left| sent + left);
+        acquired.first_beat = self.config.heartbeat().map(|_| Instant::now());
+        let lock = Lock::start(acquired);
+        if left.is_some_and(|left| left.is_zero()) {
+            lock.renew().await?;
+        }
+        Ok(lock)
+    }
+
+    /// What is left of a lease by the item's wall-clock time and ours (none when the item does
+    /// not say when it was written). Fail-closed: `None`.
+    fn lease_left_by_clock(&self, seen: &Observed) -> Option<Duration> {
+        let lease_ms = seen.lease_duration_ms?;
+        let left = match seen.acquired_unix_ms {
+            Some(written) => lease_ms - (self.clock.now_unix_ms() as i64 - written).max(0),
+            None => 0,
+        };
+        Some(Duration::from_millis(left.clamp(0, lease_ms.max(0)) as u64))
+    }
+
+    pub(super) async fn acquire_checked(&self, id: LockId, timeout: Option<Duration>, with: &AcquireWith) -> Result<Lock> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let poll = poll::join(self.transport.as_ref(), &self.table.table, &id);
         let mut watch: Option<Watch> = None;
@@ -135,7 +235,7 @@ impl LockClient {
                         // A failed takeover starts a fresh watch, even if the item looks the same.
                         Want::Write | Want::Takeover => {
                             let watched = if want == Want::Takeover { watch.take() } else { None };
-                            match self.attempt(&id, watched.as_ref().map(|w| &w.seen)).await? {
+                            match self.attempt(&id, watched.as_ref().map(|w| &w.seen), with).await? {
                                 Attempt::Acquired(lock, seen) => {
                                     // The others learn the lock is taken without asking.
                                     turn.publish(sent, seen, &self.config);
@@ -202,14 +302,14 @@ impl LockClient {
         }
     }
 
-    fn is_fail_open(&self) -> bool {
+    pub(super) fn is_fail_open(&self) -> bool {
         matches!(self.config.mode(), Mode::FailOpen { .. })
     }
 
     /// How long after our read the watched lease may be taken over, if its holder does not
     /// renew it. Without `trust_local_time` that is the whole lease; with it, what the item's
     /// `lockAcquiredTimeUnixMs` says is left (the whole lease when the item lacks it).
-    fn lease_remaining(&self, seen: &Observed) -> Option<Duration> {
+    pub(super) fn lease_remaining(&self, seen: &Observed) -> Option<Duration> {
         if !self.is_fail_open() {
             return None; // fail-closed clients never take a lock over
         }
@@ -228,7 +328,7 @@ impl LockClient {
     /// One acquisition write, resent with the same guid while its outcome is unknown. Guarded
     /// from before the first send: if this future is dropped or gives up while a send may still
     /// land, the guard takes the write back (see `lock::undo`).
-    async fn attempt(&self, id: &LockId, takeover: Option<&Observed>) -> Result<Attempt> {
+    pub(super) async fn attempt(&self, id: &LockId, takeover: Option<&Observed>, with: &AcquireWith) -> Result<Attempt> {
         let mut guard = AcquireGuard::arm(self.site(id), new_guid());
         // The lease runs from the first send: waiters may see our guid from then on.
         let lease_start = Instant::now();
@@ -245,11 +345,12 @@ impl LockClient {
                         lease_duration.as_millis() as i64,
                         self.clock.now_unix_ms() as i64,
                         takeover,
+                        &with.data,
                     );
                     self.transport.update_item(request).await
                 }
                 Mode::FailClosed => {
-                    let request = self.table.acquire_fail_closed(id, guard.guid(), &self.config.owner);
+                    let request = self.table.acquire_fail_closed(id, guard.guid(), &self.config.owner, &with.data);
                     let written = request.item.clone();
                     self.transport.put_item(request).await.map(|_| Some(written))
                 }
@@ -293,7 +394,10 @@ impl LockClient {
             let guid = guard.guid().to_vec();
             let uncertain_until = guard.disarm_held();
             let seen = item.as_ref().map(Observed::from_item);
-            return Ok(Attempt::Acquired(self.held(id, guid, item, lease_start, uncertain_until), seen));
+            let mut acquired = Acquired::fresh(self.site(id), self.config.clone(), guid, item, lease_start);
+            acquired.uncertain_until = uncertain_until;
+            acquired.group = with.group.clone();
+            return Ok(Attempt::Acquired(Lock::start(acquired), seen));
         }
     }
 
@@ -307,22 +411,15 @@ impl LockClient {
         }
     }
 
-    async fn read(&self, id: &LockId) -> Result<Option<Item>> {
+    pub(super) async fn read(&self, id: &LockId) -> Result<Option<Item>> {
         self.transport.get_item(self.table.read(id)).await.map_err(|e| self.explain(e))
     }
 
-    fn held(&self, id: &LockId, guid: Vec<u8>, item: Option<Item>, lease_start: Instant, uncertain_until: Option<Instant>) -> Lock {
-        Lock::start(Acquired {
-            site: self.site(id),
-            config: self.config.clone(),
-            guid,
-            item,
-            lease_start,
-            uncertain_until,
-        })
+    pub(super) fn table(&self) -> &LockTable {
+        &self.table
     }
 
-    fn check_id(&self, id: LockId) -> Result<LockId> {
+    pub(super) fn check_id(&self, id: LockId) -> Result<LockId> {
         id.partition.validate("lock id", MAX_PARTITION_KEY_BYTES)?;
         match (&self.config.sort_key, &id.sort) {
             (Some(_), Some(sort)) => sort.validate("lock id's sort key part", MAX_SORT_KEY_BYTES)?,
@@ -339,14 +436,14 @@ impl LockClient {
         Ok(id)
     }
 
-    fn not_acquired(&self, id: &LockId, timeout: Option<Duration>, seen: Option<&Observed>) -> Error {
+    pub(super) fn not_acquired(&self, id: &LockId, timeout: Option<Duration>, seen: Option<&Observed>) -> Error {
         let holder = seen.map(Observed::describe_holder).unwrap_or_else(|| "held by another client".into());
         let waited = timeout.map(|t| format!(" after waiting {t:?}")).unwrap_or_default();
         Error::LockNotAcquired { id: id.clone(), reason: format!("{holder}{waited}; retry later or raise the timeout") }
     }
 
     /// Turns DynamoDB's terse key-schema complaints into something actionable.
-    fn explain(&self, error: Error) -> Error {
+    pub(super) fn explain(&self, error: Error) -> Error {
         error.explain_key_schema(&self.config.table, || {
             format!(
                 "{{partition_key}} {:?}, {{sort_key}} {:?}, and the lock id's type",

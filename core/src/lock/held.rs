@@ -1,4 +1,5 @@
-//! A held lock: fencing token, heartbeats, lost-lease detection, lock data and release.
+//! A held lock: fencing token, heartbeats, lost-lease detection, lock data, release, and handing
+//! it to another process (detach; `LockClient::resume` takes it back up).
 //!
 //! Heartbeats and releases hold the lock's async mutex across their sends, so that no release
 //! ever conditions on a guid that a concurrent heartbeat has just replaced (dlc reports such a
@@ -10,13 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::runtime::Handle;
+use tokio::runtime::Handle as Runtime;
 use tokio::sync::{watch, MutexGuard};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::lock::config::{LockConfig, Mode};
+use crate::lock::handle::Handle;
 use crate::lock::item::{freed_by_our_release, new_guid, LockId, Observed};
 use crate::lock::undo::LockSite;
 use crate::lock::poll;
@@ -33,6 +35,20 @@ pub enum LockStatus {
     /// that is released afterwards (possible when nobody took it over) stays `Lost`.
     Lost(String),
     Released,
+    /// Handed to another process with [`Lock::detach`]: this object no longer acts for it.
+    Detached,
+}
+
+impl LockStatus {
+    /// `"held"`, `"lost"`, `"released"` or `"detached"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LockStatus::Held => "held",
+            LockStatus::Lost(_) => "lost",
+            LockStatus::Released => "released",
+            LockStatus::Detached => "detached",
+        }
+    }
 }
 
 /// A lock this process holds. Cheap to clone; all clones are the same lock.
@@ -61,10 +77,21 @@ pub(super) struct Inner {
     keep_alive: Mutex<Option<JoinHandle<()>>>,
     /// Where the background writes of this lock run (heartbeats, undo, release on drop), so
     /// that a lock dropped outside the runtime (a Python finalizer) can still send them.
-    runtime: Handle,
+    runtime: Runtime,
     /// The process that acquired the lock: a forked child holds a copy of this object, but not
     /// the lock.
     pid: u32,
+    /// The guid the lock was handed off under ([`Lock::detach`]). Shared with the task that takes
+    /// back a late acquisition, which must not take back what another process now holds.
+    handed_off: Arc<Mutex<Option<Vec<u8>>>>,
+    /// The acquisition's guid, and until when an earlier send of it may still land.
+    acquisition: (Vec<u8>, Option<Instant>),
+    /// The lock's current guid, for [`Lock::handle`] without waiting for a heartbeat in flight.
+    guid_now: Mutex<Vec<u8>>,
+    /// Where the lock ends itself ([`Lock::end_at`]): from then on it is lost, and released.
+    ends_at: Mutex<Option<Instant>>,
+    /// Also told of this lock's release: the waiters of a semaphore whose permit it is.
+    group: Option<LockId>,
 }
 
 /// The state writes condition on.
@@ -75,6 +102,8 @@ pub(super) struct Held {
     /// The guids our fail-open releases wrote or may have written: an item that carries one was
     /// released by us, whatever our earlier release call was told.
     release_guids: Vec<Vec<u8>>,
+    /// A fail-closed release whose outcome stayed unknown may still delete the item until then.
+    release_unknown_until: Option<Instant>,
 }
 
 #[derive(Clone)]
@@ -100,10 +129,30 @@ pub(crate) struct Acquired {
     pub config: Arc<LockConfig>,
     pub guid: Vec<u8>,
     pub item: Option<Item>,
-    /// When the write that took the lock was first sent: the lease runs from here.
-    pub lease_start: Instant,
+    /// When the lease ends unless renewed (fail-open): a lease runs from the first send of the
+    /// write that took (or last renewed) it.
+    pub lease_deadline: Option<Instant>,
+    /// When the first heartbeat is due (`None`: no heartbeats).
+    pub first_beat: Option<Instant>,
     /// Until when an earlier send of the acquisition, whose outcome was unknown, may land.
     pub uncertain_until: Option<Instant>,
+    pub group: Option<LockId>,
+}
+
+impl Acquired {
+    /// A lock just taken by a write first sent at `lease_start`.
+    pub fn fresh(site: LockSite, config: Arc<LockConfig>, guid: Vec<u8>, item: Option<Item>, lease_start: Instant) -> Acquired {
+        Acquired {
+            lease_deadline: config.lease().map(|lease| lease_start + lease),
+            first_beat: config.heartbeat().map(|period| lease_start + period),
+            site,
+            config,
+            guid,
+            item,
+            uncertain_until: None,
+            group: None,
+        }
+    }
 }
 
 impl Lock {
@@ -119,30 +168,40 @@ impl Lock {
             Mode::FailClosed => None,
         };
         let (status, _) = watch::channel(LockStatus::Held);
-        let runtime = Handle::current();
+        let runtime = Runtime::current();
         let acquisition_guid = acquired.guid.clone();
         let inner = Arc::new(Inner {
             site: acquired.site,
             config: acquired.config.clone(),
             fencing_token,
-            held: tokio::sync::Mutex::new(Held { guid: acquired.guid, pending: None, release_guids: Vec::new() }),
-            lease_deadline: Mutex::new(acquired.config.lease().map(|lease| acquired.lease_start + lease)),
+            held: tokio::sync::Mutex::new(Held {
+                guid: acquired.guid.clone(),
+                pending: None,
+                release_guids: Vec::new(),
+                release_unknown_until: None,
+            }),
+            lease_deadline: Mutex::new(acquired.lease_deadline),
             data: Mutex::new(data),
             status,
             released: AtomicBool::new(false),
             keep_alive: Mutex::new(None),
             runtime,
             pid: std::process::id(),
+            handed_off: Arc::default(),
+            acquisition: (acquisition_guid.clone(), acquired.uncertain_until),
+            guid_now: Mutex::new(acquired.guid),
+            ends_at: Mutex::new(None),
+            group: acquired.group,
         });
         if let Mode::FailOpen { lease_duration, heartbeat_period, .. } = acquired.config.mode() {
-            let first_beat = heartbeat_period.map(|period| acquired.lease_start + period);
-            let task = tokio::spawn(keep_alive(Arc::downgrade(&inner), first_beat, heartbeat_period, lease_duration));
+            let task = tokio::spawn(keep_alive(Arc::downgrade(&inner), acquired.first_beat, heartbeat_period, lease_duration));
             *lock(&inner.keep_alive) = Some(task);
         }
         if let Some(until) = acquired.uncertain_until {
             // An earlier send of the acquisition may land after we released: it would take the
             // lock again, under this guid, for nobody.
-            tokio::spawn(undo_late_acquisition(Arc::downgrade(&inner), inner.site.clone(), acquisition_guid, until));
+            let handed_off = inner.handed_off.clone();
+            tokio::spawn(undo_late_acquisition(Arc::downgrade(&inner), handed_off, inner.site.clone(), acquisition_guid, until));
         }
         tracing::debug!(lock = %inner.site.id, token = ?inner.fencing_token, "acquired");
         Lock { inner }
@@ -167,6 +226,18 @@ impl Lock {
     pub fn status(&self) -> LockStatus {
         self.inner.expire_if_due();
         self.inner.status.borrow().clone()
+    }
+
+    /// `Ok` while the lock is held; otherwise the [`Error::LockLost`] that says why not. Call it
+    /// before work that must only happen under the lock.
+    pub fn check(&self) -> Result<()> {
+        let reason = match self.status() {
+            LockStatus::Held => return Ok(()),
+            LockStatus::Lost(reason) => reason,
+            LockStatus::Released => "it was released".to_owned(),
+            LockStatus::Detached => DETACHED.to_owned(),
+        };
+        Err(self.inner.lost_error(reason))
     }
 
     /// True once [`release`](Lock::release) succeeded (even if the lock had been lost).
@@ -224,6 +295,9 @@ impl Lock {
         if inner.released.load(Ordering::Acquire) {
             return Ok(());
         }
+        if inner.is_handed_off() {
+            return Err(inner.lost_error(DETACHED.into()));
+        }
         let result = match inner.config.mode() {
             Mode::FailOpen { .. } => inner.release_fail_open(&mut held, data.as_ref()).await,
             Mode::FailClosed => inner.release_fail_closed(&mut held).await,
@@ -244,6 +318,9 @@ impl Lock {
                     *lock(&inner.data) = Some(data);
                 }
                 poll::released(inner.site.transport.as_ref(), &inner.site.table.table, &inner.site.id);
+                if let Some(group) = &inner.group {
+                    poll::released(inner.site.transport.as_ref(), &inner.site.table.table, group);
+                }
                 tracing::debug!(lock = %inner.site.id, "released");
             }
             Err(Error::LockLost { reason, .. }) => {
@@ -255,6 +332,115 @@ impl Lock {
         result
     }
 }
+
+impl Lock {
+    /// The handle another process passes to `LockClient::resume` to take this lock up: its
+    /// table, id, current guid, fencing token, lease and mode. It changes with every heartbeat
+    /// (each one writes a new guid); [`detach`](Lock::detach) fixes it.
+    pub fn handle(&self) -> Handle {
+        let inner = &self.inner;
+        Handle {
+            table: inner.site.table.table.clone(),
+            id: inner.site.id.clone(),
+            guid: lock(&inner.guid_now).clone(),
+            fencing_token: inner.fencing_token,
+            lease_duration: inner.config.lease(),
+        }
+    }
+
+    /// Stops this process's heartbeats and hands the lock on, still held: another process
+    /// takes it up with `LockClient::resume(handle)`, and must renew it before the lease runs
+    /// out. This object no longer acts for the lock (its status is [`LockStatus::Detached`], and
+    /// dropping it releases nothing).
+    ///
+    /// A write of this lock whose outcome is unknown (a heartbeat, a release, the acquisition)
+    /// could land after the hand-off and change what the handle names, so detach settles it
+    /// first: a fail-open lock renews once (a new guid that no late write conditions on); a
+    /// fail-closed lock waits until such a write can no longer land, then checks its item.
+    pub async fn detach(&self) -> Result<Handle> {
+        let inner = &self.inner;
+        let mut held = inner.lock_held().await?;
+        let (acquisition_guid, acquisition_until) = &inner.acquisition;
+        let acquisition_unsettled = acquisition_until.filter(|until| Instant::now() < *until && held.guid == *acquisition_guid);
+        match inner.config.mode() {
+            Mode::FailOpen { lease_duration, .. } => {
+                if held.pending.is_some() || !held.release_guids.is_empty() || acquisition_unsettled.is_some() {
+                    inner.beat(&mut held, lease_duration).await?;
+                }
+            }
+            Mode::FailClosed => {
+                let unsettled = acquisition_unsettled.into_iter().chain(held.release_unknown_until).max();
+                if let Some(until) = unsettled {
+                    tokio::time::sleep_until(until).await;
+                    let item = inner.site.transport.get_item(inner.site.table.read(&inner.site.id)).await?;
+                    let current = item.as_ref().map(Observed::from_item);
+                    if !current.as_ref().is_some_and(|o| o.has_guid(&held.guid)) {
+                        let reason = loss_reason(current);
+                        inner.mark_lost(reason.clone());
+                        return Err(inner.lost_error(reason));
+                    }
+                    held.release_unknown_until = None;
+                }
+            }
+        }
+        inner.stop_keep_alive();
+        *lock(&inner.handed_off) = Some(held.guid.clone());
+        inner.status.send_if_modified(|status| {
+            let held = *status == LockStatus::Held;
+            if held {
+                *status = LockStatus::Detached;
+            }
+            held
+        });
+        tracing::debug!(lock = %inner.site.id, "detached");
+        Ok(self.handle())
+    }
+
+    /// One heartbeat, now: a new guid and a fresh lease (so [`handle`](Lock::handle) changes).
+    /// For locks taken up with `resume` in a process without background heartbeats, and for
+    /// anyone who renews by hand. Fails with [`Error::LockLost`] if the lock is no longer held.
+    pub async fn renew(&self) -> Result<()> {
+        let inner = &self.inner;
+        let Mode::FailOpen { lease_duration, .. } = inner.config.mode() else {
+            return Err(Error::config("a fail-closed lock has no lease to renew: it is held until released"));
+        };
+        let mut held = inner.lock_held().await?;
+        inner.beat(&mut held, lease_duration).await
+    }
+
+    /// Ends the lock at `deadline`: from then on it is lost (the lost signal fires, fenced
+    /// writes and data updates are refused), and it is released in the background. The lock
+    /// keeps its heartbeats until then. Calling it again keeps the earlier deadline.
+    ///
+    /// For work bounded from outside, like a Lambda invocation: the next invocation finds the
+    /// lock free instead of waiting out a lease, and code that overruns learns it no longer
+    /// holds the lock.
+    pub fn end_at(&self, deadline: Instant) {
+        let inner = &self.inner;
+        {
+            let mut ends_at = lock(&inner.ends_at);
+            if ends_at.is_some_and(|earlier| earlier <= deadline) {
+                return;
+            }
+            *ends_at = Some(deadline);
+        }
+        let weak = Arc::downgrade(inner);
+        inner.runtime.spawn(async move {
+            tokio::time::sleep_until(deadline).await;
+            let Some(inner) = weak.upgrade() else { return };
+            inner.expire_if_due();
+            if inner.released.load(Ordering::Acquire) || inner.is_handed_off() {
+                return;
+            }
+            if let Err(error) = (Lock { inner }).release().await {
+                tracing::warn!(%error, "could not release a lock at its deadline; a fail-open lock frees itself after its lease");
+            }
+        });
+    }
+}
+
+/// Why a detached lock refuses to act.
+const DETACHED: &str = "it was detached and handed to another process: take it up with resume(handle)";
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
@@ -272,7 +458,12 @@ impl Inner {
             LockStatus::Held => Ok(held),
             LockStatus::Lost(reason) => Err(self.lost_error(reason.clone())),
             LockStatus::Released => Err(self.lost_error("it was already released".into())),
+            LockStatus::Detached => Err(self.lost_error(DETACHED.into())),
         }
+    }
+
+    fn is_handed_off(&self) -> bool {
+        lock(&self.handed_off).is_some()
     }
 
     /// A forked child must not release, renew or fence with its parent's guid.
@@ -303,7 +494,11 @@ impl Inner {
     }
 
     fn expire_if_due(&self) {
-        if self.lease_deadline().is_some_and(|deadline| Instant::now() >= deadline) {
+        let now = Instant::now();
+        if lock(&self.ends_at).is_some_and(|end| now >= end) {
+            self.mark_lost("it reached the deadline it was given (end_at), and was let go".into());
+        }
+        if self.lease_deadline().is_some_and(|deadline| now >= deadline) {
             self.mark_lost(format!("no heartbeat succeeded within the {:?} lease", self.lease()));
         }
         if std::process::id() != self.pid {
@@ -342,6 +537,7 @@ impl Inner {
     fn adopt(&self, held: &mut Held) {
         if let Some(pending) = held.pending.take() {
             held.guid = pending.guid;
+            lock(&self.guid_now).clone_from(&held.guid);
             if self.config.lease().is_some() {
                 self.renewed(pending.first_sent);
             }
@@ -419,19 +615,24 @@ impl Inner {
     /// One heartbeat: a new guid and a fresh lease, timed from the first send of that guid.
     async fn heartbeat(&self, lease: Duration) -> Result<()> {
         let mut held = self.lock_held().await?;
+        self.beat(&mut held, lease).await
+    }
+
+    /// A heartbeat under the lock's mutex.
+    async fn beat(&self, held: &mut Held, lease: Duration) -> Result<()> {
         // Reuse the guid of a heartbeat whose outcome is unknown: if it landed, this resend
         // fails its condition against that very guid, which proves it.
-        let next = Self::next_guid(&mut held);
+        let next = Self::next_guid(held);
         let request =
             self.site.table.heartbeat(&self.site.id, &held.guid, &next.guid, lease.as_millis() as i64, self.site.clock.now_unix_ms() as i64);
         match self.site.transport.update_item(request).await {
             Ok(_) => {
-                self.adopt(&mut held);
+                self.adopt(held);
                 Ok(())
             }
             Err(Error::ConditionalCheckFailed { item }) => {
                 let current = self.current_item(item).await?;
-                self.adopt_or_lose(&mut held, current.as_ref().map(Observed::from_item))
+                self.adopt_or_lose(held, current.as_ref().map(Observed::from_item))
             }
             Err(e) => Err(e),
         }
@@ -491,6 +692,14 @@ impl Inner {
 
     async fn release_fail_closed(&self, held: &mut Held) -> Result<()> {
         let mut sends = Sends::new("DeleteItem");
+        let result = self.send_release_fail_closed(held, &mut sends).await;
+        if result.is_err() && sends.uncertain() {
+            held.release_unknown_until = Some(Instant::now() + self.site.transport.late_landing_window());
+        }
+        result
+    }
+
+    async fn send_release_fail_closed(&self, held: &mut Held, sends: &mut Sends) -> Result<()> {
         loop {
             match self.site.transport.delete_item(self.site.table.release_fail_closed(&self.site.id, &held.guid)).await {
                 Ok(_) => return Ok(()),
@@ -512,7 +721,7 @@ impl Inner {
 }
 
 /// Why a lock whose condition failed is no longer ours, from the item that is there now.
-fn loss_reason(current: Option<Observed>) -> String {
+pub(super) fn loss_reason(current: Option<Observed>) -> String {
     match current {
         None => "its item was deleted".to_owned(),
         Some(o) if o.is_released() => "it was released by another client".to_owned(),
@@ -526,7 +735,7 @@ impl Drop for Inner {
     /// than leave the lock to its lease, or a fail-closed lock held for ever.
     fn drop(&mut self) {
         self.stop_keep_alive();
-        if self.released.load(Ordering::Acquire) || std::process::id() != self.pid {
+        if self.released.load(Ordering::Acquire) || self.is_handed_off() || std::process::id() != self.pid {
             return;
         }
         let held = self.held.get_mut();
@@ -540,9 +749,15 @@ impl Drop for Inner {
 /// Takes back a late landing of the acquisition's own write: once `until` has passed, if this
 /// lock no longer holds under the acquisition's guid (released, renewed, dropped), an item that
 /// carries it can only come from such a landing.
-async fn undo_late_acquisition(lock: Weak<Inner>, site: LockSite, guid: Vec<u8>, until: Instant) {
+///
+/// A lock handed off under the acquisition's guid is another process's now; `detach` waits out
+/// the window (fail-closed) or renews first (fail-open) so that this never costs a late landing.
+async fn undo_late_acquisition(weak: Weak<Inner>, handed_off: Arc<Mutex<Option<Vec<u8>>>>, site: LockSite, guid: Vec<u8>, until: Instant) {
     tokio::time::sleep_until(until).await;
-    if let Some(inner) = lock.upgrade() {
+    if lock(&handed_off).as_deref() == Some(guid.as_slice()) {
+        return;
+    }
+    if let Some(inner) = weak.upgrade() {
         // Still the lock's own guid (no heartbeat since): the item is the lock's, lost or not,
         // and its release (or its drop) frees it.
         let held = inner.held.lock().await;
@@ -550,7 +765,7 @@ async fn undo_late_acquisition(lock: Weak<Inner>, site: LockSite, guid: Vec<u8>,
             return;
         }
     }
-    site.take_back(&Handle::current(), guid, vec![Instant::now()]);
+    site.take_back(&Runtime::current(), guid, vec![Instant::now()]);
 }
 
 /// Renews the lease every `period` and declares the lock lost when a heartbeat's condition

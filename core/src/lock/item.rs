@@ -6,7 +6,7 @@
 use rand::RngCore;
 
 use crate::expr::{val, Condition, Name, Update};
-use crate::request::{DeleteItem, GetItem, PutItem, Request, ReturnValues, UpdateItem};
+use crate::request::{BatchGet, DeleteItem, GetItem, PutItem, Request, ReturnValues, UpdateItem};
 use crate::error::Error;
 use crate::value::{item_size, AttributeValue, Item, KeyValue, Value, MAX_ITEM_SIZE};
 
@@ -18,9 +18,12 @@ pub const LOCK_ACQUIRED_TIME_UNIX_MS: &str = "lockAcquiredTimeUnixMs";
 /// dynalease's lock data. A dlc client's next full PutItem of the item drops it.
 pub const LOCK_DATA: &str = "lockData";
 
+/// The number of permits, on a semaphore's own item (docs/table-format.md, "Semaphores").
+pub const SEMAPHORE_PERMITS: &str = "semaphorePermits";
+
 /// Attribute names a key may not use.
-pub const RESERVED_ATTRIBUTES: [&str; 6] =
-    [OWNER, GUID, FENCING_TOKEN, LEASE_DURATION_MS, LOCK_ACQUIRED_TIME_UNIX_MS, LOCK_DATA];
+pub const RESERVED_ATTRIBUTES: [&str; 7] =
+    [OWNER, GUID, FENCING_TOKEN, LEASE_DURATION_MS, LOCK_ACQUIRED_TIME_UNIX_MS, LOCK_DATA, SEMAPHORE_PERMITS];
 
 /// `leaseDurationMs` of a released fail-open lock.
 pub const RELEASED_LEASE_MS: i64 = 1;
@@ -152,6 +155,15 @@ impl Observed {
     }
 }
 
+/// What an acquisition does with the lock data in the item: a plain acquire hands on what the
+/// last holder left; an election's term replaces it with the new leader's (or none).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum NewData {
+    #[default]
+    Keep,
+    Replace(Option<Value>),
+}
+
 /// Builds the requests for one lock table configuration.
 #[derive(Clone, Debug)]
 pub struct LockTable {
@@ -183,6 +195,30 @@ impl LockTable {
         GetItem { table: self.table.clone(), key: self.key(id), consistent_read: true }
     }
 
+    /// Consistent reads of up to 100 lock items in one request.
+    pub fn read_many(&self, ids: &[LockId]) -> BatchGet {
+        BatchGet { table: self.table.clone(), keys: ids.iter().map(|id| self.key(id)).collect(), consistent_read: true }
+    }
+
+    /// Whether `item` is the item of `id`.
+    pub fn is_item_of(&self, item: &Item, id: &LockId) -> bool {
+        self.key(id).iter().all(|(name, value)| item.get(name) == Some(value))
+    }
+
+    /// A semaphore's own item, which fixes its number of permits for every client. Guards: no
+    /// item for this id yet (the first client to use the semaphore writes it; later ones read it).
+    pub fn create_semaphore(&self, id: &LockId, permits: u32) -> PutItem {
+        let mut item = self.key(id);
+        item.insert(SEMAPHORE_PERMITS.into(), AttributeValue::int(i64::from(permits)));
+        PutItem {
+            table: self.table.clone(),
+            item,
+            condition: Some(self.absent()),
+            return_values: ReturnValues::None,
+            return_old_on_condition_failure: true,
+        }
+    }
+
     /// Fail-open acquisition in one round trip. Guards: the lock is free (no item, or released),
     /// or, when `takeover` is given, it still carries the guid and token we watched for a whole
     /// lease (nobody heartbeated or took it meanwhile). The token rises by one on every
@@ -195,21 +231,28 @@ impl LockTable {
         lease_ms: i64,
         now_unix_ms: i64,
         takeover: Option<&Observed>,
+        data: &NewData,
     ) -> UpdateItem {
         let released = Condition::eq(Name::raw(LEASE_DURATION_MS), val(":released", AttributeValue::int(RELEASED_LEASE_MS)));
         let mut condition = self.absent().or(released);
         if let Some(seen) = takeover {
             condition = condition.or(self.same_lease_condition(seen));
         }
+        let mut update = Update::default()
+            .set(Name::aliased("#owner", OWNER), val(":owner", AttributeValue::S(owner.to_owned())))
+            .set(Name::raw(GUID), val(":newGuid", AttributeValue::B(guid.to_vec())))
+            .set(Name::raw(LEASE_DURATION_MS), val(":lease", AttributeValue::int(lease_ms)))
+            .set(Name::raw(LOCK_ACQUIRED_TIME_UNIX_MS), val(":now", AttributeValue::int(now_unix_ms)))
+            .increment(Name::raw(FENCING_TOKEN), val(":zero", AttributeValue::int(0)), val(":one", AttributeValue::int(1)));
+        match data {
+            NewData::Keep => {}
+            NewData::Replace(Some(data)) => update = update.set(Name::raw(LOCK_DATA), val(":data", data.to_attribute())),
+            NewData::Replace(None) => update = update.remove(Name::raw(LOCK_DATA)),
+        }
         UpdateItem {
             table: self.table.clone(),
             key: self.key(id),
-            update: Update::default()
-                .set(Name::aliased("#owner", OWNER), val(":owner", AttributeValue::S(owner.to_owned())))
-                .set(Name::raw(GUID), val(":newGuid", AttributeValue::B(guid.to_vec())))
-                .set(Name::raw(LEASE_DURATION_MS), val(":lease", AttributeValue::int(lease_ms)))
-                .set(Name::raw(LOCK_ACQUIRED_TIME_UNIX_MS), val(":now", AttributeValue::int(now_unix_ms)))
-                .increment(Name::raw(FENCING_TOKEN), val(":zero", AttributeValue::int(0)), val(":one", AttributeValue::int(1))),
+            update,
             condition: Some(condition),
             return_values: ReturnValues::AllNew,
             return_old_on_condition_failure: true,
@@ -297,10 +340,13 @@ impl LockTable {
     }
 
     /// Fail-closed acquisition (dlc's item: key, owner, guid). Guards: no item for this id.
-    pub fn acquire_fail_closed(&self, id: &LockId, guid: &[u8], owner: &str) -> PutItem {
+    pub fn acquire_fail_closed(&self, id: &LockId, guid: &[u8], owner: &str, data: &NewData) -> PutItem {
         let mut item = self.key(id);
         item.insert(OWNER.into(), AttributeValue::S(owner.to_owned()));
         item.insert(GUID.into(), AttributeValue::B(guid.to_vec()));
+        if let NewData::Replace(Some(data)) = data {
+            item.insert(LOCK_DATA.into(), data.to_attribute());
+        }
         PutItem {
             table: self.table.clone(),
             item,
@@ -350,7 +396,7 @@ mod tests {
 
     #[test]
     fn acquire_sets_every_lock_attribute_and_counts_the_token() {
-        let request = table().acquire(&LockId::new("a"), &[7; 64], "me", 10_000, 5, None);
+        let request = table().acquire(&LockId::new("a"), &[7; 64], "me", 10_000, 5, None, &NewData::Keep);
         let mut attrs = ExpressionAttributes::default();
         assert_eq!(
             request.update.render(&mut attrs),
@@ -365,7 +411,7 @@ mod tests {
     #[test]
     fn takeover_requires_the_watched_guid_and_token() {
         let seen = Observed { guid: Some(vec![1]), fencing_token: Some(4), lease_duration_ms: Some(10), acquired_unix_ms: None, owner: None };
-        let request = table().acquire(&LockId::new("a"), &[7; 64], "me", 10_000, 5, Some(&seen));
+        let request = table().acquire(&LockId::new("a"), &[7; 64], "me", 10_000, 5, Some(&seen), &NewData::Keep);
         let mut attrs = ExpressionAttributes::default();
         assert_eq!(
             request.condition.unwrap().render(&mut attrs),

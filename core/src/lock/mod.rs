@@ -30,15 +30,21 @@
 mod client;
 mod config;
 pub mod dlc;
+mod election;
 pub(crate) mod fence;
+mod handle;
 pub(crate) mod held;
 pub(crate) mod item;
 mod poll;
+mod semaphore;
 mod undo;
 
 pub use client::LockClient;
 pub use config::{
     LockConfig, Mode, DEFAULT_LEASE_DURATION, DEFAULT_MAX_POLL_INTERVAL, DEFAULT_PARTITION_KEY, DEFAULT_POLL_INTERVAL, FAST_POLL_WINDOW,
 };
+pub use election::{Election, Leader, LeaderWatch};
+pub use handle::Handle;
 pub use held::{Lock, LockStatus};
+pub use semaphore::{PermitHolder, Semaphore, MAX_PERMITS};
 pub use item::{LockId, RESERVED_ATTRIBUTES};

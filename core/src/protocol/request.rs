@@ -22,6 +22,25 @@ pub struct GetItem {
     pub consistent_read: bool,
 }
 
+/// DynamoDB's limit on the keys of one BatchGetItem.
+pub const MAX_BATCH_GET_KEYS: usize = 100;
+
+/// Up to 100 items of one table in one request (BatchGetItem).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchGet {
+    pub table: String,
+    pub keys: Vec<Item>,
+    pub consistent_read: bool,
+}
+
+/// What a BatchGetItem found, in no particular order, and the keys DynamoDB left for another
+/// request (it may stop early under throttling or past 16 MB).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BatchGetPage {
+    pub items: Vec<Item>,
+    pub unprocessed: Vec<Item>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct PutItem {
     pub table: String,
@@ -147,6 +166,7 @@ pub enum TimeToLive {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Request {
     GetItem(GetItem),
+    BatchGet(BatchGet),
     PutItem(PutItem),
     UpdateItem(UpdateItem),
     DeleteItem(DeleteItem),
@@ -164,6 +184,7 @@ impl Request {
     pub fn operation(&self) -> &'static str {
         match self {
             Request::GetItem(_) => "GetItem",
+            Request::BatchGet(_) => "BatchGetItem",
             Request::PutItem(_) => "PutItem",
             Request::UpdateItem(_) => "UpdateItem",
             Request::DeleteItem(_) => "DeleteItem",
@@ -182,7 +203,10 @@ impl Request {
     pub fn is_idempotent(&self) -> bool {
         matches!(
             self,
-            Request::GetItem(_) | Request::Query(_) | Request::DescribeTable { .. } | Request::DescribeTimeToLive { .. }
+            Request::GetItem(_)
+                | Request::BatchGet(_)
+                | Request::Query(_)
+                | Request::DescribeTable { .. } | Request::DescribeTimeToLive { .. }
         )
     }
 }
@@ -191,6 +215,7 @@ impl Request {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Response {
     GetItem(Option<Item>),
+    BatchGet(BatchGetPage),
     /// The attributes asked for with `return_values`, if any.
     Written(Option<Item>),
     Query(QueryPage),

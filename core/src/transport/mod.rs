@@ -124,6 +124,13 @@ pub trait TransportExt: Transport {
         }
     }
 
+    async fn batch_get(&self, request: crate::request::BatchGet) -> Result<crate::request::BatchGetPage> {
+        match self.execute(Request::BatchGet(request)).await? {
+            Response::BatchGet(page) => Ok(page),
+            other => Err(unexpected("BatchGetItem", &other)),
+        }
+    }
+
     async fn put_item(&self, request: crate::request::PutItem) -> Result<Option<crate::value::Item>> {
         self.write(Request::PutItem(request)).await
     }

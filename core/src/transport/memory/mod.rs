@@ -31,7 +31,7 @@ use async_trait::async_trait;
 
 use crate::clock::{self, SharedClock};
 use crate::error::{Error, Result};
-use crate::request::{GetItem, Request, Response};
+use crate::request::{BatchGet, BatchGetPage, GetItem, Request, Response, MAX_BATCH_GET_KEYS};
 use crate::transport::Transport;
 use crate::value::Item;
 
@@ -121,6 +121,7 @@ impl State {
     fn execute(&mut self, request: Request, now_unix_ms: u64) -> Result<Response> {
         match request {
             Request::GetItem(get) => self.get_item(&get).map(Response::GetItem),
+            Request::BatchGet(batch) => self.batch_get(&batch).map(Response::BatchGet),
             Request::PutItem(put) => self.put_item(&put).map(Response::Written),
             Request::UpdateItem(update) => self.update_item(&update).map(Response::Written),
             Request::DeleteItem(delete) => self.delete_item(&delete).map(Response::Written),
@@ -150,6 +151,26 @@ impl State {
         let table = self.table(&request.table)?;
         let key = table.request_key("GetItem", &request.key)?;
         Ok(table.get(&key).cloned())
+    }
+
+    fn batch_get(&self, request: &BatchGet) -> Result<BatchGetPage> {
+        if request.keys.is_empty() || request.keys.len() > MAX_BATCH_GET_KEYS {
+            return Err(Error::Validation {
+                operation: "BatchGetItem",
+                message: format!("a batch must name 1 to {MAX_BATCH_GET_KEYS} keys, not {}", request.keys.len()),
+            });
+        }
+        let table = self.table(&request.table)?;
+        let mut items = Vec::new();
+        let mut seen = BTreeSet::new();
+        for key in &request.keys {
+            let key = table.request_key("BatchGetItem", key)?;
+            if !seen.insert(key.clone()) {
+                return Err(Error::Validation { operation: "BatchGetItem", message: "Provided list of item keys contains duplicates".into() });
+            }
+            items.extend(table.get(&key).cloned());
+        }
+        Ok(BatchGetPage { items, unprocessed: Vec::new() })
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::operation::batch_get_item::builders::BatchGetItemFluentBuilder;
 use aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder;
 use aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder;
 use aws_sdk_dynamodb::operation::delete_table::builders::DeleteTableFluentBuilder;
@@ -19,7 +20,7 @@ use aws_sdk_dynamodb::Client;
 
 use crate::error::{Error, Result};
 use crate::request::{
-    CreateTable, DeleteItem, GetItem, KeyAttribute, PutItem, Query, QueryPage, RenderedExpressions, Request, Response,
+    BatchGet, BatchGetPage, CreateTable, DeleteItem, GetItem, KeyAttribute, PutItem, Query, QueryPage, RenderedExpressions, Request, Response,
     ReturnValues, TableDescription, TableStatus, TimeToLive, TransactItem, TransactWrite, UpdateItem,
 };
 use crate::expr::{Condition, Update};
@@ -32,6 +33,7 @@ use super::values::{from_sdk_item, to_sdk_item, to_sdk_value, SdkItem};
 #[derive(Clone, Debug)]
 pub(super) enum Call {
     GetItem(GetItemFluentBuilder),
+    BatchGet(BatchGetItemFluentBuilder, String),
     PutItem(PutItemFluentBuilder),
     UpdateItem(UpdateItemFluentBuilder),
     DeleteItem(DeleteItemFluentBuilder),
@@ -50,6 +52,14 @@ pub(super) fn prepare(client: &Client, request: Request) -> Result<Call> {
         Request::GetItem(GetItem { table, key, consistent_read }) => Call::GetItem(
             client.get_item().table_name(table).set_key(Some(to_sdk_item(&key))).consistent_read(consistent_read),
         ),
+        Request::BatchGet(BatchGet { table, keys, consistent_read }) => {
+            let keys = sdk::KeysAndAttributes::builder()
+                .set_keys(Some(keys.iter().map(to_sdk_item).collect()))
+                .consistent_read(consistent_read)
+                .build()
+                .map_err(build_error)?;
+            Call::BatchGet(client.batch_get_item().request_items(&table, keys), table)
+        }
         Request::PutItem(put) => Call::PutItem(prepare_put(client, put)),
         Request::UpdateItem(update) => Call::UpdateItem(prepare_update(client, update)),
         Request::DeleteItem(delete) => Call::DeleteItem(prepare_delete(client, delete)),
@@ -239,6 +249,18 @@ impl Call {
             Call::GetItem(call) => {
                 let output = call.send().await.map_err(|e| classify(context, e))?;
                 Ok(Response::GetItem(item(output.item)?))
+            }
+            Call::BatchGet(call, table) => {
+                let mut output = call.send().await.map_err(|e| classify(context, e))?;
+                let mut page = BatchGetPage::default();
+                for found in output.responses.as_mut().and_then(|r| r.remove(&table)).unwrap_or_default() {
+                    page.items.extend(item(Some(found))?);
+                }
+                let left = output.unprocessed_keys.as_mut().and_then(|u| u.remove(&table));
+                for key in left.map(|keys| keys.keys).unwrap_or_default() {
+                    page.unprocessed.extend(item(Some(key))?);
+                }
+                Ok(Response::BatchGet(page))
             }
             // A write answers with the item it replaced or wrote, when asked to.
             Call::PutItem(call) => Ok(Response::Written(item(call.send().await.map_err(|e| classify(context, e))?.attributes)?)),

@@ -90,6 +90,7 @@ impl Context {
 fn tables_of(request: &Request) -> String {
     match request {
         Request::GetItem(r) => r.table.clone(),
+        Request::BatchGet(r) => r.table.clone(),
         Request::PutItem(r) => r.table.clone(),
         Request::UpdateItem(r) => r.table.clone(),
         Request::DeleteItem(r) => r.table.clone(),
