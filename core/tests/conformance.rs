@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use dynalease::protocol::clock::{Clock, SharedClock, SystemClock};
 use dynalease::kv::{KvConfig, KvStore, WriteOptions};
-use dynalease::lock::{LockClient, LockConfig, LockId, LockStatus};
+use dynalease::lock::{Handle, LockClient, LockConfig, LockId, LockStatus};
 use dynalease::table::{create_table, KeyAttribute, TableSpec};
 use dynalease::transport::memory::MemoryTransport;
 use dynalease::transport::native::{NativeConfig, NativeTransport};
@@ -57,6 +57,14 @@ conformance!(
     a_lock_id_of_the_wrong_type_is_explained,
     a_kv_store_on_a_table_with_other_keys_is_explained,
     a_transaction_resent_with_its_token_is_applied_once,
+    a_detached_lock_is_resumed_renewed_and_released_elsewhere,
+    a_handle_no_longer_held_is_refused,
+    fail_closed_locks_hand_off_too,
+    an_election_has_one_leader_per_term_and_watchers_see_each_term,
+    a_semaphore_never_has_more_holders_than_permits,
+    a_semaphore_permit_left_by_a_dead_holder_is_taken_after_its_lease,
+    semaphore_clients_must_agree_on_the_permits,
+    a_lock_ends_itself_at_its_deadline,
 );
 
 async fn kv_store(transport: &Arc<dyn Transport>, partition: &str) -> KvStore {
@@ -408,4 +416,189 @@ async fn a_transaction_resent_with_its_token_is_applied_once(transport: Arc<dyn 
     let other = TransactWrite { items: vec![put("other")], client_request_token: Some(token) };
     let err = transport.transact_write(other).await.unwrap_err();
     assert!(matches!(&err, Error::Service { code, .. } if code.contains("IdempotentParameterMismatch")), "{err:?}");
+}
+
+fn no_heartbeats(table: &str, lease_ms: u64) -> LockConfig {
+    LockConfig { lease_duration: Duration::from_millis(lease_ms), heartbeat_period: Some(Duration::ZERO), ..LockConfig::new(table) }
+}
+
+async fn a_detached_lock_is_resumed_renewed_and_released_elsewhere(transport: Arc<dyn Transport>) {
+    let table = lock_table(&transport).await;
+    let kv = kv_store(&transport, "handoff").await;
+    let first = LockClient::new(LockConfig::new(&table), transport.clone()).unwrap();
+    let lock = first.acquire("job", None).await.unwrap();
+    lock.update_data(json(serde_json::json!({"step": 1}))).await.unwrap();
+    let handle = lock.detach().await.unwrap();
+    assert_eq!(lock.status(), LockStatus::Detached);
+    assert!(matches!(lock.release().await, Err(Error::LockLost { .. })), "a detached lock acts no more");
+    assert!(matches!(lock.check(), Err(Error::LockLost { .. })));
+    drop(lock); // releases nothing
+    assert!(first.try_acquire("job").await.unwrap().is_none(), "still held after the detached object is gone");
+
+    // Another client (as another process would) takes it up from the text alone.
+    let text = handle.to_string();
+    assert!(text.len() < 1024);
+    let second = LockClient::new(no_heartbeats(&table, 10_000), transport.clone()).unwrap();
+    let resumed = second.resume(&Handle::parse(&text).unwrap()).await.unwrap();
+    assert_eq!(resumed.fencing_token(), Some(1));
+    assert_eq!(resumed.data(), Some(json(serde_json::json!({"step": 1}))));
+    assert_eq!(resumed.handle(), handle);
+    kv.put("n", &Value::from(1), &none().fence(&resumed)).await.unwrap();
+    resumed.renew().await.unwrap();
+    assert_ne!(resumed.handle(), handle, "a renewal writes a new guid");
+    assert!(matches!(second.resume(&handle).await, Err(Error::LockLost { .. })), "the old handle is spent");
+    kv.put("n", &Value::from(2), &none().fence(&resumed)).await.unwrap();
+    resumed.release().await.unwrap();
+    assert_eq!(first.try_acquire("job").await.unwrap().unwrap().fencing_token(), Some(2));
+}
+
+async fn a_handle_no_longer_held_is_refused(transport: Arc<dyn Transport>) {
+    let table = lock_table(&transport).await;
+    let locks = LockClient::new(no_heartbeats(&table, 300), transport.clone()).unwrap();
+    let handle = locks.acquire("released", None).await.unwrap().detach().await.unwrap();
+    locks.resume(&handle).await.unwrap().release().await.unwrap();
+    let err = locks.resume(&handle).await.unwrap_err();
+    assert!(matches!(err, Error::LockLost { .. }) && err.to_string().contains("released"), "{err}");
+
+    // Taken over after its lease by a waiter that watched it.
+    let handle = locks.acquire("taken", None).await.unwrap().detach().await.unwrap();
+    let taker = locks.acquire("taken", Some(Duration::from_secs(10))).await.unwrap();
+    let err = locks.resume(&handle).await.unwrap_err();
+    assert!(matches!(err, Error::LockLost { .. }) && err.to_string().contains("taken over"), "{err}");
+    taker.release().await.unwrap();
+
+    // The wrong table or mode is refused before any request.
+    let other = LockClient::new(LockConfig::new("another-table"), transport.clone()).unwrap();
+    assert!(matches!(other.resume(&handle).await, Err(Error::Config(_))));
+    let closed = LockClient::new(LockConfig { fail_closed: true, ..LockConfig::new(&table) }, transport.clone()).unwrap();
+    let err = closed.resume(&handle).await.unwrap_err();
+    assert!(err.to_string().contains("fail-open lock"), "{err}");
+}
+
+async fn fail_closed_locks_hand_off_too(transport: Arc<dyn Transport>) {
+    let table = lock_table(&transport).await;
+    let locks = LockClient::new(LockConfig { fail_closed: true, ..LockConfig::new(&table) }, transport.clone()).unwrap();
+    let handle = locks.acquire("job", None).await.unwrap().detach().await.unwrap();
+    assert!(locks.try_acquire("job").await.unwrap().is_none());
+    let resumed = locks.resume(&handle).await.unwrap();
+    assert_eq!(resumed.fencing_token(), None);
+    assert!(matches!(resumed.renew().await, Err(Error::Config(_))), "no lease to renew");
+    resumed.release().await.unwrap();
+    assert!(matches!(locks.resume(&handle).await, Err(Error::LockLost { .. })));
+    locks.try_acquire("job").await.unwrap().expect("free after the resumed release");
+}
+
+async fn an_election_has_one_leader_per_term_and_watchers_see_each_term(transport: Arc<dyn Transport>) {
+    let table = lock_table(&transport).await;
+    let config = |owner: &str| LockConfig { owner: owner.into(), ..LockConfig::new(&table) };
+    let a = LockClient::new(config("a"), transport.clone()).unwrap().election("scheduler").unwrap();
+    let b = LockClient::new(config("b"), transport.clone()).unwrap().election("scheduler").unwrap();
+    assert_eq!(a.leader().await.unwrap(), None);
+    let mut watch = a.watch(Some(Duration::from_millis(20)));
+    assert_eq!(watch.next().await.unwrap(), None);
+
+    let term1 = a.campaign(Some(json(serde_json::json!({"addr": "10.0.0.1"}))), None).await.unwrap();
+    let leader = b.leader().await.unwrap().expect("a leads");
+    assert_eq!((leader.owner.as_str(), leader.term), ("a", 1));
+    assert_eq!(leader.data, Some(json(serde_json::json!({"addr": "10.0.0.1"}))));
+    assert_eq!(watch.next().await.unwrap(), Some(leader));
+    assert!(matches!(b.campaign(None, Some(Duration::from_millis(200))).await, Err(Error::LockNotAcquired { .. })));
+
+    let candidate = tokio::spawn(async move { b.campaign(None, Some(Duration::from_secs(10))).await });
+    term1.release().await.unwrap(); // resign
+    let term2 = candidate.await.unwrap().unwrap();
+    assert_eq!(term2.fencing_token(), Some(2));
+    // The watcher may see the gap between the terms; it sees term 2, with no data of term 1.
+    let mut next = watch.next().await.unwrap();
+    if next.is_none() {
+        next = watch.next().await.unwrap();
+    }
+    let next = next.expect("b leads");
+    assert_eq!((next.owner.as_str(), next.term, next.data), ("b", 2, None));
+    term2.release().await.unwrap();
+    assert_eq!(watch.next().await.unwrap(), None);
+
+    let closed = LockClient::new(LockConfig { fail_closed: true, ..LockConfig::new(&table) }, transport.clone()).unwrap();
+    assert!(matches!(closed.election("scheduler"), Err(Error::Config(_))));
+}
+
+async fn a_semaphore_never_has_more_holders_than_permits(transport: Arc<dyn Transport>) {
+    let table = lock_table(&transport).await;
+    let clients: Vec<LockClient> = (0..3).map(|_| LockClient::new(LockConfig::new(&table), transport.clone()).unwrap()).collect();
+    let holding = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let sem = clients[i % 3].semaphore("exports", 3).unwrap();
+        let (holding, most) = (holding.clone(), most.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..2 {
+                let permit = sem.acquire(Some(Duration::from_secs(60))).await.unwrap();
+                let now = holding.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                most.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                holding.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                permit.release().await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert!(most.load(std::sync::atomic::Ordering::SeqCst) <= 3);
+
+    let sem = clients[0].semaphore("exports", 3).unwrap();
+    let permits = [sem.acquire(None).await.unwrap(), sem.acquire(None).await.unwrap(), sem.acquire(None).await.unwrap()];
+    assert!(sem.try_acquire().await.unwrap().is_none(), "all three are held");
+    let mut holders: Vec<u32> = sem.holders().await.unwrap().iter().map(|h| h.permit).collect();
+    holders.sort();
+    assert_eq!(holders, [0, 1, 2]);
+    permits[1].release().await.unwrap();
+    assert_eq!(sem.holders().await.unwrap().len(), 2);
+    let again = sem.try_acquire().await.unwrap().expect("one is free");
+    assert_eq!(again.id(), permits[1].id(), "the freed permit");
+}
+
+async fn a_semaphore_permit_left_by_a_dead_holder_is_taken_after_its_lease(transport: Arc<dyn Transport>) {
+    let table = lock_table(&transport).await;
+    let locks = LockClient::new(no_heartbeats(&table, 400), transport.clone()).unwrap();
+    let sem = locks.semaphore("one", 1).unwrap();
+    let first = sem.acquire(None).await.unwrap();
+    let started = std::time::Instant::now();
+    let second = sem.acquire(Some(Duration::from_secs(10))).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(400), "not before the lease ran out");
+    assert_eq!(second.fencing_token(), Some(2));
+    assert!(first.is_lost());
+}
+
+async fn semaphore_clients_must_agree_on_the_permits(transport: Arc<dyn Transport>) {
+    let table = lock_table(&transport).await;
+    let locks = LockClient::new(LockConfig::new(&table), transport.clone()).unwrap();
+    locks.semaphore("pool", 2).unwrap().try_acquire().await.unwrap().unwrap();
+    let err = locks.semaphore("pool", 5).unwrap().try_acquire().await.unwrap_err();
+    assert!(matches!(err, Error::Config(_)) && err.to_string().contains("has 2 permits"), "{err}");
+    locks.acquire("a-lock", None).await.unwrap();
+    let err = locks.semaphore("a-lock", 2).unwrap().acquire(None).await.unwrap_err();
+    assert!(err.to_string().contains("not a semaphore"), "{err}");
+    for bad in [0, 101] {
+        assert!(matches!(locks.semaphore("pool", bad), Err(Error::Config(_))));
+    }
+}
+
+async fn a_lock_ends_itself_at_its_deadline(transport: Arc<dyn Transport>) {
+    let table = lock_table(&transport).await;
+    let kv = kv_store(&transport, "bounded").await;
+    let locks = LockClient::new(LockConfig::new(&table), transport.clone()).unwrap();
+    let lock = locks.acquire_within("order/7", Some(Duration::ZERO), Duration::from_millis(1_300), Duration::from_millis(1_000)).await.unwrap();
+    kv.put("n", &Value::from(1), &none().fence(&lock)).await.unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(10), lock.wait_lost()).await.expect("ends at its deadline");
+    assert!(reason.unwrap().contains("deadline"));
+    assert!(matches!(kv.put("n", &Value::from(2), &none().fence(&lock)).await, Err(Error::LockLost { .. })));
+    // Released in the background, not left to its lease.
+    let next = locks.acquire("order/7", Some(Duration::from_secs(5))).await.unwrap();
+    assert_eq!(next.fencing_token(), Some(2));
+    let busy = locks.acquire_within("order/7", Some(Duration::ZERO), Duration::from_secs(60), Duration::from_secs(1)).await;
+    assert!(matches!(busy, Err(Error::LockNotAcquired { .. })));
+    let late = locks.acquire_within("other", None, Duration::from_millis(500), Duration::from_secs(1)).await.unwrap_err();
+    assert!(late.to_string().contains("margin"), "{late}");
 }

@@ -832,3 +832,192 @@ async fn a_lock_taken_over_stays_lost_on_every_release() {
         assert!(matches!(err, Error::LockLost { .. }), "{err}");
     }
 }
+
+// Hand-off, elections, semaphores and deadlines under the fault model.
+
+#[tokio::test(start_paused = true)]
+async fn a_detach_settles_an_unconfirmed_heartbeat_so_the_handle_names_the_guid_in_the_item() {
+    let (w, faults, transport) = world_with_own_faults().await;
+    let config = LockConfig { lease_duration: Duration::from_secs(3), heartbeat_period: Some(Duration::from_secs(1)), ..LockConfig::new("locks") };
+    let lock = w.client_over(transport, config.clone()).acquire("job", None).await.unwrap();
+    // The first heartbeat sits in the network past its caller's deadline and lands later.
+    faults.inject("UpdateItem", Fault::LandLate(Duration::from_millis(1500)));
+    tokio::time::sleep(Duration::from_millis(2050)).await;
+    assert_eq!(faults.pending_faults(), 0, "the heartbeat went out");
+    let handle = lock.detach().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await; // the late heartbeat lands (its condition fails)
+    let resumed = w.client(LockConfig { heartbeat_period: Some(Duration::ZERO), ..config }).resume(&handle).await.unwrap();
+    assert_eq!(resumed.fencing_token(), Some(1));
+    resumed.renew().await.unwrap();
+    resumed.release().await.unwrap();
+    assert_eq!(w.job_lease_ms().await, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_detach_after_a_release_of_unknown_outcome_never_hands_on_a_released_lock() {
+    for lands in [true, false] {
+        let (w, faults, transport) = world_with_own_faults().await;
+        let config = LockConfig { lease_duration: LEASE, heartbeat_period: Some(Duration::ZERO), ..LockConfig::new("locks") };
+        let lock = w.client_over(transport, config.clone()).acquire("job", None).await.unwrap();
+        let fault = if lands { Fault::LoseResponse } else { Fault::DropRequest };
+        for _ in 0..4 {
+            faults.inject("UpdateItem", fault);
+        }
+        faults.inject("GetItem", Fault::DropRequest);
+        assert!(lock.release().await.is_err(), "lands={lands}: the release's outcome is unknown");
+        match lock.detach().await {
+            Ok(handle) => {
+                assert!(!lands, "a landed release was handed on");
+                let resumed = w.client(config.clone()).resume(&handle).await.unwrap();
+                resumed.release().await.unwrap();
+            }
+            Err(err) => {
+                assert!(lands, "an unlanded release blocked the hand-off: {err}");
+                assert!(matches!(err, Error::LockLost { .. }), "{err}");
+            }
+        }
+        assert_eq!(w.job_lease_ms().await, 1, "lands={lands}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fail_closed_detach_waits_out_an_acquisition_that_may_land_late() {
+    let (w, faults, transport) = world_with_own_faults().await;
+    // The first send sits in the network; the resend takes the lock.
+    faults.inject("PutItem", Fault::LandLate(Duration::from_millis(1500)));
+    let lock = w.client_over(transport, fail_closed()).acquire("job", None).await.unwrap();
+    let started = Instant::now();
+    let handle = lock.detach().await.unwrap();
+    assert!(started.elapsed() > Duration::ZERO, "waited for the late-landing window");
+    drop(lock);
+    let resumed = w.client(fail_closed()).resume(&handle).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Nothing took back the resumed lock: it is still held, under the handle's guid.
+    assert_eq!(resumed.status(), LockStatus::Held);
+    assert!(w.client(fail_closed()).try_acquire("job").await.unwrap().is_none());
+    resumed.release().await.unwrap();
+    assert!(w.item("locks", "job").await.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_lock_with_heartbeats_renews_at_once_and_keeps_the_lease() {
+    let w = world().await;
+    let lease = Duration::from_secs(3);
+    let config = LockConfig { lease_duration: lease, heartbeat_period: Some(Duration::from_secs(1)), ..LockConfig::new("locks") };
+    let handle = w.client(config.clone()).acquire("job", None).await.unwrap().detach().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await; // the hand-off took most of the lease
+    let resumed = w.client(config.clone()).resume(&handle).await.unwrap();
+    let waiter = w.client(config);
+    assert!(matches!(waiter.acquire("job", Some(Duration::from_secs(20))).await, Err(Error::LockNotAcquired { .. })));
+    assert_eq!(resumed.status(), LockStatus::Held);
+    assert_ne!(resumed.handle(), handle);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_lease_that_ran_out_unnoticed_is_renewed_or_refused_never_shared() {
+    let w = world().await;
+    let config = LockConfig { lease_duration: Duration::from_secs(2), heartbeat_period: Some(Duration::ZERO), ..LockConfig::new("locks") };
+    let handle = w.client(config.clone()).acquire("job", None).await.unwrap().detach().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await; // nobody renewed it; nobody took it either
+    let resumed = w.client(config.clone()).resume(&handle).await.unwrap();
+    assert_eq!(resumed.status(), LockStatus::Held, "renewed on resume");
+    assert!(w.client(config.clone()).try_acquire("job").await.unwrap().is_none());
+    resumed.release().await.unwrap();
+
+    // Taken over first: the resume is refused.
+    let handle = w.client(config.clone()).acquire("job", None).await.unwrap().detach().await.unwrap();
+    let taker = w.client(config.clone()).acquire("job", None).await.unwrap();
+    assert!(matches!(w.client(config).resume(&handle).await, Err(Error::LockLost { .. })));
+    assert_eq!(taker.status(), LockStatus::Held);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_leader_that_stops_renewing_learns_it_lost_before_a_new_term_begins() {
+    let (w, faults, transport) = world_with_own_faults().await;
+    let config = LockConfig { lease_duration: Duration::from_secs(3), heartbeat_period: Some(Duration::from_secs(1)), ..LockConfig::new("locks") };
+    let leader = w.client_over(transport, config.clone()).election("job").unwrap();
+    let term1 = leader.campaign(None, None).await.unwrap();
+    // The leader's heartbeats never arrive (a partition, a paused process).
+    cut_off(&faults, "UpdateItem", 1000);
+    let candidate = w.client(config).election("job").unwrap();
+    let term2 = candidate.campaign(None, Some(Duration::from_secs(30))).await.unwrap();
+    assert!(term1.is_lost(), "two leaders at {:?}", Instant::now());
+    assert_eq!(term2.fencing_token(), Some(2));
+    assert_eq!(candidate.leader().await.unwrap().unwrap().term, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn watchers_of_an_election_in_one_process_share_one_read_per_interval() {
+    let w = world().await;
+    let election = w.leases(LEASE, None).election("job").unwrap();
+    let mut watchers: Vec<_> = (0..10).map(|_| election.watch(Some(Duration::from_secs(1)))).collect();
+    w.faulty.clear_log();
+    for watcher in &mut watchers {
+        assert_eq!(watcher.next().await.unwrap(), None);
+    }
+    let lock = election.campaign(None, None).await.unwrap();
+    let started = Instant::now();
+    let seen = futures::future::join_all(watchers.iter_mut().map(|watcher| watcher.next())).await;
+    assert!(seen.iter().all(|leader| leader.as_ref().unwrap().as_ref().unwrap().term == 1));
+    assert!(started.elapsed() <= Duration::from_secs(1), "seen within one interval");
+    assert_eq!(w.faulty.sent("GetItem").len(), 2, "one read for the first look, one for the change");
+    lock.release().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_semaphore_waiter_reads_every_permit_in_one_request_per_poll() {
+    let w = world().await;
+    let client = w.leases(LEASE, Some(Duration::from_secs(3)));
+    let sem = client.semaphore("pool", 5).unwrap();
+    let mut permits = Vec::new();
+    for _ in 0..5 {
+        permits.push(sem.acquire(None).await.unwrap());
+    }
+    w.faulty.clear_log();
+    let waiter = sem.clone();
+    let waiting = tokio::spawn(async move { waiter.acquire(Some(Duration::from_secs(60))).await });
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let batches = w.faulty.sent("BatchGetItem");
+    assert!(w.faulty.sent("GetItem").is_empty(), "the permits are read in batches only");
+    // Like a lock's wait: fast for two seconds, then backing off to about once a second.
+    let late = batches.iter().filter(|at| at.duration_since(batches[0]) >= Duration::from_secs(10)).count();
+    assert!(late <= 20, "{late} reads in the last 20 s");
+    // A release in this process wakes the waiter at once.
+    let before = Instant::now();
+    permits.pop().unwrap().release().await.unwrap();
+    let permit = waiting.await.unwrap().unwrap();
+    assert!(before.elapsed() < Duration::from_millis(50));
+    assert_eq!(sem.holders().await.unwrap().len(), 5);
+    drop(permit);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_permit_write_with_a_lost_answer_is_resolved_and_never_overfills_the_semaphore() {
+    for fault in [Fault::LoseResponse, Fault::DropRequest] {
+        let (w, faults, transport) = world_with_own_faults().await;
+        let sem = w.client_over(transport, LockConfig { lease_duration: LEASE, ..LockConfig::new("locks") }).semaphore("pool", 2).unwrap();
+        faults.inject("UpdateItem", fault);
+        let first = sem.acquire(Some(Duration::from_secs(5))).await.unwrap();
+        let second = sem.acquire(Some(Duration::from_secs(5))).await.unwrap();
+        assert_ne!(first.id(), second.id());
+        assert!(sem.try_acquire().await.unwrap().is_none(), "{fault:?}: a third permit");
+        assert_eq!(sem.holders().await.unwrap().len(), 2);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lock_past_its_deadline_refuses_fenced_writes_even_before_its_timer_runs() {
+    let w = world().await;
+    let kv = KvStore::new(KvConfig::new("kvs", "p"), w.transport.clone()).unwrap();
+    let client = w.leases(LEASE, Some(Duration::from_secs(3)));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let lock = client.acquire_until("job", None, deadline).await.unwrap();
+    kv.put("a", &Value::from(1), &WriteOptions::default().fence(&lock)).await.unwrap();
+    tokio::time::sleep_until(deadline).await;
+    // The status is checked on every use, so a write at the deadline is refused whichever task
+    // runs first.
+    assert!(matches!(kv.put("a", &Value::from(2), &WriteOptions::default().fence(&lock)).await, Err(Error::LockLost { .. })));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(w.job_lease_ms().await, 1, "released at its deadline");
+    assert!(lock.is_lost(), "a deadline is reported as a loss, not a release");
+}

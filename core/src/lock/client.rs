@@ -183,11 +183,13 @@ impl LockClient {
         }
         let left = seen.as_ref().and_then(|o| self.lease_left_by_clock(o));
         let mut acquired = Acquired::fresh(self.site(&id), self.config.clone(), handle.guid.clone(), item, sent);
-        acquired.lease_deadline = left.map(|left| sent + left);
+        // Nothing left: no deadline until the renewal below sets one (a lock started with a
+        // deadline already passed would be reported lost before it could renew).
+        acquired.lease_deadline = left.filter(|left| !left.is_zero()).map(|left| sent + left);
         acquired.first_beat = self.config.heartbeat().map(|_| Instant::now());
         let lock = Lock::start(acquired);
         if left.is_some_and(|left| left.is_zero()) {
-            lock.renew().await?;
+            lock.renew_before_use().await?;
         }
         Ok(lock)
     }

@@ -193,9 +193,8 @@ impl Lock {
             ends_at: Mutex::new(None),
             group: acquired.group,
         });
-        if let Mode::FailOpen { lease_duration, heartbeat_period, .. } = acquired.config.mode() {
-            let task = tokio::spawn(keep_alive(Arc::downgrade(&inner), acquired.first_beat, heartbeat_period, lease_duration));
-            *lock(&inner.keep_alive) = Some(task);
+        if acquired.lease_deadline.is_some() {
+            inner.start_keep_alive(acquired.first_beat);
         }
         if let Some(until) = acquired.uncertain_until {
             // An earlier send of the acquisition may land after we released: it would take the
@@ -396,6 +395,23 @@ impl Lock {
         Ok(self.handle())
     }
 
+    /// For a lock taken up with no lease left by the clocks (started without a lease deadline):
+    /// renews it before anyone uses it, then keeps it like any lock. If the renewal fails, the
+    /// lock is left as it was found, for whoever holds the handle: nothing is released.
+    pub(super) async fn renew_before_use(&self) -> Result<()> {
+        let inner = &self.inner;
+        let Mode::FailOpen { lease_duration, heartbeat_period, .. } = inner.config.mode() else { return Ok(()) };
+        let mut held = inner.held.lock().await;
+        if let Err(error) = inner.beat(&mut held, lease_duration).await {
+            *lock(&inner.handed_off) = Some(held.guid.clone());
+            inner.status.send_replace(LockStatus::Detached);
+            return Err(error);
+        }
+        drop(held);
+        inner.start_keep_alive(heartbeat_period.map(|period| Instant::now() + period));
+        Ok(())
+    }
+
     /// One heartbeat, now: a new guid and a fresh lease (so [`handle`](Lock::handle) changes).
     /// For locks taken up with `resume` in a process without background heartbeats, and for
     /// anyone who renews by hand. Fails with [`Error::LockLost`] if the lock is no longer held.
@@ -517,6 +533,15 @@ impl Inner {
         });
         if changed {
             tracing::warn!(lock = %self.site.id, %reason, "lock lost");
+        }
+    }
+
+    /// Starts the task that renews the lease (if there are heartbeats) and reports it lost at
+    /// its deadline.
+    fn start_keep_alive(self: &Arc<Self>, first_beat: Option<Instant>) {
+        if let Mode::FailOpen { lease_duration, heartbeat_period, .. } = self.config.mode() {
+            let task = tokio::spawn(keep_alive(Arc::downgrade(self), first_beat, heartbeat_period, lease_duration));
+            *lock(&self.keep_alive) = Some(task);
         }
     }
 
