@@ -28,6 +28,11 @@
 //!    unanswered send lands all the same leaves a lock held by nobody, which the core must take
 //!    back or let expire (invariant 4); `SIM_STRICT=1` counts such landings as violations too.
 //!    Unknown outcomes and cancelled operations may land or not.
+//! 6. **Coordination**: a semaphore's permits are held by at most N clients at any instant (its
+//!    permit ids are `NAME#0` to `NAME#N-1`, each a lock under invariant 1); an election's
+//!    observer never sees a term older than one it saw before; a lock handed off (detached) and
+//!    taken up elsewhere (resumed) is one lock: its releases, heartbeats and data writes follow
+//!    it from one process to the next.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hasher};
@@ -45,6 +50,10 @@ pub type OpId = u64;
 #[derive(Clone, Debug, PartialEq)]
 pub enum OpKind {
     Acquire { id: String },
+    /// A permit of this semaphore, before it is known which (then it becomes an `Acquire`).
+    AcquirePermit { semaphore: String },
+    /// Taking up a lock handed off by `lock`'s holder.
+    Resume { id: String, lock: OpId },
     /// `lock`: the acquire operation that took the lock being released.
     Release { id: String, lock: OpId },
     UpdateData { id: String },
@@ -166,6 +175,10 @@ pub struct Checker {
     /// When each lock item was last written, and the lease it carried then.
     last_lock_write: BTreeMap<String, Instant>,
     counters: BTreeMap<String, i64>,
+    /// The semaphore clients use, and its permits.
+    semaphore: Option<(String, u32)>,
+    /// The newest term each election observer saw.
+    terms_seen: HashMap<usize, i64>,
     pub violations: Vec<String>,
     hasher: DefaultHasher,
     trace: VecDeque<String>,
@@ -198,6 +211,8 @@ impl Checker {
             released: Default::default(),
             last_lock_write: BTreeMap::new(),
             counters: BTreeMap::new(),
+            semaphore: None,
+            terms_seen: HashMap::new(),
             violations: Vec::new(),
             hasher: DefaultHasher::new(),
             trace: VecDeque::new(),
@@ -354,14 +369,14 @@ impl Checker {
         // Writes of the client's other locks (heartbeats, the release a dropped lock sends in
         // the background) go out while this operation runs: they are not its own.
         self.follow_lineage(op, &kind, change, before, after);
-        let (OpKind::Acquire { id: op_id } | OpKind::Release { id: op_id, .. } | OpKind::UpdateData { id: op_id }) = &kind else {
-            return;
-        };
-        if op_id != id {
-            return;
+        let permit_of = |semaphore: &str| id.strip_prefix(semaphore).is_some_and(|rest| rest.starts_with('#'));
+        match &kind {
+            OpKind::Acquire { id: op_id } | OpKind::Release { id: op_id, .. } | OpKind::UpdateData { id: op_id } if op_id == id => {}
+            OpKind::AcquirePermit { semaphore } if permit_of(semaphore) => {}
+            _ => return,
         }
         match (change, &kind) {
-            (LockChange::Acquisition, OpKind::Acquire { .. }) => {
+            (LockChange::Acquisition, OpKind::Acquire { .. } | OpKind::AcquirePermit { .. }) => {
                 let after = after.expect("an acquisition leaves an item");
                 let o = &mut self.ops[op as usize];
                 o.acquired_guids.push(after.get("guid").and_then(AttributeValue::as_b).unwrap_or_default().to_vec());
@@ -393,7 +408,7 @@ impl Checker {
         let guid = |item: Option<&Item>| item.and_then(|i| i.get("guid")).and_then(AttributeValue::as_b).map(<[u8]>::to_vec);
         let lock = guid(before).and_then(|g| self.lineage.get(&g).copied());
         match change {
-            LockChange::Acquisition if matches!(kind, OpKind::Acquire { .. }) => {
+            LockChange::Acquisition if matches!(kind, OpKind::Acquire { .. } | OpKind::AcquirePermit { .. }) => {
                 if let Some(g) = guid(after) {
                     self.lineage.insert(g, op);
                 }
@@ -448,6 +463,27 @@ impl Checker {
         }
     }
 
+    // ----- coordination -----
+
+    pub fn use_semaphore(&mut self, name: &str, permits: u32) {
+        self.semaphore = Some((name.to_owned(), permits));
+    }
+
+    /// A permit acquisition turned out to take permit `id`: from here it is that lock's acquire.
+    pub fn permit_taken(&mut self, op: OpId, id: &str) {
+        self.ops[op as usize].kind = OpKind::Acquire { id: id.to_owned() };
+    }
+
+    /// Invariant 6: what an election observer saw.
+    pub fn leader_seen(&mut self, client: usize, term: Option<i64>) {
+        self.log(format!("c{client} sees leader term {term:?}"));
+        let Some(term) = term else { return };
+        let last = self.terms_seen.insert(client, term);
+        if last.is_some_and(|last| term < last) {
+            self.violation(6, format!("c{client} saw leader term {term} after term {last:?}"));
+        }
+    }
+
     // ----- holders -----
 
     pub fn hold(&mut self, client: usize, id: &str, holder: Holder) -> u64 {
@@ -490,10 +526,31 @@ impl Checker {
                 by_id.entry(&h.id).or_default().push(h.client);
             }
         }
+        let mut permits_held = Vec::new();
+        if let Some((name, permits)) = &self.semaphore {
+            for (id, clients) in &by_id {
+                let Some(k) = id.strip_prefix(name.as_str()).and_then(|rest| rest.strip_prefix('#')) else { continue };
+                if k.parse::<u32>().is_ok_and(|k| k < *permits) {
+                    permits_held.extend(clients.iter().map(|c| format!("c{c} holds {id}")));
+                } else {
+                    permits_held.push(format!("{id} is not a permit of {name}, which has {permits}"));
+                    permits_held.extend(std::iter::repeat_n(String::new(), *permits as usize));
+                }
+            }
+            if permits_held.len() > *permits as usize {
+                let message = format!("more than {permits} permits of {name} are held: {permits_held:?}");
+                permits_held = vec![message];
+            } else {
+                permits_held.clear();
+            }
+        }
         let overlaps: Vec<String> =
             by_id.into_iter().filter(|(_, c)| c.len() > 1).map(|(id, c)| format!("clients {c:?} all hold {id}")).collect();
         for overlap in overlaps {
             self.violation(1, overlap);
+        }
+        for overfull in permits_held {
+            self.violation(6, overfull);
         }
     }
 

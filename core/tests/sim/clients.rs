@@ -3,7 +3,8 @@
 //! Engine clients use `LockClient`/`Lock`/`KvStore` as an application would: acquire (with
 //! timeouts, some cancelled by dropping the future), try_acquire, hold for several heartbeat
 //! periods while incrementing counters and writing under the lock, update lock data, release
-//! or just drop the lock. dlc clients drive the drop-in's sans-IO machines with a loop of a few
+//! or just drop the lock, hand it to another client (detach, resume) or let it end at a deadline;
+//! take permits of a semaphore, and campaign in an election that an observer watches. dlc clients drive the drop-in's sans-IO machines with a loop of a few
 //! lines, as the Node binding does. Every outcome goes to the checker.
 
 use std::future::Future;
@@ -16,7 +17,7 @@ use dynalease::kv::{KvConfig, KvStore, WriteOptions};
 use dynalease::lock::dlc::{
     Action, DlcKey, DlcTable, FailClosedAcquire, FailClosedConfig, FailOpenAcquire, FailOpenConfig, HeldLock, HeldMode, Input, Now, TakeBack,
 };
-use dynalease::lock::{Lock, LockClient, LockConfig, LockStatus};
+use dynalease::lock::{Handle, Lock, LockClient, LockConfig, LockStatus, Semaphore};
 use dynalease::protocol::request::Request;
 use dynalease::transport::Transport;
 use dynalease::{AttributeValue, Error, Value};
@@ -24,7 +25,7 @@ use rand::Rng;
 use tokio::time::Instant;
 
 use super::checker::{counter_value, DlcHold, Holder, OpId, OpKind, Outcome};
-use super::driver::World;
+use super::driver::{Handoff, World};
 use super::faults::Link;
 
 /// What every client kind shares: its link, and the world it reports to.
@@ -98,14 +99,56 @@ pub async fn engine_client(world: Arc<World>, me: usize, fail_closed: bool) {
     };
     let locks = LockClient::new(config, transport.clone()).expect("valid lock config").with_clock(clock);
     let kv = KvStore::new(KvConfig::new(c.world.kv_table.clone(), "sim"), transport).expect("valid kv config").with_clock(c.world.clock.clone());
-    let engine = Engine { c, locks, kv };
+    let semaphore = (!fail_closed).then(|| locks.semaphore(SEMAPHORE, engine_permits(&c.world)).expect("valid semaphore"));
+    let engine = Engine { c, locks, kv, semaphore };
     while !engine.c.world.stopping() {
         match engine.c.roll(100) {
-            0..35 => engine.acquire_and_hold(false).await,
-            35..50 => engine.acquire_and_hold(true).await,
-            50..70 => engine.increment(None).await,
-            70..80 => engine.put(None).await,
+            0..30 => engine.acquire_and_hold(false).await,
+            30..42 => engine.acquire_and_hold(true).await,
+            42..50 => engine.take_permit().await,
+            50..68 => engine.increment(None).await,
+            68..78 => engine.put(None).await,
+            78..86 => engine.resume_handoff().await,
             _ => tokio::time::sleep(engine.c.pause(engine.c.world.params.lease / 2)).await,
+        }
+    }
+    // Locks handed off and not yet taken up: the last clients take them up and release them.
+    for _ in 0..20 {
+        if !engine.c.world.has_handoff(engine.c.fail_closed) {
+            break;
+        }
+        engine.resume_handoff().await;
+    }
+}
+
+/// A permit's lock id as the checker names locks.
+fn permit_name(permit: &Lock) -> String {
+    match &permit.id().partition {
+        dynalease::KeyValue::S(name) => name.clone(),
+        other => panic!("permit ids are strings, not {other}"),
+    }
+}
+
+/// The semaphore engine clients share.
+pub const SEMAPHORE: &str = "pool";
+
+fn engine_permits(world: &World) -> u32 {
+    world.params.permits
+}
+
+/// Watches the election on the first lease lock id, as an observer that never campaigns.
+pub async fn observer_client(world: Arc<World>, me: usize) {
+    let c = Client::new(world, me, false);
+    let transport: Arc<dyn Transport> = c.link.clone();
+    let config = LockConfig { owner: format!("observer-{me}"), lease_duration: c.world.params.lease, ..LockConfig::new(c.world.locks_table.clone()) };
+    let locks = LockClient::new(config, transport).expect("valid lock config").with_clock(c.world.clock.clone());
+    let election = locks.election(c.world.params.open_ids[0].as_str()).expect("an election on a lease lock id");
+    let mut watch = election.watch(Some(c.world.params.lease / 4));
+    while !c.world.stopping() {
+        match tokio::time::timeout(c.world.params.lease, watch.next()).await {
+            Ok(Ok(leader)) => c.world.checker.lock().unwrap().leader_seen(me, leader.map(|l| l.term)),
+            Ok(Err(_)) => tokio::time::sleep(c.world.params.lease / 4).await,
+            Err(_) => {}
         }
     }
 }
@@ -114,6 +157,8 @@ struct Engine {
     c: Client,
     locks: LockClient,
     kv: KvStore,
+    /// Fail-open clients only: permits must free themselves when a holder dies.
+    semaphore: Option<Semaphore>,
 }
 
 impl Engine {
@@ -121,11 +166,21 @@ impl Engine {
         let c = &self.c;
         let id = c.pick_id();
         let op = c.begin(OpKind::Acquire { id: id.clone() });
+        // Some acquisitions are an election's campaign (the same lock, data written with it),
+        // some end themselves at a deadline (a Lambda's).
+        let how = if try_only || c.fail_closed { 100 } else { c.roll(100) };
         let attempt = async {
-            if try_only {
-                self.locks.try_acquire(id.as_str()).await
-            } else {
-                self.locks.acquire(id.as_str(), Some(c.span())).await.map(Some)
+            match how {
+                _ if try_only => self.locks.try_acquire(id.as_str()).await,
+                0..15 => {
+                    let election = self.locks.election(id.as_str()).expect("an election on a lease lock id");
+                    election.campaign(Some(Value::from(op as i64)), Some(c.span())).await.map(Some)
+                }
+                15..30 => {
+                    let deadline = Instant::now() + c.span() + c.span();
+                    self.locks.acquire_until(id.as_str(), Some(c.span()), deadline).await.map(Some)
+                }
+                _ => self.locks.acquire(id.as_str(), Some(c.span())).await.map(Some),
             }
         };
         // Some acquires are cancelled by dropping their future, at any moment of their wait.
@@ -161,10 +216,25 @@ impl Engine {
         }
         c.world.checker.lock().unwrap().releasing(handle);
         // A fail-open lock may be left to expire (a crashed holder); a fail-closed one never is.
-        if !self.c.fail_closed && !c.world.stopping() && c.roll(100) < 15 {
+        let next = c.roll(100);
+        if !self.c.fail_closed && !c.world.stopping() && next < 15 {
             c.world.checker.lock().unwrap().note(format!("c{} drops its lock on {id}", c.me));
             c.world.checker.lock().unwrap().unhold(handle);
             return;
+        }
+        // Or handed to another client, which takes it up (or, at the end, this one does).
+        if (15..35).contains(&next) {
+            match lock.detach().await {
+                Ok(handed) => {
+                    c.world.checker.lock().unwrap().note(format!("c{} detaches its lock on {id}", c.me));
+                    c.world.checker.lock().unwrap().unhold(handle);
+                    let handoff = Handoff { fail_closed: c.fail_closed, handle: handed.to_string(), id: id.to_owned(), lock: acquired_by };
+                    c.world.hand_off(handoff);
+                    return;
+                }
+                // Lost: the release below finds out and reports it. A failed write: still ours.
+                Err(e) => c.world.checker.lock().unwrap().note(format!("c{} could not detach {id}: {e}", c.me)),
+            }
         }
         // An unknown or failed release is retried, as a careful application would.
         for _ in 0..5 {
@@ -181,6 +251,62 @@ impl Engine {
             }
         }
         c.world.checker.lock().unwrap().unhold(handle);
+    }
+
+    /// Takes a permit of the semaphore and holds it like a lock.
+    async fn take_permit(&self) {
+        let Some(semaphore) = &self.semaphore else { return self.acquire_and_hold(false).await };
+        let c = &self.c;
+        let op = c.begin(OpKind::AcquirePermit { semaphore: SEMAPHORE.into() });
+        let attempt = async {
+            if c.roll(2) == 0 {
+                semaphore.try_acquire().await
+            } else {
+                semaphore.acquire(Some(c.span())).await.map(Some)
+            }
+        };
+        let result = if !c.world.stopping() && c.roll(100) < 25 {
+            tokio::time::timeout(c.pause(c.world.params.lease * 2 + c.world.params.deadline), attempt).await.ok()
+        } else {
+            Some(attempt.await)
+        };
+        let outcome = match &result {
+            None => Outcome::Cancelled,
+            Some(Ok(Some(permit))) => {
+                c.world.checker.lock().unwrap().permit_taken(op, &permit_name(permit));
+                Outcome::Acquired { token: permit.fencing_token() }
+            }
+            Some(Ok(None)) => Outcome::Refused("all permits held (try_acquire)".into()),
+            Some(Err(e)) => Outcome::of_error(e),
+        };
+        let id = match &result {
+            Some(Ok(Some(permit))) => Some(permit_name(permit)),
+            _ => None,
+        };
+        c.finish(op, outcome, id.as_deref()).await;
+        if let (Some(Ok(Some(permit))), Some(id)) = (result, id) {
+            self.hold(&id, permit, op).await;
+        }
+    }
+
+    /// Takes up a lock another client handed off, and holds it. A failed read leaves the handle
+    /// for a later try (a careful application keeps it until the resume succeeds or is refused).
+    async fn resume_handoff(&self) {
+        let c = &self.c;
+        let Some(handoff) = c.world.take_handoff(c.fail_closed) else { return };
+        let op = c.begin(OpKind::Resume { id: handoff.id.clone(), lock: handoff.lock });
+        let handle = Handle::parse(&handoff.handle).expect("a handle the simulation passed on");
+        let result = self.locks.resume(&handle).await;
+        let outcome = match &result {
+            Ok(_) => Outcome::Done { version: None },
+            Err(e) => Outcome::of_error(e),
+        };
+        c.finish(op, outcome, None).await;
+        match result {
+            Ok(lock) => self.hold(&handoff.id, lock, handoff.lock).await,
+            Err(Error::LockLost { .. }) => {}
+            Err(_) => c.world.hand_off(handoff),
+        }
     }
 
     /// The key a KV operation writes: the lock's own (`KIND-ID`), or one of two shared ones.

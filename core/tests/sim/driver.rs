@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 use super::checker::{counter_value, Checker, Shared, Stats};
-use super::clients::{dlc_client, engine_client};
+use super::clients::{dlc_client, engine_client, observer_client, SEMAPHORE};
 use super::faults::{Cut, Link, Net};
 use super::SimRng;
 
@@ -41,6 +41,8 @@ pub struct Params {
     pub open_ids: Vec<String>,
     pub closed_ids: Vec<String>,
     pub duration: Duration,
+    /// The permits of the semaphore fail-open engine clients share.
+    pub permits: u32,
     /// Engine clients 2k and 2k+1 run in one process: their waiters for a lock id share one
     /// poller, and a release by one wakes the other's waiters.
     pub paired_processes: bool,
@@ -65,6 +67,7 @@ impl Params {
             open_ids: ids("open", rng.random_range(1..=2)),
             closed_ids: ids("closed", rng.random_range(1..=2)),
             duration: Duration::from_millis(rng.random_range(5_000..=15_000)),
+            permits: rng.random_range(1..=2),
             paired_processes: false,
             skewed_client: None,
         };
@@ -94,12 +97,37 @@ pub struct World {
     pub locks_table: String,
     pub kv_table: String,
     links: Mutex<Vec<Arc<Link>>>,
+    /// Locks handed off by one engine client for another to take up.
+    handoffs: Mutex<Vec<Handoff>>,
     /// Work the clients left running in the background (the drop-in's take-backs).
     background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
+/// A detached lock on its way to another client.
+pub struct Handoff {
+    pub fail_closed: bool,
+    pub handle: String,
+    pub id: String,
+    /// The operation that acquired the lock.
+    pub lock: u64,
+}
+
 impl World {
+    pub fn hand_off(&self, handoff: Handoff) {
+        self.handoffs.lock().unwrap().push(handoff);
+    }
+
+    pub fn take_handoff(&self, fail_closed: bool) -> Option<Handoff> {
+        let mut handoffs = self.handoffs.lock().unwrap();
+        let at = handoffs.iter().position(|h| h.fail_closed == fail_closed)?;
+        Some(handoffs.remove(at))
+    }
+
+    pub fn has_handoff(&self, fail_closed: bool) -> bool {
+        self.handoffs.lock().unwrap().iter().any(|h| h.fail_closed == fail_closed)
+    }
+
     pub fn link(&self, client: usize) -> Arc<Link> {
         let fault_rate = {
             let mut rng = self.rng.lock().unwrap();
@@ -195,6 +223,7 @@ async fn simulate(seed: u64, full_trace: bool, tweak: impl FnOnce(&mut Params)) 
         locks_table,
         kv_table,
         links: Mutex::new(Vec::new()),
+        handoffs: Mutex::new(Vec::new()),
         background: Mutex::new(Vec::new()),
         stop: tokio::sync::watch::channel(false).0,
     });
@@ -211,6 +240,8 @@ async fn simulate(seed: u64, full_trace: bool, tweak: impl FnOnce(&mut Params)) 
             });
         }
     }
+    checker.lock().unwrap().use_semaphore(SEMAPHORE, params.permits);
+    clients.push(tokio::spawn(observer_client(world.clone(), clients.len())));
     let chaos = tokio::spawn(chaos(world.clone()));
     let watch = tokio::spawn(watch_holders(world.clone()));
 
@@ -251,11 +282,15 @@ async fn simulate(seed: u64, full_trace: bool, tweak: impl FnOnce(&mut Params)) 
         // more lease every lock must be free or held by a live holder (there are none left).
         tokio::time::sleep(params.lease + params.deadline * 2 + UNDO_PAUSE + Duration::from_millis(100)).await;
         let mut items = BTreeMap::new();
-        for id in params.open_ids.iter().chain(&params.closed_ids) {
-            items.insert(id.clone(), world.peek_lock(id).await);
+        let permits = (0..params.permits).map(|k| format!("{SEMAPHORE}#{k}"));
+        for id in params.open_ids.iter().chain(&params.closed_ids).cloned().chain(permits) {
+            let item = world.peek_lock(&id).await;
+            items.insert(id, item);
         }
         let mut counters = BTreeMap::new();
-        let keys = params.open_ids.iter().chain(&params.closed_ids).map(|id| format!("counter-{id}")).chain((0..2).map(|i| format!("counter-shared-{i}")));
+        let permits = (0..params.permits).map(|k| format!("{SEMAPHORE}#{k}"));
+        let ids = params.open_ids.iter().chain(&params.closed_ids).cloned().chain(permits);
+        let keys = ids.map(|id| format!("counter-{id}")).chain((0..2).map(|i| format!("counter-shared-{i}")));
         for key in keys {
             if let Some(value) = world.peek_counter(&key).await {
                 counters.insert(key, value);
