@@ -26,6 +26,43 @@
 //! assert_eq!(locks.try_acquire("job-1").await?.unwrap().fencing_token(), Some(2));
 //! # Ok(()) }
 //! ```
+//!
+//! Beyond one mutex: hand a lock to another process, elect a leader, share N permits, and end a
+//! lock at a deadline (a Lambda invocation's):
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> dynalease::Result<()> {
+//! # use std::{sync::Arc, time::Duration};
+//! # use dynalease::lock::{LockClient, LockConfig};
+//! # use dynalease::table::{create_table, TableSpec};
+//! # use dynalease::transport::memory::MemoryTransport;
+//! # let transport = Arc::new(MemoryTransport::new());
+//! # create_table(transport.as_ref(), &TableSpec::new("locks", "id")).await?;
+//! use dynalease::lock::Handle;
+//! use dynalease::Value;
+//! let locks = LockClient::new(LockConfig::new("locks"), transport)?;
+//!
+//! // Hand-off: the text travels (a queue message, a Step Functions state); the lock stays held.
+//! let text = locks.acquire("order/7", None).await?.detach().await?.to_string();
+//! let lock = locks.resume(&Handle::parse(&text)?).await?;
+//! lock.release().await?;
+//!
+//! // Election: the term is the fencing token; releasing resigns.
+//! let election = locks.election("scheduler")?;
+//! let term = election.campaign(Some(Value::from("10.0.0.7")), None).await?;
+//! assert_eq!(election.leader().await?.map(|l| l.term), term.fencing_token());
+//!
+//! // Semaphore: at most 2 holders across every process.
+//! let exports = locks.semaphore("exports", 2)?;
+//! let (_a, _b) = (exports.acquire(None).await?, exports.acquire(None).await?);
+//! assert!(exports.try_acquire().await?.is_none());
+//!
+//! // Deadline: 30 s left in the invocation, ended (lost, then released) 1 s before that.
+//! let bounded = locks.acquire_within("job-9", Some(Duration::ZERO), Duration::from_secs(30), Duration::from_secs(1)).await?;
+//! assert!(bounded.check().is_ok());
+//! # Ok(()) }
+//! ```
 
 mod client;
 mod config;
