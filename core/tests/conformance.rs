@@ -65,6 +65,7 @@ conformance!(
     a_semaphore_permit_left_by_a_dead_holder_is_taken_after_its_lease,
     semaphore_clients_must_agree_on_the_permits,
     a_lock_ends_itself_at_its_deadline,
+    a_scan_pages_through_the_whole_table_and_filters_after_reading,
 );
 
 async fn kv_store(transport: &Arc<dyn Transport>, partition: &str) -> KvStore {
@@ -601,4 +602,40 @@ async fn a_lock_ends_itself_at_its_deadline(transport: Arc<dyn Transport>) {
     assert!(matches!(busy, Err(Error::LockNotAcquired { .. })));
     let late = locks.acquire_within("other", None, Duration::from_millis(500), Duration::from_secs(1)).await.unwrap_err();
     assert!(late.to_string().contains("margin"), "{late}");
+}
+
+async fn a_scan_pages_through_the_whole_table_and_filters_after_reading(transport: Arc<dyn Transport>) {
+    use dynalease::protocol::expr::{val, Condition, Name};
+    use dynalease::protocol::request::{Billing, Scan};
+    use dynalease::transport::TransportExt;
+    let table = lock_table(&transport).await;
+    let locks = LockClient::new(LockConfig::new(&table), transport.clone()).unwrap();
+    for i in 0..7 {
+        let lock = locks.acquire(format!("job-{i}").as_str(), None).await.unwrap();
+        if i % 2 == 0 {
+            lock.release().await.unwrap();
+        } else {
+            std::mem::forget(lock); // still held when scanned
+        }
+    }
+    let released = Condition::eq(Name::raw("leaseDurationMs"), val(":one", dynalease::AttributeValue::int(1)));
+    let (mut seen, mut matched, mut pages, mut start) = (0, Vec::new(), 0, None);
+    loop {
+        let scan = Scan { table: table.clone(), filter: Some(released.clone()), consistent_read: true, limit: Some(3), exclusive_start_key: start };
+        let page = transport.scan(scan.clone()).await.unwrap();
+        let unfiltered = transport.scan(Scan { filter: None, ..scan }).await.unwrap();
+        seen += unfiltered.items.len();
+        matched.extend(page.items.iter().map(|item| item["id"].as_s().unwrap().to_owned()));
+        pages += 1;
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            break;
+        }
+    }
+    matched.sort();
+    assert_eq!(matched, ["job-0", "job-2", "job-4", "job-6"]);
+    assert_eq!(seen, 7);
+    assert!(pages >= 3, "{pages} pages of at most 3 items");
+    let description = dynalease::table::describe(transport.as_ref(), &table).await.unwrap();
+    assert_eq!(description.billing, Billing::OnDemand);
 }

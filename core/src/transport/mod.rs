@@ -150,6 +150,13 @@ pub trait TransportExt: Transport {
         }
     }
 
+    async fn scan(&self, request: crate::request::Scan) -> Result<crate::request::QueryPage> {
+        match self.execute(Request::Scan(request)).await? {
+            Response::Query(page) => Ok(page),
+            other => Err(unexpected("Scan", &other)),
+        }
+    }
+
     async fn transact_write(&self, request: crate::request::TransactWrite) -> Result<()> {
         match self.execute(Request::TransactWrite(request)).await? {
             Response::TransactWrite => Ok(()),

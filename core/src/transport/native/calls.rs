@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::operation::describe_time_to_live::builders::DescribeTimeTo
 use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
 use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_time_to_live::builders::UpdateTimeToLiveFluentBuilder;
@@ -20,7 +21,7 @@ use aws_sdk_dynamodb::Client;
 
 use crate::error::{Error, Result};
 use crate::request::{
-    BatchGet, BatchGetPage, CreateTable, DeleteItem, GetItem, KeyAttribute, PutItem, Query, QueryPage, RenderedExpressions, Request, Response,
+    Billing, BatchGet, BatchGetPage, CreateTable, DeleteItem, GetItem, KeyAttribute, PutItem, Query, QueryPage, RenderedExpressions, Request, Response, Scan,
     ReturnValues, TableDescription, TableStatus, TimeToLive, TransactItem, TransactWrite, UpdateItem,
 };
 use crate::expr::{Condition, Update};
@@ -38,6 +39,7 @@ pub(super) enum Call {
     UpdateItem(UpdateItemFluentBuilder),
     DeleteItem(DeleteItemFluentBuilder),
     Query(QueryFluentBuilder),
+    Scan(ScanFluentBuilder),
     TransactWrite(TransactWriteItemsFluentBuilder),
     CreateTable(CreateTableFluentBuilder, String),
     DescribeTable(DescribeTableFluentBuilder, String),
@@ -64,6 +66,7 @@ pub(super) fn prepare(client: &Client, request: Request) -> Result<Call> {
         Request::UpdateItem(update) => Call::UpdateItem(prepare_update(client, update)),
         Request::DeleteItem(delete) => Call::DeleteItem(prepare_delete(client, delete)),
         Request::Query(query) => Call::Query(prepare_query(client, query)),
+        Request::Scan(scan) => Call::Scan(prepare_scan(client, scan)),
         Request::TransactWrite(transaction) => Call::TransactWrite(prepare_transaction(client, transaction)?),
         Request::CreateTable(create) => {
             let table = create.table.clone();
@@ -159,6 +162,20 @@ fn prepare_query(client: &Client, query: Query) -> QueryFluentBuilder {
         .consistent_read(query.consistent_read)
         .set_limit(query.limit.map(|limit| i32::try_from(limit).unwrap_or(i32::MAX)))
         .set_exclusive_start_key(query.exclusive_start_key.as_ref().map(to_sdk_item))
+}
+
+fn prepare_scan(client: &Client, scan: Scan) -> ScanFluentBuilder {
+    let rendered = RenderedExpressions::new(None, None, None, scan.filter.as_ref());
+    let (names, values) = expression_maps(&rendered);
+    client
+        .scan()
+        .table_name(scan.table)
+        .set_filter_expression(rendered.filter)
+        .set_expression_attribute_names(names)
+        .set_expression_attribute_values(values)
+        .consistent_read(scan.consistent_read)
+        .set_limit(scan.limit.map(|limit| i32::try_from(limit).unwrap_or(i32::MAX)))
+        .set_exclusive_start_key(scan.exclusive_start_key.as_ref().map(to_sdk_item))
 }
 
 fn prepare_transaction(client: &Client, transaction: TransactWrite) -> Result<TransactWriteItemsFluentBuilder> {
@@ -274,6 +291,14 @@ impl Call {
                 }
                 Ok(Response::Query(QueryPage { items, last_evaluated_key: item(output.last_evaluated_key)? }))
             }
+            Call::Scan(call) => {
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                let mut items = Vec::new();
+                for found in output.items.unwrap_or_default() {
+                    items.extend(item(Some(found))?);
+                }
+                Ok(Response::Query(QueryPage { items, last_evaluated_key: item(output.last_evaluated_key)? }))
+            }
             Call::TransactWrite(call) => {
                 call.send().await.map_err(|e| classify(context, e))?;
                 Ok(Response::TransactWrite)
@@ -362,11 +387,22 @@ fn table_description(
         Some(other) => TableStatus::Other(other.as_str().to_owned()),
         None => TableStatus::Other("UNKNOWN".to_owned()),
     };
+    // Tables created on demand report no billing mode summary on some endpoints (DynamoDB Local
+    // among them) but always have provisioned throughput of 0/0.
+    let throughput = description.provisioned_throughput.as_ref();
+    let (read, write) = (throughput.and_then(|t| t.read_capacity_units).unwrap_or(0), throughput.and_then(|t| t.write_capacity_units).unwrap_or(0));
+    let billing = match description.billing_mode_summary.as_ref().and_then(|b| b.billing_mode.as_ref()) {
+        Some(sdk::BillingMode::PayPerRequest) => Billing::OnDemand,
+        Some(_) => Billing::Provisioned { read, write },
+        None if read == 0 && write == 0 => Billing::OnDemand,
+        None => Billing::Provisioned { read, write },
+    };
     Ok(TableDescription {
         table: description.table_name.unwrap_or_else(|| table.to_owned()),
         status,
         partition_key,
         sort_key,
+        billing,
     })
 }
 
