@@ -259,7 +259,9 @@ impl LockTable {
         }
     }
 
-    fn same_lease_condition(&self, seen: &Observed) -> Condition {
+    /// The item still carries the guid and token `seen` showed (or, where it showed none, has
+    /// none): nobody renewed, released or took it since.
+    pub(crate) fn same_lease_condition(&self, seen: &Observed) -> Condition {
         let guid = match &seen.guid {
             Some(guid) => Condition::eq(Name::raw(GUID), val(":seenGuid", AttributeValue::B(guid.clone()))),
             None => Condition::NotExists(Name::raw(GUID)),

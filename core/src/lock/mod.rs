@@ -64,6 +64,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 mod client;
 mod config;
 pub mod dlc;

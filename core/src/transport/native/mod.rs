@@ -54,6 +54,9 @@ pub struct NativeConfig {
     pub region: Option<String>,
     /// Sends requests here instead of the regional endpoint (DynamoDB Local, a proxy).
     pub endpoint_url: Option<String>,
+    /// The shared-config profile whose credentials and region to use (default: the standard
+    /// chain's, `AWS_PROFILE` included).
+    pub profile: Option<String>,
     /// The deadline of one attempt: connecting, sending and reading the response.
     pub call_timeout: Duration,
     /// Repeats of a request after a failure that is safe to repeat (throttling, a failed
@@ -70,6 +73,7 @@ impl Default for NativeConfig {
         NativeConfig {
             region: None,
             endpoint_url: None,
+            profile: None,
             call_timeout: DEFAULT_CALL_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
             base_backoff: Duration::from_millis(25),
@@ -153,6 +157,9 @@ impl NativeTransport {
         // The endpoint is set on the DynamoDB client only, below: on the loader it would also
         // redirect the STS and SSO calls that credential providers make.
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(profile) = &config.profile {
+            loader = loader.profile_name(profile);
+        }
         if let Some(region) = &config.region {
             loader = loader.region(Region::new(region.clone()));
         }
