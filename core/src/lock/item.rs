@@ -173,6 +173,15 @@ pub struct LockTable {
 }
 
 impl LockTable {
+    /// The lock requests for an existing table, keyed as DynamoDB describes it.
+    pub fn of(description: &crate::request::TableDescription) -> LockTable {
+        LockTable {
+            table: description.table.clone(),
+            partition_key: description.partition_key.name.clone(),
+            sort_key: description.sort_key.as_ref().map(|key| key.name.clone()),
+        }
+    }
+
     pub fn key(&self, id: &LockId) -> Item {
         lock_key(&self.partition_key, id.partition.clone().into(), self.sort_key.as_deref(), id.sort.clone().map(Into::into))
     }
