@@ -66,6 +66,7 @@ conformance!(
     semaphore_clients_must_agree_on_the_permits,
     a_lock_ends_itself_at_its_deadline,
     a_scan_pages_through_the_whole_table_and_filters_after_reading,
+    an_operator_release_acts_only_on_the_holder_it_was_shown,
 );
 
 async fn kv_store(transport: &Arc<dyn Transport>, partition: &str) -> KvStore {
@@ -638,4 +639,32 @@ async fn a_scan_pages_through_the_whole_table_and_filters_after_reading(transpor
     assert!(pages >= 3, "{pages} pages of at most 3 items");
     let description = dynalease::table::describe(transport.as_ref(), &table).await.unwrap();
     assert_eq!(description.billing, Billing::OnDemand);
+}
+
+async fn an_operator_release_acts_only_on_the_holder_it_was_shown(transport: Arc<dyn Transport>) {
+    use dynalease::lock::admin::{self, ForceOutcome, LockState};
+    use dynalease::lock::LockTable;
+    let table = lock_table(&transport).await;
+    let description = dynalease::table::describe(transport.as_ref(), &table).await.unwrap();
+    let lock_table = LockTable::of(&description);
+    let locks = LockClient::new(no_heartbeats(&table, 10_000), transport.clone()).unwrap();
+    let holder = locks.acquire("job", None).await.unwrap();
+    let shown = admin::show(transport.as_ref(), &lock_table, &LockId::new("job")).await.unwrap().unwrap();
+    assert_eq!(shown.state, LockState::Held);
+    // The holder renews between the operator's look and the write: the write is refused.
+    holder.renew().await.unwrap();
+    assert!(matches!(admin::force_release(transport.as_ref(), &lock_table, &shown).await.unwrap(), ForceOutcome::Changed(Some(_))));
+    assert_eq!(holder.status(), LockStatus::Held);
+    let shown = admin::show(transport.as_ref(), &lock_table, &LockId::new("job")).await.unwrap().unwrap();
+    assert_eq!(admin::force_release(transport.as_ref(), &lock_table, &shown).await.unwrap(), ForceOutcome::Released);
+    assert!(matches!(holder.release().await, Err(Error::LockLost { .. })), "the holder finds it gone");
+    // Released, then taken again: a stale collect deletes nothing; a fresh one does.
+    let released = admin::show(transport.as_ref(), &lock_table, &LockId::new("job")).await.unwrap().unwrap();
+    assert_eq!(released.state, LockState::Released);
+    let again = locks.acquire("job", None).await.unwrap();
+    assert!(!admin::collect_released(transport.as_ref(), &lock_table, &released).await.unwrap());
+    again.release().await.unwrap();
+    let released = admin::show(transport.as_ref(), &lock_table, &LockId::new("job")).await.unwrap().unwrap();
+    assert!(admin::collect_released(transport.as_ref(), &lock_table, &released).await.unwrap());
+    assert!(admin::show(transport.as_ref(), &lock_table, &LockId::new("job")).await.unwrap().is_none());
 }
