@@ -67,6 +67,7 @@ conformance!(
     a_lock_ends_itself_at_its_deadline,
     a_scan_pages_through_the_whole_table_and_filters_after_reading,
     an_operator_release_acts_only_on_the_holder_it_was_shown,
+    clients_count_what_they_did,
 );
 
 async fn kv_store(transport: &Arc<dyn Transport>, partition: &str) -> KvStore {
@@ -496,7 +497,7 @@ async fn an_election_has_one_leader_per_term_and_watchers_see_each_term(transpor
     let a = LockClient::new(config("a"), transport.clone()).unwrap().election("scheduler").unwrap();
     let b = LockClient::new(config("b"), transport.clone()).unwrap().election("scheduler").unwrap();
     assert_eq!(a.leader().await.unwrap(), None);
-    let mut watch = a.watch(Some(Duration::from_millis(20)));
+    let mut watch = a.watch(Some(Duration::from_millis(20))).unwrap();
     assert_eq!(watch.next().await.unwrap(), None);
 
     let term1 = a.campaign(Some(json(serde_json::json!({"addr": "10.0.0.1"}))), None).await.unwrap();
@@ -667,4 +668,37 @@ async fn an_operator_release_acts_only_on_the_holder_it_was_shown(transport: Arc
     let released = admin::show(transport.as_ref(), &lock_table, &LockId::new("job")).await.unwrap().unwrap();
     assert!(admin::collect_released(transport.as_ref(), &lock_table, &released).await.unwrap());
     assert!(admin::show(transport.as_ref(), &lock_table, &LockId::new("job")).await.unwrap().is_none());
+}
+
+async fn clients_count_what_they_did(transport: Arc<dyn Transport>) {
+    let table = lock_table(&transport).await;
+    let kv = kv_store(&transport, "counted").await;
+    let config = LockConfig { lease_duration: Duration::from_millis(600), heartbeat_period: Some(Duration::from_millis(100)), ..LockConfig::new(&table) };
+    let a = LockClient::new(config.clone(), transport.clone()).unwrap();
+    let b = LockClient::new(config, transport.clone()).unwrap();
+    let lock = a.acquire("job", None).await.unwrap();
+    assert!(b.try_acquire("job").await.unwrap().is_none());
+    assert!(b.acquire("job", Some(Duration::from_millis(100))).await.is_err());
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    lock.release().await.unwrap();
+    let created = kv.atomic_put("n", &Value::from(1), None, &none()).await.unwrap();
+    assert!(kv.atomic_put("n", &Value::from(1), None, &none()).await.is_err());
+    kv.get("n").await.unwrap();
+    kv.atomic_delete("n", &created, &none()).await.unwrap();
+
+    let (sa, sb, skv) = (a.stats(), b.stats(), kv.stats());
+    assert_eq!((sa.acquisitions, sa.releases), (1, 1));
+    assert!(sa.heartbeats >= 2, "{sa:?}");
+    assert_eq!(sa.acquire_wait.counts.iter().sum::<u64>(), 1);
+    assert_eq!(sb.acquisitions, 0);
+    assert_eq!(sb.acquire_timeouts, 1);
+    assert!(sb.contended_attempts >= 2, "{sb:?}");
+    assert_eq!((skv.kv_writes, skv.kv_deletes, skv.kv_reads, skv.cas_conflicts), (2, 1, 1, 1));
+    assert!(sa.requests >= 4 && skv.requests >= 4);
+    if format!("{transport:?}").starts_with("NativeTransport") {
+        // DynamoDB reports capacity: a lock cycle writes, a failed create is charged a unit.
+        assert!(sa.write_units >= 2.0 && skv.write_units >= 3.0 && skv.read_units > 0.0, "{sa:?} {skv:?}");
+    } else {
+        assert_eq!((sa.read_units, sa.write_units), (0.0, 0.0), "an in-process table consumes no capacity");
+    }
 }

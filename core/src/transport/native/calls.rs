@@ -48,8 +48,14 @@ pub(super) enum Call {
     DescribeTimeToLive(DescribeTimeToLiveFluentBuilder),
 }
 
-/// Translates `request` into an SDK call, rendering its expressions once.
+/// Translates `request` into an SDK call, rendering its expressions once. Item operations ask
+/// for the capacity they consume (`ReturnConsumedCapacity: TOTAL`), which the client's stats
+/// count.
 pub(super) fn prepare(client: &Client, request: Request) -> Result<Call> {
+    prepare_call(client, request).map(Call::counting_capacity)
+}
+
+fn prepare_call(client: &Client, request: Request) -> Result<Call> {
     Ok(match request {
         Request::GetItem(GetItem { table, key, consistent_read }) => Call::GetItem(
             client.get_item().table_name(table).set_key(Some(to_sdk_item(&key))).consistent_read(consistent_read),
@@ -253,9 +259,40 @@ fn prepare_create_table(client: &Client, create: CreateTable) -> Result<CreateTa
     Ok(builder)
 }
 
+/// Capacity units a call consumed, as DynamoDB reported them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(super) struct Units {
+    pub read: f64,
+    pub write: f64,
+}
+
+fn units<'a>(reported: impl IntoIterator<Item = &'a sdk::ConsumedCapacity>, write: bool) -> Units {
+    let total: f64 = reported.into_iter().filter_map(|c| c.capacity_units).sum();
+    if write {
+        Units { read: 0.0, write: total }
+    } else {
+        Units { read: total, write: 0.0 }
+    }
+}
+
 impl Call {
-    /// Sends the call once and converts its output.
-    pub(super) async fn send(self, context: &Context) -> std::result::Result<Response, Verdict> {
+    fn counting_capacity(self) -> Call {
+        let total = sdk::ReturnConsumedCapacity::Total;
+        match self {
+            Call::GetItem(c) => Call::GetItem(c.return_consumed_capacity(total)),
+            Call::BatchGet(c, table) => Call::BatchGet(c.return_consumed_capacity(total), table),
+            Call::PutItem(c) => Call::PutItem(c.return_consumed_capacity(total)),
+            Call::UpdateItem(c) => Call::UpdateItem(c.return_consumed_capacity(total)),
+            Call::DeleteItem(c) => Call::DeleteItem(c.return_consumed_capacity(total)),
+            Call::Query(c) => Call::Query(c.return_consumed_capacity(total)),
+            Call::Scan(c) => Call::Scan(c.return_consumed_capacity(total)),
+            Call::TransactWrite(c) => Call::TransactWrite(c.return_consumed_capacity(total)),
+            other => other,
+        }
+    }
+
+    /// Sends the call once and converts its output; also says what capacity it consumed.
+    pub(super) async fn send(self, context: &Context) -> std::result::Result<(Response, Units), Verdict> {
         let operation = context.operation;
         let item = |item: Option<SdkItem>| {
             item.map(from_sdk_item).transpose().map_err(|unknown| Verdict::Final(unknown.into_error(operation)))
@@ -265,10 +302,12 @@ impl Call {
         match self {
             Call::GetItem(call) => {
                 let output = call.send().await.map_err(|e| classify(context, e))?;
-                Ok(Response::GetItem(item(output.item)?))
+                let used = units(&output.consumed_capacity, false);
+                Ok((Response::GetItem(item(output.item)?), used))
             }
             Call::BatchGet(call, table) => {
                 let mut output = call.send().await.map_err(|e| classify(context, e))?;
+                let used = units(output.consumed_capacity.iter().flatten(), false);
                 let mut page = BatchGetPage::default();
                 for found in output.responses.as_mut().and_then(|r| r.remove(&table)).unwrap_or_default() {
                     page.items.extend(item(Some(found))?);
@@ -277,19 +316,29 @@ impl Call {
                 for key in left.map(|keys| keys.keys).unwrap_or_default() {
                     page.unprocessed.extend(item(Some(key))?);
                 }
-                Ok(Response::BatchGet(page))
+                Ok((Response::BatchGet(page), used))
             }
             // A write answers with the item it replaced or wrote, when asked to.
-            Call::PutItem(call) => Ok(Response::Written(item(call.send().await.map_err(|e| classify(context, e))?.attributes)?)),
-            Call::UpdateItem(call) => Ok(Response::Written(item(call.send().await.map_err(|e| classify(context, e))?.attributes)?)),
-            Call::DeleteItem(call) => Ok(Response::Written(item(call.send().await.map_err(|e| classify(context, e))?.attributes)?)),
+            Call::PutItem(call) => {
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                Ok((Response::Written(item(output.attributes)?), units(&output.consumed_capacity, true)))
+            }
+            Call::UpdateItem(call) => {
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                Ok((Response::Written(item(output.attributes)?), units(&output.consumed_capacity, true)))
+            }
+            Call::DeleteItem(call) => {
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                Ok((Response::Written(item(output.attributes)?), units(&output.consumed_capacity, true)))
+            }
             Call::Query(call) => {
                 let output = call.send().await.map_err(|e| classify(context, e))?;
                 let mut items = Vec::new();
                 for found in output.items.unwrap_or_default() {
                     items.extend(item(Some(found))?);
                 }
-                Ok(Response::Query(QueryPage { items, last_evaluated_key: item(output.last_evaluated_key)? }))
+                let used = units(&output.consumed_capacity, false);
+                Ok((Response::Query(QueryPage { items, last_evaluated_key: item(output.last_evaluated_key)? }), used))
             }
             Call::Scan(call) => {
                 let output = call.send().await.map_err(|e| classify(context, e))?;
@@ -297,38 +346,36 @@ impl Call {
                 for found in output.items.unwrap_or_default() {
                     items.extend(item(Some(found))?);
                 }
-                Ok(Response::Query(QueryPage { items, last_evaluated_key: item(output.last_evaluated_key)? }))
+                let used = units(&output.consumed_capacity, false);
+                Ok((Response::Query(QueryPage { items, last_evaluated_key: item(output.last_evaluated_key)? }), used))
             }
             Call::TransactWrite(call) => {
-                call.send().await.map_err(|e| classify(context, e))?;
-                Ok(Response::TransactWrite)
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                Ok((Response::TransactWrite, units(output.consumed_capacity.iter().flatten(), true)))
             }
             Call::CreateTable(call, table) => {
                 let output = call.send().await.map_err(|e| classify(context, e))?;
-                described(table_description(operation, &table, output.table_description))
+                described(table_description(operation, &table, output.table_description)).map(|r| (r, Units::default()))
             }
             Call::DescribeTable(call, table) => {
                 let output = call.send().await.map_err(|e| classify(context, e))?;
-                described(table_description(operation, &table, output.table))
+                described(table_description(operation, &table, output.table)).map(|r| (r, Units::default()))
             }
             Call::DeleteTable(call) => {
                 call.send().await.map_err(|e| classify(context, e))?;
-                Ok(Response::TableDeleted)
+                Ok((Response::TableDeleted, Units::default()))
             }
             Call::UpdateTimeToLive(call, attribute, enabled) => {
                 call.send().await.map_err(|e| classify(context, e))?;
                 // DynamoDB echoes the specification; the change itself takes a while (up to an
                 // hour on AWS), during which DescribeTimeToLive reports ENABLING or DISABLING.
-                Ok(Response::TimeToLive(if enabled {
-                    TimeToLive::Enabling { attribute }
-                } else {
-                    TimeToLive::Disabling
-                }))
+                let ttl = if enabled { TimeToLive::Enabling { attribute } } else { TimeToLive::Disabling };
+                Ok((Response::TimeToLive(ttl), Units::default()))
             }
             Call::DescribeTimeToLive(call) => {
                 let output = call.send().await.map_err(|e| classify(context, e))?;
                 time_to_live(operation, output.time_to_live_description)
-                    .map(Response::TimeToLive)
+                    .map(|ttl| (Response::TimeToLive(ttl), Units::default()))
                     .map_err(Verdict::Final)
             }
         }
