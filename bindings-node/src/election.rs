@@ -108,10 +108,11 @@ impl LeaderWatch {
     #[napi(ts_return_type = "Promise<Leader | null>")]
     pub fn next<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Option<Leader>>> {
         let (config, connection, id, interval) = (self.config.clone(), self.connection.clone(), self.id.clone(), self.interval);
-        let watch = self.watch.clone();
+        let state = self.watch.clone();
         let mut cancelled = self.cancel.subscribe();
         env.spawn_future(async move {
-            let next = async {
+            let watch = state.clone();
+            let next = async move {
                 let mut watch = watch.lock().await;
                 if watch.is_none() {
                     let election = LockClient::client(config, connection).await?.election(id).js()?;
@@ -122,10 +123,18 @@ impl LeaderWatch {
             };
             // Biased, cancel first: once cancelled, no reading is handed out, and dropping
             // `next` stops its read (and its sleep until the next one is due).
-            tokio::select! {
+            let leader = tokio::select! {
                 biased;
-                _ = cancelled.wait_for(|c| *c) => Err(aborted()),
-                leader = next => Ok(leader_to_js(leader?)),
+                _ = cancelled.wait_for(|c| *c) => None,
+                leader = next => Some(leader),
+            };
+            match leader {
+                Some(leader) => Ok(leader_to_js(leader?)),
+                None => {
+                    // `next` is dropped by now, and with it its hold on the watch.
+                    drop_watch(&state);
+                    Err(aborted())
+                }
             }
         })
     }
@@ -133,10 +142,15 @@ impl LeaderWatch {
     #[napi]
     pub fn cancel(&self) {
         self.cancel.send_replace(true);
-        // Nothing else uses the core watch once cancelled; a pending `next()` holds the mutex
-        // until it sees the cancel, and drops the watch with its future.
-        if let Ok(mut watch) = self.watch.try_lock() {
-            watch.take();
-        }
+        // A pending `next()` drops the watch itself once it sees the cancel.
+        drop_watch(&self.watch);
+    }
+}
+
+/// Drops a cancelled watch (its share of the election's readings), unless a `next()` still
+/// holds it: that one drops it when it sees the cancel.
+fn drop_watch(watch: &tokio::sync::Mutex<Option<CoreLeaderWatch>>) {
+    if let Ok(mut watch) = watch.try_lock() {
+        watch.take();
     }
 }

@@ -55,29 +55,49 @@ const BACKENDS = [
     async setup() {
       const kvTable = uniqueName("kv");
       await createTable(kvTable, { partitionKey: "pk", sortKey: "sk", endpoint, region });
-      return { table: await newTable(), kvTable, connection: { endpoint, region } };
+      return { table: await newTable(), sortedTable: await newTable({ sortKey: "sk" }), kvTable, connection: { endpoint, region } };
     },
   },
   {
     name: "memory://",
-    // An in-process table: a child process would see another, empty one.
     crossProcess: false,
     async setup() {
       const memory = `memory://${uniqueName("coordination")}`;
       await createTable("locks", { endpoint: memory });
+      await createTable("sorted-locks", { sortKey: "sk", endpoint: memory });
       await createTable("kv-store", { partitionKey: "pk", sortKey: "sk", endpoint: memory });
-      return { table: "locks", kvTable: "kv-store", connection: { endpoint: memory } };
+      return { table: "locks", sortedTable: "sorted-locks", kvTable: "kv-store", connection: { endpoint: memory } };
     },
   },
 ];
 
 for (const backend of BACKENDS) {
   describe(`coordination on ${backend.name}`, () => {
-    let table, kvTable, connection;
+    let table, sortedTable, kvTable, connection;
     const clients = (options = {}) => new LockClient({ table, ...connection, ...options });
     const kvStore = () => new KVStore({ table: kvTable, partition: uniqueName("p"), ...connection });
     before(async () => {
-      ({ table, kvTable, connection } = await backend.setup());
+      ({ table, sortedTable, kvTable, connection } = await backend.setup());
+    });
+
+    test("with a sort key, elections, semaphores and handles take [partition, sort] ids", TEST, async () => {
+      const locks = new LockClient({ table: sortedTable, sortKey: "sk", ...connection });
+      const tenant = uniqueName("tenant");
+      const term = await locks.election([tenant, "leader"]).campaign();
+      assert.deepEqual(term.id, [tenant, "leader"]);
+      assert.equal((await locks.election([tenant, "leader"]).leader()).term, term.fencingToken);
+      const resumed = await locks.resume(await term.detach());
+      assert.deepEqual(resumed.id, [tenant, "leader"]);
+      await resumed.release();
+      const sem = locks.semaphore([tenant, "exports"], { permits: 2 });
+      assert.deepEqual(sem.name, [tenant, "exports"]);
+      const permit = await sem.acquire();
+      assert.equal(permit.id[0], tenant);
+      assert.match(permit.id[1], /^exports#[01]$/);
+      assert.equal((await sem.holders()).length, 1);
+      await permit.release();
+      assert.throws(() => locks.semaphore(["tenant", 7], { permits: 2 }), { code: codes.CONFIG, message: /must be a string/ });
+      assert.throws(() => locks.election("no-sort-part"), { code: codes.CONFIG, message: /no sort key part/ });
     });
 
     describe("hand-off", () => {
@@ -210,7 +230,8 @@ for (const backend of BACKENDS) {
         await (await locks.resume(handle)).release();
       });
 
-      test("detach in one process, resume in another, release in a third", { ...TEST, skip: !backend.crossProcess && "memory:// tables are per process" }, async () => {
+      // memory:// tables are per process: a child would see an empty one.
+      if (backend.crossProcess) test("detach in one process, resume in another, release in a third", TEST, async () => {
         const id = uniqueName("cross-process");
         const options = { table, ...connection, leaseDurationMs: 10000 };
         // A detached lock keeps nothing alive: the child exits with the lock held.
