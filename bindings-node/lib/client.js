@@ -228,8 +228,7 @@ class LockClient {
    * same number: the first acquire rejects with ERR_DYNALEASE_CONFIG when the table records
    * another.
    */
-  semaphore(name, options) {
-    if (options === undefined) throw new DynaleaseError(codes.CONFIG, `semaphore: permits is required ({ permits: 1 to ${native.MAX_PERMITS} })`);
+  semaphore(name, options = {}) {
     const { permits } = checkOptions("semaphore", options, SEMAPHORE_OPTIONS);
     if (permits === undefined) throw new DynaleaseError(codes.CONFIG, `semaphore: permits is required ({ permits: 1 to ${native.MAX_PERMITS} })`);
     return new Semaphore(callNative(() => this.#native.semaphore(lockIdToText(name), permits)));
