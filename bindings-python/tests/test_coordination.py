@@ -111,21 +111,19 @@ def test_renew_rotates_the_handle(locks: dynalease.LockClient) -> None:
     lock.release()
 
 
-def test_resuming_a_released_or_taken_over_lock_raises(lock_table: str, endpoint: str) -> None:
-    short = client(lock_table, endpoint, lease_duration=0.5)
-    released = short.acquire("released", timeout=10.0)
-    handle = released.detach()
-    short.resume(handle).release()
+def test_resuming_a_released_or_taken_over_lock_raises(locks: dynalease.LockClient, lock_table: str, endpoint: str) -> None:
+    handle = locks.acquire("released", timeout=10.0).detach()
+    locks.resume(handle).release()
     with pytest.raises(dynalease.LockLostError) as gone:
-        short.resume(handle)
+        locks.resume(handle)
     assert gone.value.lock_id == "released"
 
-    abandoned = short.acquire("abandoned", timeout=10.0)
-    handle = abandoned.detach()  # nobody renews it: after its lease another client takes over
-    taker = client(lock_table, endpoint, lease_duration=0.5)
-    taken = taker.acquire("abandoned", timeout=30.0)
+    short = client(lock_table, endpoint, lease_duration=1.0)
+    handle = short.acquire("abandoned", timeout=10.0).detach()
+    # Nobody renews it: after its lease (the item's 1 s) another client takes over.
+    taken = locks.acquire("abandoned", timeout=30.0)
     with pytest.raises(dynalease.LockLostError):
-        short.resume(handle)
+        locks.resume(handle)
     taken.release()
 
 
@@ -145,9 +143,10 @@ def test_resume_renews_a_lease_that_ran_out_when_nobody_took_over(lock_table: st
 
 
 def test_resumed_lock_heartbeats_and_signals_its_loss(lock_table: str, endpoint: str) -> None:
-    original = client(lock_table, endpoint).acquire("beat", timeout=10.0)
+    original = client(lock_table, endpoint, lease_duration=2.0).acquire("beat", timeout=10.0)
     handle = original.detach()
-    # heartbeat_period=0: nothing renews the resumed lock, so it is lost after its lease.
+    # heartbeat_period=0: nothing renews the resumed lock, so it is lost when the lease in its
+    # item runs out.
     frail = client(lock_table, endpoint, lease_duration=1.0, heartbeat_period=0)
     resumed = frail.resume(handle)
     lost = threading.Event()
@@ -156,10 +155,13 @@ def test_resumed_lock_heartbeats_and_signals_its_loss(lock_table: str, endpoint:
     assert lost.wait(30.0)
     assert resumed.lost and resumed.lost_reason
 
-    # With heartbeats, a resumed lock outlives its lease.
-    steady = client(lock_table, endpoint, lease_duration=1.0)
-    kept = steady.resume(steady.acquire("steady", timeout=10.0).detach())
-    assert kept.wait_lost(timeout=2.5) is False
+    # With heartbeats (the first at once), a resumed lock renews its lease: each renewal writes
+    # a new guid, so the handle changes.
+    steady = client(lock_table, endpoint)
+    handle = steady.acquire("steady", timeout=10.0).detach()
+    kept = steady.resume(handle)
+    wait_until(lambda: kept.handle != handle, what="a heartbeat of the resumed lock")
+    assert kept.status == "held"
     kept.release()
 
 
@@ -325,8 +327,8 @@ def test_a_leader_learns_its_term_ended(lock_table: str, endpoint: str) -> None:
     with pytest.raises(dynalease.LockLostError):
         term.check()
 
-    successor = client(lock_table, endpoint, lease_duration=1.0, owner="successor").election("fragile")
-    next_term = successor.campaign(timeout=30.0)  # takes over after the dead term's lease
+    successor = client(lock_table, endpoint, owner="successor").election("fragile")
+    next_term = successor.campaign(timeout=30.0)  # takes over after the dead term's 1 s lease
     assert next_term.fencing_token is not None and next_term.fencing_token > term.fencing_token  # type: ignore[operator]
     leader = successor.leader()
     assert leader is not None and leader.owner == "successor"
@@ -421,7 +423,7 @@ def test_a_vanished_holders_permit_is_taken_after_its_lease(lock_table: str, end
     # had been frozen or killed.
     vanishing = client(lock_table, endpoint, lease_duration=1.0, heartbeat_period=0)
     permit = vanishing.semaphore("single", permits=1).acquire(timeout=10.0)
-    waiting = client(lock_table, endpoint, lease_duration=1.0).semaphore("single", permits=1)
+    waiting = client(lock_table, endpoint).semaphore("single", permits=1)
     assert waiting.try_acquire() is None, "a permit whose lease has not been waited out is not free"
     taken = waiting.acquire(timeout=30.0)
     assert taken.id == permit.id and taken.fencing_token > permit.fencing_token  # type: ignore[operator]

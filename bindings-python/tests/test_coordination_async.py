@@ -57,7 +57,7 @@ async def test_detach_resume_and_renew(table: str, endpoint: str) -> None:
 
 
 async def test_a_resumed_lock_signals_its_loss(table: str, endpoint: str) -> None:
-    handle = await (await client(table, endpoint).acquire("beat", timeout=10.0)).detach()
+    handle = await (await client(table, endpoint, lease_duration=2.0).acquire("beat", timeout=10.0)).detach()
     resumed = await client(table, endpoint, lease_duration=1.0, heartbeat_period=0).resume(handle)
     assert await resumed.wait_lost(timeout=30.0) is True
     assert resumed.lost
@@ -119,7 +119,7 @@ async def test_a_leader_learns_its_term_ended(table: str, endpoint: str) -> None
     frail = client(table, endpoint, lease_duration=1.0, heartbeat_period=0).election("fragile")
     term = await frail.campaign(timeout=10.0)
     assert await term.wait_lost(timeout=30.0) is True
-    successor = client(table, endpoint, lease_duration=1.0, owner="successor").election("fragile")
+    successor = client(table, endpoint, owner="successor").election("fragile")
     async with successor.lead(timeout=30.0) as next_term:
         assert next_term.fencing_token > term.fencing_token  # type: ignore[operator]
 
@@ -147,7 +147,7 @@ async def test_never_more_than_n_holders_among_tasks(table: str, endpoint: str) 
 
 async def test_try_acquire_holders_and_a_vanished_holder(table: str, endpoint: str) -> None:
     vanishing = client(table, endpoint, lease_duration=1.0, heartbeat_period=0).semaphore("two", permits=2)
-    waiting = client(table, endpoint, lease_duration=1.0).semaphore("two", permits=2)
+    waiting = client(table, endpoint).semaphore("two", permits=2)
     first = await vanishing.acquire(timeout=10.0)
     second = await waiting.try_acquire()
     assert second is not None and await waiting.try_acquire() is None

@@ -345,8 +345,9 @@ class LockClient(_native.LockClient):
         Entering waits up to ``timeout`` seconds (0.0: one attempt), and raises
         ``LockNotAcquiredError`` if the lock is busy. Exiting releases it (a lock already let
         go at its end is fine) and, like ``lock()``, raises ``LockLostError`` if the block ran
-        past the end. No timer outlives the lock: nothing keeps the process (or a frozen Lambda
-        sandbox) busy after the invocation.
+        past the end. The timer that ends the lock runs on the library's own threads and holds
+        no reference to it: it never keeps the process alive, and does nothing once the lock was
+        released.
         """
         return LockContext._around(
             lambda: self.acquire_within(lock_id, _remaining_seconds(context), timeout=timeout, margin=margin)
