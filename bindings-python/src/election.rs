@@ -67,7 +67,7 @@ blocking_and_awaitable! {
             let id = lock_id_named(name, "election name")?;
             // The core's checks (a fail-closed client, the id's shape) raise here, not at the
             // first campaign.
-            let id = locks.check(|client| client.election(id).map(|election| election.id().clone()))?;
+            let id = locks.config.election_id(id).py()?;
             Ok(ElectionBase { site: Arc::new(Site { locks, id }) })
         }
 
@@ -223,7 +223,7 @@ impl LeaderWatchBase {
             let pid = std::process::id();
             let watch = match &mut *watch {
                 Some((owner, current)) if *owner == pid => current,
-                slot => &mut slot.insert((pid, site.election().await?.watch(interval))).1,
+                slot => &mut slot.insert((pid, site.election().await?.watch(interval).py()?)).1,
             };
             Ok(watch.next().await.py()?.map(Leader::from_core))
         }

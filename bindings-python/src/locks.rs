@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dynalease::lock::{Handle, LockClient as CoreLockClient, LockConfig, LockStatus};
-use dynalease::transport::memory::MemoryTransport;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::pyclass_init::PyClassInitializer;
@@ -22,7 +21,7 @@ use crate::runtime::{call_in_thread, runtime};
 /// What both lock clients hold: a validated configuration and where to send requests.
 #[derive(Debug)]
 pub(crate) struct Locks {
-    config: LockConfig,
+    pub(crate) config: LockConfig,
     connection: Connection,
 }
 
@@ -31,14 +30,6 @@ impl Locks {
     pub(crate) async fn client(&self) -> PyResult<CoreLockClient> {
         let transport = self.connection.transport().await.py()?;
         CoreLockClient::new(self.config.clone(), transport).py()
-    }
-
-    /// Runs a core constructor's checks (`election`, `semaphore`) now, without waiting for the
-    /// transport, so a bad argument raises where it is passed rather than at the first request.
-    /// The stand-in client reaches an empty in-process table and is dropped unused.
-    pub(crate) fn check<T>(&self, build: impl FnOnce(&CoreLockClient) -> dynalease::Result<T>) -> PyResult<T> {
-        let unconnected = CoreLockClient::new(self.config.clone(), Arc::new(MemoryTransport::new())).py()?;
-        build(&unconnected).py()
     }
 
     async fn acquire(self: Arc<Self>, id: dynalease::lock::LockId, timeout: Option<Duration>) -> PyResult<dynalease::lock::Lock> {

@@ -3,14 +3,14 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use dynalease::lock::{LockId, PermitHolder as CorePermitHolder, Semaphore as CoreSemaphore, MAX_PERMITS};
-use pyo3::exceptions::{PyOverflowError, PyTypeError};
+use dynalease::lock::{LockId, PermitHolder as CorePermitHolder, Semaphore as CoreSemaphore};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyInt, PyTuple};
 
 use crate::convert::{from_value, lock_id_named, lock_id_to_py, optional_seconds};
-use crate::errors::{config_error, CoreResultExt};
+use crate::errors::CoreResultExt;
 use crate::locks::{client_locks, AsyncLock, HandsOut, Held, Lock, Locks};
 
 /// A semaphore of one lock client's table.
@@ -69,20 +69,13 @@ impl HandsOut for AsyncSemaphore {
     type Lock = AsyncLock;
 }
 
-/// `permits` as the core takes it: an int (not a bool or a float); a value the core would not
-/// take is refused with the core's rule, also when it does not fit its type.
+/// `permits` as the core takes it: an int (not a bool or a float), in the core's range.
 fn permit_count(value: &Bound<'_, PyAny>) -> PyResult<u32> {
     if value.is_instance_of::<PyBool>() || !value.is_instance_of::<PyInt>() {
         let name = value.get_type().name().map(|n| n.to_string()).unwrap_or_default();
         return Err(PyTypeError::new_err(format!("permits must be an int, not {name}")));
     }
-    match value.extract::<u32>() {
-        Ok(count) => Ok(count),
-        Err(error) if error.is_instance_of::<PyOverflowError>(value.py()) => {
-            Err(config_error(format!("permits must be 1 to {MAX_PERMITS}, not {}", value.str()?)))
-        }
-        Err(error) => Err(error),
-    }
+    dynalease::lock::permit_count(value.str()?, value.extract::<i128>().ok()).py()
 }
 
 blocking_and_awaitable! {
@@ -95,7 +88,7 @@ blocking_and_awaitable! {
             let permits = permit_count(permits)?;
             // The core's checks (permits in range, a string name that fits its permits' ids,
             // a fail-closed client) raise here, not at the first acquire.
-            let id = locks.check(|client| client.semaphore(id, permits).map(|semaphore| semaphore.id().clone()))?;
+            let (id, _) = locks.config.semaphore_ids(id, permits).py()?;
             Ok(SemaphoreBase { site: Arc::new(Site { locks, id, permits, made: Mutex::new(None) }) })
         }
 
