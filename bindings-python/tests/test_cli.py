@@ -202,12 +202,15 @@ def test_a_forced_release_refuses_when_the_holder_renewed_during_the_prompt(ddb_
         with Terminal(command("script", "locks", "release", ddb_lock_table, "contested", "--force", "--endpoint-url", ddb_endpoint)) as terminal:
             terminal.wait_for(lambda text: "Release lock contested held by live-holder? [y/N]" in text)
             assert "lock contested: held" in terminal.text() and "live-holder" in terminal.text()
-            # The operator reads the prompt; meanwhile the holder heartbeats (a new guid).
-            shown = lock.handle
-            deadline = time.monotonic() + 30
-            while lock.handle == shown and time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert lock.handle != shown, "the holder did not heartbeat"
+            # The operator reads the prompt; meanwhile the holder heartbeats (a new guid). The
+            # first change seen could be a heartbeat that landed before the command's read and
+            # was answered late; the one after it was sent after the prompt was up.
+            for _ in range(2):
+                seen = lock.handle
+                deadline = time.monotonic() + 30
+                while lock.handle == seen and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                assert lock.handle != seen, "the holder did not heartbeat"
             terminal.type("y\n")
             code = terminal.wait_exit()
             text = terminal.text()
@@ -216,6 +219,21 @@ def test_a_forced_release_refuses_when_the_holder_renewed_during_the_prompt(ddb_
         assert not lock.lost
         lock.check()
         assert dynalease.LockClient(ddb_lock_table, endpoint_url=ddb_endpoint).try_acquire("contested") is None
+    finally:
+        lock.release()
+
+
+def test_ctrl_c_at_the_prompt_stops_at_once_and_writes_nothing(ddb_endpoint: str, ddb_lock_table: str) -> None:
+    lock = dynalease.LockClient(ddb_lock_table, endpoint_url=ddb_endpoint, owner="holder").acquire("job")
+    try:
+        for entry in ENTRIES:
+            with Terminal(command(entry, "locks", "release", ddb_lock_table, "job", "--force", "--endpoint-url", ddb_endpoint)) as terminal:
+                terminal.wait_for(lambda text: "[y/N]" in text)
+                terminal.process.send_signal(signal.SIGINT)
+                # Ended by the signal, as a Rust program is (no traceback, no answer awaited).
+                assert terminal.wait_exit(timeout=30.0) == -signal.SIGINT, terminal.text()
+                assert "Traceback" not in terminal.text()
+        lock.check()
     finally:
         lock.release()
 
@@ -277,7 +295,8 @@ def test_locks_watch_redraws_one_frame_in_place_and_ends_on_sigint(ddb_endpoint:
         terminal.process.send_signal(signal.SIGINT)
         started = time.monotonic()
         code = terminal.wait_exit(timeout=30.0)
-        assert time.monotonic() - started < 5.0, "watch took long to stop on SIGINT"
+        # At most one read of the table in flight when the signal came, on a loaded machine.
+        assert time.monotonic() - started < 10.0, "watch took long to stop on SIGINT"
         assert code == 0, terminal.text()
 
 

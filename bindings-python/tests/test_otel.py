@@ -48,6 +48,12 @@ def test_importing_dynalease_does_not_import_opentelemetry() -> None:
     assert done.returncode == 0, done.stderr
 
 
+def test_without_the_extra_the_module_says_what_to_install() -> None:
+    code = "import sys; sys.modules['opentelemetry'] = None; import dynalease.otel"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "pip install 'dynalease[otel]'" in done.stderr, done.stderr
+
+
 def test_every_count_of_every_client_is_observed(endpoint: str, lock_table: str, kv_table: str) -> None:
     locks = dynalease.LockClient(lock_table, endpoint_url=endpoint)
     other = dynalease.LockClient(lock_table, endpoint_url=endpoint)

@@ -44,10 +44,10 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 try:
     from opentelemetry import metrics
     from opentelemetry.metrics import CallbackOptions, Meter, ObservableCounter, Observation
-except ImportError as missing:  # pragma: no cover - exercised only without the extra
+except ImportError as _missing:  # without the extra (a private name: the module has no such attribute)
     raise ImportError(
         "dynalease.otel needs the OpenTelemetry API: pip install 'dynalease[otel]' (and an SDK to export with)"
-    ) from missing
+    ) from _missing
 
 from . import __version__
 from ._native import _KVStoreBase, _LockClientBase
