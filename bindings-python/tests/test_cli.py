@@ -193,6 +193,9 @@ def test_exit_codes_for_refusals_and_an_unreachable_endpoint(ddb_endpoint: str, 
 
     unreachable = run("locks", "list", "locks", "--endpoint-url", "http://127.0.0.1:9", timeout=300)
     assert unreachable.returncode == 4, said(unreachable)
+    # One line saying what failed, as the Rust binary prints it (no log record per retry).
+    lines = unreachable.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dynalease: could not reach DynamoDB"), said(unreachable)
 
 
 def test_a_forced_release_refuses_when_the_holder_renewed_during_the_prompt(ddb_endpoint: str, ddb_lock_table: str) -> None:
