@@ -279,6 +279,9 @@ def test_emf_refuses_what_is_not_a_client_or_a_stats_dict(locks: dynalease.LockC
         dynalease.emf(dict(stats, releases="1"), "Locks")
     with pytest.raises(TypeError, match="dimensions"):
         dynalease.emf(locks, "Locks", {"Service": 7})  # type: ignore[dict-item]
+    for taken in ["requests", "_aws"]:
+        with pytest.raises(dynalease.ConfigError, match="also a metric's name"):
+            dynalease.emf(locks, "Locks", {"Service": "orders", taken: "x"})
     wrong_bounds = dict(stats, acquire_wait=dict(stats["acquire_wait"], counts=[0]))
     with pytest.raises(dynalease.ConfigError, match="counts for"):
         dynalease.emf(locks, "Locks", since=wrong_bounds)
