@@ -2,7 +2,7 @@
 //! in-process table (shared by every client of that name in the process), anything else the AWS
 //! SDK transport, built on first use and once per process (`dynalease::transport::LazyTransport`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use dynalease::transport::{LazyTransport, TargetOptions, Transport};
@@ -74,4 +74,46 @@ fn retries(value: &Bound<'_, PyAny>) -> PyResult<u32> {
         Err(error) => return Err(error),
     };
     TargetOptions::retry_count(value.str()?, Some(whole)).py()
+}
+
+/// A value made once per process, such as the core client a Python client stands for: it keeps
+/// the counters `stats()` reads, so every call of the Python client must reach the same one.
+/// A forked child makes its own (the parent's holds connections of the parent's runtime), and
+/// its counts start from zero.
+#[derive(Debug)]
+pub struct PerProcess<T> {
+    /// The value and the process that made it. Held only to clone or store, never across an
+    /// await, so a fork cannot catch it locked in practice.
+    made: Mutex<Option<(u32, T)>>,
+}
+
+impl<T> Default for PerProcess<T> {
+    fn default() -> Self {
+        PerProcess { made: Mutex::new(None) }
+    }
+}
+
+impl<T: Clone> PerProcess<T> {
+    /// This process's value, if it was made.
+    pub fn get(&self) -> Option<T> {
+        let pid = std::process::id();
+        match &*self.made.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some((owner, value)) if *owner == pid => Some(value.clone()),
+            _ => None,
+        }
+    }
+
+    /// Keeps `made` as this process's value, unless another call stored one first: then that one
+    /// is returned (and `made` dropped), so concurrent first calls end up sharing one value.
+    pub fn keep(&self, made: T) -> T {
+        let pid = std::process::id();
+        let mut slot = self.made.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*slot {
+            Some((owner, existing)) if *owner == pid => existing.clone(),
+            _ => {
+                *slot = Some((pid, made.clone()));
+                made
+            }
+        }
+    }
 }

@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use dynalease::kv::{KvConfig, KvPair, KvStore as CoreKvStore, WriteOptions};
+use dynalease::stats::StatsSnapshot;
 use dynalease::Value;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyDict, PyTuple};
 
-use crate::connection::{Connection, ConnectionArgs};
+use crate::connection::{Connection, ConnectionArgs, PerProcess};
 use crate::convert::{from_value, optional_seconds, to_value};
 use crate::errors::{config_error, CoreResultExt};
 use crate::locks::core_lock;
@@ -105,18 +106,29 @@ impl KVPair {
 struct Store {
     config: KvConfig,
     connection: Connection,
+    /// The core store of this process, made at the first call: every call of this store counts
+    /// in its `stats()`.
+    core: PerProcess<CoreKvStore>,
 }
 
 impl Store {
     fn new(table: String, partition: String, partition_key: String, sort_key: String, connection: ConnectionArgs<'_, '_>) -> PyResult<Store> {
         let config = KvConfig { partition_key, sort_key, ..KvConfig::new(table, partition) };
         config.validate().py()?;
-        Ok(Store { config, connection: Connection::new(connection)? })
+        Ok(Store { config, connection: Connection::new(connection)?, core: PerProcess::default() })
     }
 
     async fn store(&self) -> PyResult<CoreKvStore> {
+        if let Some(store) = self.core.get() {
+            return Ok(store);
+        }
         let transport = self.connection.transport().await.py()?;
-        CoreKvStore::new(self.config.clone(), transport).py()
+        Ok(self.core.keep(CoreKvStore::new(self.config.clone(), transport).py()?))
+    }
+
+    /// What this store did in this process so far (all zero before its first call).
+    fn stats(&self) -> StatsSnapshot {
+        self.core.get().map(|store| store.stats()).unwrap_or_else(crate::stats::nothing)
     }
 }
 
@@ -263,6 +275,17 @@ blocking_and_awaitable! {
             self.store.connection.max_retries()
         }
 
+        /// What this store did so far in this process: a dict (JSON-serialisable) of counts
+        /// that only grow, by the core's names (`kv_reads`, `kv_writes`, `kv_deletes`,
+        /// `kv_lists`, `cas_conflicts`, `requests`, `retries`, `throttles`,
+        /// `unknown_outcomes`, ...; the lock counts stay 0 here), plus `read_units` and
+        /// `write_units` (floats: capacity units DynamoDB reported; none on memory://) and
+        /// `acquire_wait` (as LockClient.stats()). Reads counters in memory, sends nothing. A
+        /// forked child counts from zero.
+        fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+            crate::stats::to_dict(py, &self.store.stats())
+        }
+
         fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
             let text = |s: &str| pyo3::types::PyString::new(slf.py(), s).repr().map(|r| r.to_string());
             let config = &slf.get().store.config;
@@ -329,5 +352,12 @@ blocking_and_awaitable! {
         let previous = required_previous(previous)?;
         let options = options(None, lock)?;
         kv.store.clone().atomic_delete(key, previous, options)
+    }
+}
+
+impl KVStoreBase {
+    /// The store's counters now, for `dynalease.emf`.
+    pub(crate) fn snapshot(&self) -> StatsSnapshot {
+        self.store.stats()
     }
 }

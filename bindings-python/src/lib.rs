@@ -6,6 +6,7 @@
 #[macro_use]
 mod pairs;
 
+mod cli;
 mod connection;
 mod convert;
 mod election;
@@ -14,6 +15,7 @@ mod kv;
 mod locks;
 mod runtime;
 mod semaphore;
+mod stats;
 mod table;
 
 use pyo3::prelude::*;
@@ -72,6 +74,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<kv::KVPair>()?;
     module.add_function(wrap_pyfunction!(table::create_table, module)?)?;
     module.add_function(wrap_pyfunction!(table::create_table_async, module)?)?;
+    stats::register(module)?;
+    module.add_function(wrap_pyfunction!(cli::cli_main, module)?)?;
     module.add_function(wrap_pyfunction!(reset_log_cache, module)?)?;
     module.add_function(wrap_pyfunction!(runtime::_quiesce, module)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;

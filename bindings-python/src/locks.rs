@@ -8,28 +8,42 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dynalease::lock::{Handle, LockClient as CoreLockClient, LockConfig, LockStatus};
+use dynalease::stats::StatsSnapshot;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::pyclass_init::PyClassInitializer;
+use pyo3::types::PyDict;
 use pyo3::PyClass;
 
-use crate::connection::{Connection, ConnectionArgs};
+use crate::connection::{Connection, ConnectionArgs, PerProcess};
 use crate::convert::{from_value, lock_id_to_py, optional_seconds, seconds, to_value};
 use crate::errors::{to_py_err, CoreResultExt};
 use crate::runtime::{call_in_thread, runtime};
 
-/// What both lock clients hold: a validated configuration and where to send requests.
+/// What both lock clients hold: a validated configuration, where to send requests, and the
+/// core client they stand for.
 #[derive(Debug)]
 pub(crate) struct Locks {
     pub(crate) config: LockConfig,
     connection: Connection,
+    /// Made at the first call (the transport is built asynchronously), then used by every call,
+    /// lock, election and semaphore of this client, so that they all count in its `stats()`.
+    core: PerProcess<CoreLockClient>,
 }
 
 impl Locks {
-    /// A core client on this process's transport (cheap: the transport is cached).
+    /// The core client of this process, made on first use.
     pub(crate) async fn client(&self) -> PyResult<CoreLockClient> {
+        if let Some(client) = self.core.get() {
+            return Ok(client);
+        }
         let transport = self.connection.transport().await.py()?;
-        CoreLockClient::new(self.config.clone(), transport).py()
+        Ok(self.core.keep(CoreLockClient::new(self.config.clone(), transport).py()?))
+    }
+
+    /// What this client did in this process so far (all zero before its first call).
+    pub(crate) fn stats(&self) -> StatsSnapshot {
+        self.core.get().map(|client| client.stats()).unwrap_or_else(crate::stats::nothing)
     }
 
     async fn acquire(self: Arc<Self>, id: dynalease::lock::LockId, timeout: Option<Duration>) -> PyResult<dynalease::lock::Lock> {
@@ -184,7 +198,7 @@ blocking_and_awaitable! {
             };
             config.validate().py()?;
             let connection = Connection::new(ConnectionArgs { endpoint_url, region, call_timeout, max_retries })?;
-            Ok(LockClientBase { locks: Arc::new(Locks { config, connection }) })
+            Ok(LockClientBase { locks: Arc::new(Locks { config, connection, core: PerProcess::default() }) })
         }
 
         /// Name of the lock table.
@@ -264,6 +278,19 @@ blocking_and_awaitable! {
         #[getter]
         fn max_retries(&self) -> u32 {
             self.locks.connection.max_retries()
+        }
+
+        /// What this client, and the locks, elections and semaphores it made, did so far in
+        /// this process: a dict (JSON-serialisable) of counts that only grow, by the core's
+        /// names (`acquisitions`, `contended_attempts`, `heartbeat_failures`,
+        /// `lost_lease_expired`, `requests`, `throttles`, ...), plus `read_units` and
+        /// `write_units` (floats: capacity units DynamoDB reported; none on memory://) and
+        /// `acquire_wait` ({"bounds_ms": [...], "counts": [...], "sum_seconds": float}: how
+        /// long acquisitions waited; counts[i] waits took at most bounds_ms[i], the last count
+        /// longer than every bound). Reads counters in memory, sends nothing. A forked child
+        /// counts from zero.
+        fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+            crate::stats::to_dict(py, &self.locks.stats())
         }
 
         fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {

@@ -76,6 +76,18 @@ def test_usage_type_checks(tmp_path: Path) -> None:
                 bounded_token: Optional[int] = bounded.fencing_token
             within: dynalease.Lock = locks.acquire_within("job", remaining=3.0, margin=1.0)
 
+            import json
+            import dynalease.otel
+            stats: dynalease.Stats = locks.stats()
+            acquired: int = stats["acquisitions"] + kv.stats()["kv_writes"]
+            units: float = stats["read_units"] + stats["write_units"]
+            waits: dynalease.AcquireWait = stats["acquire_wait"]
+            slowest: List[int] = waits["counts"]
+            line: str = dynalease.emf(locks, "Orders", {"Function": "checkout"}, since=stats)
+            line = dynalease.emf(json.loads(json.dumps(stats)), "Orders")
+            instruments = dynalease.otel.instrument(locks, ("orders-kv", kv), prefix="orders")
+            exit_code: int = dynalease._native.cli_main(["dynalease", "--version"])
+
             async def main() -> None:
                 client = dynalease.AsyncLockClient("locks")
                 async with client.lock("job") as held:

@@ -46,6 +46,14 @@ Beyond one mutex, on the same lock table::
 
     def handler(event, context):            # AWS Lambda: the lock ends before the invocation
         with locks.lambda_lock("order/7", context, margin=1.0) as lock: ...
+
+Operating it: ``client.stats()`` is a dict of what a client did (acquisitions, waits, lost
+leases, requests, throttles, capacity units...); ``dynalease.emf(client, namespace,
+since=before)`` makes a CloudWatch embedded-metric-format line of it for a Lambda log, and
+``dynalease.otel.instrument(client)`` (``pip install dynalease[otel]``) reports it to
+OpenTelemetry. The ``dynalease`` command (installed with the package; ``python -m dynalease``
+too) lists, watches and force-releases locks, checks tables, and prints IAM policies and table
+templates: ``dynalease --help``.
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ from typing import Any, Awaitable, Callable, Generic, Optional, Tuple, Type, Typ
 
 from . import _native
 from ._native import (
+    AcquireWait,
     AsyncKVStore,
     AsyncLeaderWatch,
     AsyncLock,
@@ -74,15 +83,18 @@ from ._native import (
     LockNotAcquiredError,
     OutcomeUnknownError,
     PermitHolder,
+    Stats,
     TableError,
     TransportError,
     __version__,
     create_table,
     create_table_async,
+    emf,
     reset_log_cache,
 )
 
 __all__ = [
+    "AcquireWait",
     "AsyncElection",
     "AsyncKVStore",
     "AsyncLeaderWatch",
@@ -109,11 +121,13 @@ __all__ = [
     "OutcomeUnknownError",
     "PermitHolder",
     "Semaphore",
+    "Stats",
     "TableError",
     "TransportError",
     "__version__",
     "create_table",
     "create_table_async",
+    "emf",
     "reset_log_cache",
 ]
 

@@ -1,9 +1,10 @@
 # Hand-written stubs of the extension module (checked by `python -m mypy.stubtest dynalease`).
-from typing import Any, Awaitable, Callable, ClassVar, List, Optional, Tuple, Union, final
+from typing import Any, Awaitable, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple, TypedDict, Union, final
 
 from typing_extensions import Self, disjoint_base
 
 __all__ = [
+    "AcquireWait",
     "AsyncElection",
     "AsyncKVStore",
     "AsyncLeaderWatch",
@@ -27,11 +28,14 @@ __all__ = [
     "OutcomeUnknownError",
     "PermitHolder",
     "Semaphore",
+    "Stats",
     "TableError",
     "TransportError",
     "__version__",
     "create_table",
+    "cli_main",
     "create_table_async",
+    "emf",
     "reset_log_cache",
     "_ElectionBase",
     "_KVStoreBase",
@@ -100,6 +104,50 @@ class OutcomeUnknownError(TransportError):
     and may still land. Read the current state before retrying. Never raised for a write that
     certainly did not happen."""
 
+class AcquireWait(TypedDict):
+    """How long acquisitions waited: counts[i] waits took at most bounds_ms[i] ms (and longer
+    than the bound before); the last count, longer than every bound."""
+
+    bounds_ms: List[int]
+    counts: List[int]
+    sum_seconds: float
+
+class Stats(TypedDict):
+    """What client.stats() returns: a plain dict. Counts only grow (a forked child starts from
+    zero). At run time the keys come from the core's list of counters; these are the same."""
+
+    acquisitions: int
+    #: Acquisitions that gave up at their timeout.
+    acquire_timeouts: int
+    #: Acquisition writes refused because the lock was held.
+    contended_attempts: int
+    #: Acquisitions that took over an expired lease.
+    takeovers: int
+    heartbeats: int
+    heartbeat_failures: int
+    lost_lease_expired: int
+    lost_taken_over: int
+    lost_deadline: int
+    releases: int
+    #: Calls that returned an unknown outcome.
+    unknown_outcomes: int
+    #: DynamoDB requests (each maybe sent several times: see retries).
+    requests: int
+    retries: int
+    #: Sends DynamoDB throttled.
+    throttles: int
+    kv_reads: int
+    kv_writes: int
+    kv_deletes: int
+    kv_lists: int
+    #: KV compare-and-swaps that found the key changed (or present, for a create).
+    cas_conflicts: int
+    #: Read capacity units DynamoDB reported (none on memory://).
+    read_units: float
+    #: Write capacity units DynamoDB reported, plus one per failed conditional write.
+    write_units: float
+    acquire_wait: AcquireWait
+
 @disjoint_base
 class _LockClientBase:
     def __new__(
@@ -145,6 +193,7 @@ class _LockClientBase:
     def max_poll_interval(self) -> float: ...
     @property
     def max_retries(self) -> int: ...
+    def stats(self) -> Stats: ...
 
 class LockClient(_LockClientBase):
     """Acquires lease locks (blocking calls; they release the GIL and honour Ctrl-C)."""
@@ -342,6 +391,7 @@ class _KVStoreBase:
     def call_timeout(self) -> float: ...
     @property
     def max_retries(self) -> int: ...
+    def stats(self) -> Stats: ...
 
 @final
 class KVStore(_KVStoreBase):
@@ -405,5 +455,12 @@ def create_table_async(
     call_timeout: Optional[float] = None,
     max_retries: Optional[int] = None,
 ) -> Awaitable[None]: ...
+def emf(
+    source: Union[_LockClientBase, _KVStoreBase, Stats, Dict[str, Any]],
+    namespace: str,
+    dimensions: Optional[Dict[str, str]] = None,
+    since: Union[Stats, Dict[str, Any], None] = None,
+) -> str: ...
+def cli_main(argv: Sequence[str]) -> int: ...
 def reset_log_cache() -> None: ...
 def _quiesce() -> None: ...
