@@ -45,38 +45,6 @@ pub fn to_dict<'py>(py: Python<'py>, snapshot: &StatsSnapshot) -> PyResult<Bound
     Ok(dict)
 }
 
-/// The counter field of `snapshot` named `name`, for reading a dict back.
-///
-/// The core has no way yet to make a snapshot from its counters by name (asked for:
-/// `StatsSnapshot::set_counter` or `from_counters`), so this is the one place the binding names
-/// them. `from_dict` asks the core's list which names to read, and fails on a name missing here,
-/// so a counter added to the core cannot be dropped silently (tests/test_stats.py round-trips
-/// every counter through `emf`).
-fn counter_mut<'a>(snapshot: &'a mut StatsSnapshot, name: &str) -> Option<&'a mut u64> {
-    Some(match name {
-        "acquisitions" => &mut snapshot.acquisitions,
-        "acquire_timeouts" => &mut snapshot.acquire_timeouts,
-        "contended_attempts" => &mut snapshot.contended_attempts,
-        "takeovers" => &mut snapshot.takeovers,
-        "heartbeats" => &mut snapshot.heartbeats,
-        "heartbeat_failures" => &mut snapshot.heartbeat_failures,
-        "lost_lease_expired" => &mut snapshot.lost_lease_expired,
-        "lost_taken_over" => &mut snapshot.lost_taken_over,
-        "lost_deadline" => &mut snapshot.lost_deadline,
-        "releases" => &mut snapshot.releases,
-        "unknown_outcomes" => &mut snapshot.unknown_outcomes,
-        "requests" => &mut snapshot.requests,
-        "retries" => &mut snapshot.retries,
-        "throttles" => &mut snapshot.throttles,
-        "kv_reads" => &mut snapshot.kv_reads,
-        "kv_writes" => &mut snapshot.kv_writes,
-        "kv_deletes" => &mut snapshot.kv_deletes,
-        "kv_lists" => &mut snapshot.kv_lists,
-        "cas_conflicts" => &mut snapshot.cas_conflicts,
-        _ => return None,
-    })
-}
-
 fn type_name(value: &Bound<'_, PyAny>) -> String {
     value.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
 }
@@ -122,9 +90,9 @@ pub fn from_dict(value: &Bound<'_, PyAny>, what: &str) -> PyResult<StatsSnapshot
     let names: Vec<&'static str> = snapshot.counters().into_iter().map(|(name, _)| name).collect();
     for name in names {
         let value = count(&member(dict, name, what)?, &format!("{what}[{name:?}]"))?;
-        let field = counter_mut(&mut snapshot, name)
-            .ok_or_else(|| config_error(format!("this build of dynalease cannot read the counter {name:?} back")))?;
-        *field = value;
+        if let Some(field) = snapshot.counter_mut(name) {
+            *field = value;
+        }
     }
     snapshot.read_units = amount(&member(dict, READ_UNITS, what)?, &format!("{what}[{READ_UNITS:?}]"))?;
     snapshot.write_units = amount(&member(dict, WRITE_UNITS, what)?, &format!("{what}[{WRITE_UNITS:?}]"))?;

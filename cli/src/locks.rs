@@ -129,8 +129,14 @@ fn describe_record(record: &LockRecord) -> String {
 }
 
 pub async fn watch(transport: &Arc<dyn Transport>, args: &WatchArgs, output: Output) -> CommandResult {
+    if args.interval.is_zero() {
+        return Err(Failure::new(Exit::Usage, "--interval must be more than 0: it is the pause between reads"));
+    }
     let (table, description) = lock_table(transport, &args.table).await?;
     let id = args.id.as_deref().map(|id| lock_id(&description, id, args.sort.as_deref())).transpose()?;
+    // A terminal gets the view redrawn in place; a pipe or a file gets only the changes, a line
+    // each, since redraw codes would garble it.
+    let redraw = output == Output::Table && std::io::IsTerminal::is_terminal(&std::io::stdout());
     let mut last: BTreeMap<String, LockRecord> = BTreeMap::new();
     let mut events: Vec<String> = Vec::new();
     let mut reads = 0u64;
@@ -145,13 +151,15 @@ pub async fn watch(transport: &Arc<dyn Transport>, args: &WatchArgs, output: Out
         let clock = chrono_free_time();
         let current: BTreeMap<String, LockRecord> = records.into_iter().map(|r| (id_text(&r.id), r)).collect();
         for change in changes(&last, &current) {
-            events.push(format!("{clock}  {change}"));
-            if output == Output::Json {
-                println!("{}", json!({"at": clock, "event": change}));
+            match output {
+                Output::Json => println!("{}", json!({"at": clock, "event": change})),
+                Output::Table if !redraw => println!("{clock}  {change}"),
+                Output::Table => {}
             }
+            events.push(format!("{clock}  {change}"));
         }
         last = current;
-        if output == Output::Table {
+        if redraw {
             draw(&args.table, &last, &events, args.interval);
         }
         if args.count.is_some_and(|count| reads >= count) {
@@ -234,7 +242,11 @@ pub async fn release(transport: &Arc<dyn Transport>, args: &ReleaseArgs) -> Comm
         if shown.fencing_token != Some(expected) {
             return Err(Failure::new(
                 Exit::Problem,
-                format!("lock {} has fencing token {:?}, not {expected}: it changed hands; nothing was written", id_text(&id), shown.fencing_token),
+                format!(
+                    "lock {} has fencing token {}, not {expected}: it changed hands; nothing was written",
+                    id_text(&id),
+                    shown.fencing_token.map_or_else(|| "none (fail-closed)".to_owned(), |t| t.to_string())
+                ),
             ));
         }
     }

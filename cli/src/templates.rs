@@ -55,7 +55,7 @@ fn keys(table: &Table) -> Vec<(&'static str, String)> {
 
 fn cloudformation(table: &Table) -> String {
     let mut out = format!(
-        "AWSTemplateFormatVersion: \"2010-09-09\"\nDescription: dynalease table {name}\nResources:\n  {id}:\n    Type: AWS::DynamoDB::Table\n    Properties:\n      TableName: {name}\n      BillingMode: PAY_PER_REQUEST\n      AttributeDefinitions:\n",
+        "AWSTemplateFormatVersion: \"2010-09-09\"\nDescription: dynalease table {name}\nResources:\n  {id}:\n    Type: AWS::DynamoDB::Table\n    # Replacing or deleting the table would reset every lock's fencing token to 1.\n    DeletionPolicy: Retain\n    UpdateReplacePolicy: Retain\n    Properties:\n      TableName: {name}\n      BillingMode: PAY_PER_REQUEST\n      AttributeDefinitions:\n",
         name = table.name,
         id = identifier(table.name),
     );
@@ -89,6 +89,8 @@ fn terraform(table: &Table) -> String {
     if table.ttl {
         out.push_str("\n  ttl {\n    attribute_name = \"expires\"\n    enabled        = true\n  }\n");
     }
+    // Destroying the table would reset every lock's fencing token to 1.
+    out.push_str("\n  lifecycle {\n    prevent_destroy = true\n  }\n");
     out.push_str(&format!("}}\n\noutput \"{resource}_arn\" {{\n  value = aws_dynamodb_table.{resource}.arn\n}}\n"));
     out
 }
@@ -104,11 +106,13 @@ fn cdk(table: &Table) -> String {
         props.push_str(&format!("      sortKey: {{ name: \"{sort}\", type: dynamodb.AttributeType.STRING }},\n"));
     }
     props.push_str("      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,\n");
+    // Replacing or deleting the table would reset every lock's fencing token to 1.
+    props.push_str("      removalPolicy: RemovalPolicy.RETAIN,\n");
     if table.ttl {
         props.push_str("      timeToLiveAttribute: \"expires\",\n");
     }
     format!(
-        "import {{ Stack, StackProps, CfnOutput }} from \"aws-cdk-lib\";\nimport * as dynamodb from \"aws-cdk-lib/aws-dynamodb\";\nimport {{ Construct }} from \"constructs\";\n\nexport class {class} extends Stack {{\n  constructor(scope: Construct, id: string, props?: StackProps) {{\n    super(scope, id, props);\n    const table = new dynamodb.Table(this, \"{id}\", {{\n{props}    }});\n    new CfnOutput(this, \"TableArn\", {{ value: table.tableArn }});\n  }}\n}}\n",
+        "import {{ CfnOutput, RemovalPolicy, Stack, StackProps }} from \"aws-cdk-lib\";\nimport * as dynamodb from \"aws-cdk-lib/aws-dynamodb\";\nimport {{ Construct }} from \"constructs\";\n\nexport class {class} extends Stack {{\n  constructor(scope: Construct, id: string, props?: StackProps) {{\n    super(scope, id, props);\n    const table = new dynamodb.Table(this, \"{id}\", {{\n{props}    }});\n    new CfnOutput(this, \"TableArn\", {{ value: table.tableArn }});\n  }}\n}}\n",
         id = identifier(table.name),
     )
 }

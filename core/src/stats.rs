@@ -226,32 +226,51 @@ pub struct StatsSnapshot {
     pub write_units: f64,
 }
 
-impl StatsSnapshot {
-    /// Every counter by a stable snake_case name, for bridges that export them all.
-    pub fn counters(&self) -> Vec<(&'static str, u64)> {
-        vec![
-            ("acquisitions", self.acquisitions),
-            ("acquire_timeouts", self.acquire_timeouts),
-            ("contended_attempts", self.contended_attempts),
-            ("takeovers", self.takeovers),
-            ("heartbeats", self.heartbeats),
-            ("heartbeat_failures", self.heartbeat_failures),
-            ("lost_lease_expired", self.lost_lease_expired),
-            ("lost_taken_over", self.lost_taken_over),
-            ("lost_deadline", self.lost_deadline),
-            ("releases", self.releases),
-            ("unknown_outcomes", self.unknown_outcomes),
-            ("requests", self.requests),
-            ("retries", self.retries),
-            ("throttles", self.throttles),
-            ("kv_reads", self.kv_reads),
-            ("kv_writes", self.kv_writes),
-            ("kv_deletes", self.kv_deletes),
-            ("kv_lists", self.kv_lists),
-            ("cas_conflicts", self.cas_conflicts),
-        ]
-    }
+/// The integer counters of [`StatsSnapshot`], named once: `counters()` and `counter_mut()` are
+/// generated from this list, so a binding that exports or reads them by name never lists them.
+macro_rules! named_counters {
+    ($($field:ident),* $(,)?) => {
+        impl StatsSnapshot {
+            /// Every counter by a stable snake_case name (the field's), for bridges that export
+            /// them all.
+            pub fn counters(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($field), self.$field)),*]
+            }
+
+            /// The counter named `name` (as [`counters`](StatsSnapshot::counters) names it), to
+            /// set; `None` for any other name. For bindings that rebuild a snapshot from their
+            /// language's form of it.
+            pub fn counter_mut(&mut self, name: &str) -> Option<&mut u64> {
+                match name {
+                    $(stringify!($field) => Some(&mut self.$field),)*
+                    _ => None,
+                }
+            }
+        }
+    };
 }
+
+named_counters!(
+    acquisitions,
+    acquire_timeouts,
+    contended_attempts,
+    takeovers,
+    heartbeats,
+    heartbeat_failures,
+    lost_lease_expired,
+    lost_taken_over,
+    lost_deadline,
+    releases,
+    unknown_outcomes,
+    requests,
+    retries,
+    throttles,
+    kv_reads,
+    kv_writes,
+    kv_deletes,
+    kv_lists,
+    cas_conflicts,
+);
 
 impl StatsSnapshot {
     /// What happened between `earlier` (a snapshot of the same client) and this one: every
