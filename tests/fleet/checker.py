@@ -21,7 +21,8 @@
   process) saw non-null terms strictly rising, only terms that some hold line names (or that a
   campaign with an unknown outcome may have left), and every `ok` term held longer than the bound
   (4 observer intervals + `observer_slack`) by every observer that ran throughout it (its first
-  reading before the term began, its stop at least a bound after the term ended);
+  reading before the term began, its stop at least a bound after the term ended, and no failed
+  watch within a bound of the term);
 - **hand-offs**: a `resumed` hold has the same token as the hold of its lock just before it,
   which is `detached` (and names the same mailbox key), and starts after that one ended; apart
   from that, tokens rise strictly as above, and the counters stay exact.
@@ -463,6 +464,11 @@ def check_elections(holds: Sequence[Hold], events: Sequence[Event], observer_sla
         report.campaign_errors = sum(
             1 for e in events if e.get("event") == "error" and e.get("op") == "campaign" and str(e.get("lock")) == name
         )
+        # An observer whose watch failed was blind until it started again.
+        blind: Dict[Any, List[int]] = defaultdict(list)
+        for e in events:
+            if e.get("event") == "error" and e.get("op") == "observe" and str(e.get("lock")) == name:
+                blind[e.get("pid")].append(e["at"])
         known = set(tokens)
         unlogged: set = set()
         for (observed, pid), seen in sorted(readings.items(), key=lambda item: str(item[0])):
@@ -516,6 +522,7 @@ def check_elections(holds: Sequence[Hold], events: Sequence[Event], observer_sla
                     and observer.stop is not None
                     and observer.start <= hold["acquired"]
                     and hold["released"] + report.bound_ns <= observer.stop
+                    and not any(hold["acquired"] - report.bound_ns <= at <= hold["released"] + report.bound_ns for at in blind[observer.pid])
                 )
                 if not throughout:
                     continue

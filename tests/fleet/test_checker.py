@@ -342,6 +342,12 @@ def test_a_missed_term_is_not_held_against_an_observer_that_did_not_run_througho
     events = [e for e in events if not (e["pid"] in (10, 11, 12) and e.get("term") == 4)]
     report = checker.check(holds, events=events)
     assert report.ok, report.failures()
+    # Observer 11 missed term 3 while its watch had failed (and was started again).
+    events = [e for e in events if not (e["pid"] == 11 and e.get("term") == 3)]
+    assert not checker.check(holds, events=events).ok
+    failed = {"event": "error", "op": "observe", "lock": "leader", "error": "TransportError", "at": 3500 * MS, "client": "node-new", "pid": 11}
+    report = checker.check(holds, events=events + [failed])
+    assert report.ok, report.failures()
 
 
 def test_a_term_on_another_lock_id_fails() -> None:
