@@ -36,7 +36,7 @@ use serde_json::{json, Value as Json};
 const USAGE: &str = "usage: fleet_worker --endpoint URL --lock-table T --kv-table K --kv-partition P --locks a,b \
 --log PATH [--client rust] [--duration S | --deadline-ns NS] [--lease S] [--heartbeat S] [--hold-ms MS] [--tasks N] \
 [--announce] [--seed N] [--semaphore NAME:N] [--semaphore-share F] [--election NAME] [--term-ms MIN:MAX] [--observe-ms MS] \
-[--handoff-share F]";
+[--observe-tail-ms MS] [--handoff-share F]";
 
 fn monotonic_ns() -> i64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -67,6 +67,7 @@ struct Args {
     election: Option<String>,
     term_ms: (f64, f64),
     observe: Duration,
+    observe_tail: Duration,
     handoff_share: f64,
 }
 
@@ -76,8 +77,8 @@ fn parse_args() -> Result<Args, String> {
         ("rust".to_string(), None, None, None, None, None, None);
     let (mut duration, mut deadline_ns, mut lease, mut heartbeat, mut hold_ms, mut tasks, mut announce, mut seed) =
         (10.0_f64, None, 3.0_f64, None, 20.0_f64, 1_usize, false, None);
-    let (mut semaphore, mut semaphore_share, mut election, mut term_ms, mut observe_ms, mut handoff_share) =
-        (None, 0.25_f64, None, (300.0_f64, 2000.0_f64), 50.0_f64, 0.0_f64);
+    let (mut semaphore, mut semaphore_share, mut election, mut term_ms, mut observe_ms, mut observe_tail_ms, mut handoff_share) =
+        (None, 0.25_f64, None, (300.0_f64, 2000.0_f64), 50.0_f64, 1500.0_f64, 0.0_f64);
     let seconds = |v: String, name: &str| v.parse::<f64>().ok().filter(|s| s.is_finite() && *s > 0.0).ok_or(format!("{name}: not a positive number of seconds: {v}"));
     let share = |v: String, name: &str| v.parse::<f64>().ok().filter(|s| (0.0..=1.0).contains(s)).ok_or(format!("{name}: not a share in [0, 1]: {v}"));
     let millis = |v: &str, name: &str| v.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).ok_or(format!("{name}: not a number of ms >= 0: {v}"));
@@ -120,6 +121,7 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             "--observe-ms" => observe_ms = millis(&value, "--observe-ms")?.max(1.0),
+            "--observe-tail-ms" => observe_tail_ms = millis(&value, "--observe-tail-ms")?,
             "--handoff-share" => handoff_share = share(value, "--handoff-share")?,
             other => return Err(format!("unknown flag {other}")),
         }
@@ -149,6 +151,7 @@ fn parse_args() -> Result<Args, String> {
         election,
         term_ms,
         observe: Duration::from_secs_f64(observe_ms / 1000.0),
+        observe_tail: Duration::from_secs_f64(observe_tail_ms / 1000.0),
         handoff_share,
     })
 }
@@ -539,6 +542,10 @@ async fn main() {
         task.await.expect("a worker loop panicked");
     }
     if let Some(observing) = observing {
+        let until = args.deadline_ns + args.observe_tail.as_nanos() as i64 - monotonic_ns();
+        if until > 0 {
+            tokio::time::sleep(Duration::from_nanos(until as u64)).await;
+        }
         let _ = stop.send(true);
         observing.await.expect("the observer panicked");
     }

@@ -149,6 +149,12 @@ def coordination_ids(config: FleetConfig) -> List[str]:
     return ids
 
 
+def observe_tail_ms(config: FleetConfig) -> float:
+    """How long observers go on after the deadline: the checker's bound (4 intervals + slack) and
+    a little more, so that terms ending near the deadline are checked too."""
+    return 4 * config.observe_ms + config.observer_slack * 1000 + 300
+
+
 def coordination_args(config: FleetConfig, kind: str) -> List[str]:
     if kind not in config.coordination_kinds:
         return []
@@ -158,7 +164,7 @@ def coordination_args(config: FleetConfig, kind: str) -> List[str]:
         args += ["--semaphore", f"{name}:{permits}", "--semaphore-share", str(config.semaphore_share)]
     if config.election is not None:
         args += ["--election", config.election, "--term-ms", f"{config.term_ms[0]:g}:{config.term_ms[1]:g}",
-                 "--observe-ms", f"{config.observe_ms:g}"]
+                 "--observe-ms", f"{config.observe_ms:g}", "--observe-tail-ms", f"{observe_tail_ms(config):g}"]
     if config.handoff_share > 0:
         args += ["--handoff-share", str(config.handoff_share)]
     return args
