@@ -146,15 +146,104 @@ export interface AcquireOptions {
 export declare class LeaseLock {
   private constructor();
   readonly id: LockId;
-  /** Strictly increasing per lock id; null for fail-closed locks. */
+  /** Strictly increasing per lock id; null for fail-closed locks. An election's term. */
   readonly fencingToken: number | null;
   /** Aborted, with an ERR_DYNALEASE_LOCK_LOST error as reason, when the lease is lost. */
   readonly signal: AbortSignal;
-  readonly status: "held" | "lost" | "released";
+  /** "detached": handed to another process with `detach()`; this object no longer acts for it. */
+  readonly status: "held" | "lost" | "released" | "detached";
   readonly lostReason: string | null;
   readonly data: Value | undefined;
+  /**
+   * The text `LockClient.resume` takes this lock up with (in any process). It changes with
+   * every heartbeat; `detach()` fixes it. Whoever has it can release the lock.
+   */
+  readonly handle: string;
   updateData(data: Value): Promise<void>;
   release(options?: { data?: Value }): Promise<void>;
+  /**
+   * Stops this process's heartbeats and resolves to the handle; the lock stays held (status
+   * "detached"; this object's release, updateData, renew and fenced writes then reject with
+   * ERR_DYNALEASE_LOCK_LOST). Take it up with `LockClient.resume(handle)` before the lease runs out.
+   */
+  detach(): Promise<string>;
+  /** One heartbeat now: a fresh lease and a new `handle`. ERR_DYNALEASE_CONFIG for fail-closed locks. */
+  renew(): Promise<void>;
+}
+
+/** Who leads an election, as its lock item shows it. */
+export interface Leader {
+  /** The leader's client `owner`. */
+  readonly owner: string;
+  /** The fencing token of the leader's lock: strictly increasing from term to term. */
+  readonly term: number;
+  /** What the leader campaigned with (undefined: nothing). */
+  readonly data: Value | undefined;
+}
+
+export interface CampaignOptions {
+  /** Shown by `leader()` for this term (e.g. an address to route to). */
+  data?: Value;
+  /** Reject with ERR_DYNALEASE_LOCK_NOT_ACQUIRED after this long (default: wait indefinitely). */
+  timeoutMs?: number;
+  /** Aborting stops the wait; the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+export interface WatchOptions {
+  /** Aborting ends the iteration (the loop exits without an error). */
+  signal?: AbortSignal;
+  /** At most one read per interval, shared by every watcher of the election in the process (default: the client's maxPollIntervalMs). */
+  intervalMs?: number;
+}
+
+/** An election: one lock whose fencing token is the term (from `LockClient.election`). */
+export interface Election {
+  readonly name: LockId;
+  /** Resolves to the term's lock once this process leads; `release()` resigns. */
+  campaign(options?: CampaignOptions): Promise<LeaseLock>;
+  /** Who leads (one read); null when nobody does. */
+  leader(): Promise<Leader | null>;
+  /** The current leader, then each change (null when nobody leads); `break` or the signal ends it. */
+  watch(options?: WatchOptions): AsyncIterableIterator<Leader | null>;
+}
+
+/** Who holds a semaphore's permit. */
+export interface PermitHolder {
+  /** 0 to permits - 1; the permit's lock id is the semaphore's name with `#permit` appended. */
+  readonly permit: number;
+  readonly owner: string;
+  readonly fencingToken: number | null;
+  readonly data: Value | undefined;
+}
+
+export interface SemaphoreOptions {
+  /** 1 to 100; every client of one semaphore must pass the same number. */
+  permits: number;
+}
+
+/** A counting semaphore whose permits are lease locks (from `LockClient.semaphore`). */
+export interface Semaphore {
+  readonly name: LockId;
+  readonly permits: number;
+  /** A permit (release it when done), waiting up to `timeoutMs` (default: indefinitely). */
+  acquire(options?: AcquireOptions): Promise<LeaseLock>;
+  /** A free permit with one read and one write, or null when all are held. */
+  tryAcquire(): Promise<LeaseLock | null>;
+  /** Who holds permits now (one read). */
+  holders(): Promise<PermitHolder[]>;
+}
+
+/** What `lambdaLock` reads of an AWS Lambda context. */
+export interface LambdaContextLike {
+  getRemainingTimeInMillis(): number;
+}
+
+export interface LambdaLockOptions {
+  /** How long to wait for a held lock (default 0: one attempt); never past the lock's deadline. */
+  timeoutMs?: number;
+  /** The lock ends this long before the invocation does (default 1000). */
+  marginMs?: number;
 }
 
 export declare class LockClient {
@@ -172,6 +261,17 @@ export declare class LockClient {
   readonly maxRetries: number;
   acquire(id: LockId, options?: AcquireOptions): Promise<LeaseLock>;
   tryAcquire(id: LockId): Promise<LeaseLock | null>;
+  /** Takes up a lock handed off with `detach()`; ERR_DYNALEASE_LOCK_LOST if it is no longer held under that handle. */
+  resume(handle: string): Promise<LeaseLock>;
+  election(name: LockId): Election;
+  semaphore(name: LockId, options: SemaphoreOptions): Semaphore;
+  /**
+   * Runs `fn(lock)` under a lock that ends `marginMs` before the invocation does (lost, then
+   * released), releases it when `fn` settles and resolves to `fn`'s result. Rejects with
+   * ERR_DYNALEASE_LOCK_NOT_ACQUIRED when the lock is busy, and with ERR_DYNALEASE_LOCK_LOST
+   * when `fn` outlived the lock.
+   */
+  lambdaLock<T>(id: LockId, context: LambdaContextLike, fn: (lock: LeaseLock) => T | PromiseLike<T>, options?: LambdaLockOptions): Promise<T>;
 }
 
 export interface KVStoreOptions {

@@ -2,8 +2,9 @@
 /* eslint-disable */
 
 /**
- * One pending `acquire`: `run()` waits for the lock; `cancel()` drops the wait (the JS layer
- * calls it when the caller's AbortSignal fires).
+ * One pending wait for a lock (`acquire`), a term (`campaign`) or a permit (a semaphore's
+ * `acquire`): `run()` waits; `cancel()` drops the wait (the JS layer calls it when the
+ * caller's AbortSignal fires).
  */
 export declare class Acquisition {
   run(): Promise<Lock>
@@ -51,6 +52,27 @@ export declare class DlcTakeBack {
   next(inputKind: string, item: string | undefined | null, nowUnixMs: number, nowMonoMs: number): object
 }
 
+/**
+ * An election on one lock id of a `LockClient`'s table (from `LockClient.election`, which
+ * checked the client and the name).
+ */
+export declare class Election {
+  /** The election's lock id as DynamoDB JSON (`{"partition": .., "sort": ..}`). */
+  get name(): string
+  /**
+   * Prepares a campaign (`data`: DynamoDB JSON, written into the term's lock) that waits up
+   * to `timeoutMs` until this process leads, and can be cancelled.
+   */
+  campaign(data?: string | undefined | null, timeoutMs?: number | undefined | null): Acquisition
+  /** The current leader (one consistent read), or null when nobody leads. */
+  leader(): Promise<Leader | null>
+  /**
+   * Follows the leader, reading at most once per `intervalMs` (default: the client's
+   * `maxPollIntervalMs`) however many watch this election in the process.
+   */
+  watch(intervalMs?: number | undefined | null): LeaderWatch
+}
+
 export declare class KVStore {
   constructor(options: KvStoreOptions)
   get table(): string
@@ -71,6 +93,15 @@ export declare class KVStore {
 }
 export type KvStore = KVStore
 
+/**
+ * One watcher of an election: `next()` resolves to the leader the first time, then to each
+ * change; `cancel()` settles a pending `next()` (rejecting it as aborted) and ends the watch.
+ */
+export declare class LeaderWatch {
+  next(): Promise<Leader | null>
+  cancel(): void
+}
+
 /** A held lock. */
 export declare class Lock {
   /** The lock id as DynamoDB JSON (`{"partition": .., "sort": ..}`). */
@@ -79,8 +110,20 @@ export declare class Lock {
   get fencingToken(): number | null
   /** The lock data as DynamoDB JSON, or null when there is none. */
   get data(): string | null
-  /** `"held"`, `"lost"` or `"released"`. */
+  /** `"held"`, `"lost"`, `"released"` or `"detached"`. */
   get status(): string
+  /**
+   * The text another process passes to `LockClient.resume` to take this lock up; it
+   * changes with every heartbeat, and `detach` fixes it.
+   */
+  get handle(): string
+  /**
+   * Stops this process's heartbeats and resolves to the handle; the lock stays held, and
+   * this object no longer acts for it (status `"detached"`).
+   */
+  detach(): Promise<string>
+  /** One heartbeat now: a new guid (so a new handle) and a fresh lease. */
+  renew(): Promise<void>
   get lostReason(): string | null
   /** Resolves with the reason when the lease is lost, or with null once released. */
   waitLost(): Promise<string | null>
@@ -95,6 +138,20 @@ export declare class LockClient {
   constructor(options: LockClientOptions)
   /** Prepares an acquisition (`id`: DynamoDB-JSON lock id) that can be cancelled. */
   acquisition(id: string, timeoutMs?: number | undefined | null): Acquisition
+  /**
+   * Acquires a lock for work that must end `marginMs` before `remainingMs` runs out (a Lambda
+   * invocation): lost, then released, at that deadline. `timeoutMs` 0 makes one attempt.
+   */
+  acquireWithin(id: string, timeoutMs: number, remainingMs: number, marginMs: number): Promise<Lock>
+  /**
+   * Takes up a lock that `Lock.detach` handed off, if its item still carries the handle's
+   * guid (else ERR_DYNALEASE_LOCK_LOST).
+   */
+  resume(handle: string): Promise<Lock>
+  /** The election `name` (DynamoDB-JSON lock id): one lock whose fencing token is the term. */
+  election(name: string): Election
+  /** The counting semaphore `name` (DynamoDB-JSON lock id) with `permits` permits. */
+  semaphore(name: string, permits: number): Semaphore
   /** Takes the lock if it is free, with one request; resolves to null if it is held. */
   tryAcquire(id: string): Promise<Lock | null>
   get table(): string
@@ -108,6 +165,19 @@ export declare class LockClient {
   get pollIntervalMs(): number
   get maxPollIntervalMs(): number
   get maxRetries(): number
+}
+
+/** A counting semaphore on a `LockClient`'s table (from `LockClient.semaphore`). */
+export declare class Semaphore {
+  /** The semaphore's lock id as DynamoDB JSON (`{"partition": .., "sort": ..}`). */
+  get name(): string
+  get permits(): number
+  /** Prepares a wait of up to `timeoutMs` for a permit, that can be cancelled. */
+  acquisition(timeoutMs?: number | undefined | null): Acquisition
+  /** Takes a free permit with one read and one write; resolves to null when all are held. */
+  tryAcquire(): Promise<Lock | null>
+  /** The permits' holders now (one read of every permit). */
+  holders(): Promise<Array<PermitHolder>>
 }
 
 /**
@@ -175,6 +245,16 @@ export interface KvStoreOptions {
   maxRetries?: number
 }
 
+/**
+ * Who leads: the leader's owner, its term (the fencing token of its lock) and the data it
+ * campaigned with (DynamoDB JSON), as the election's item shows them.
+ */
+export interface Leader {
+  owner: string
+  term: number
+  data?: string
+}
+
 export interface LockClientOptions {
   table: string
   /** The table's partition key attribute (default `"id"`). */
@@ -210,5 +290,19 @@ export interface LockClientOptions {
 /** DynamoDB's nesting limit (`Value::validate` checks it); the JS codec stops cycles with it. */
 export declare const MAX_NESTING_DEPTH: number
 
+/** The most permits a semaphore can have (`dynalease::lock::MAX_PERMITS`). */
+export declare const MAX_PERMITS: number
+
 /** The version of the native addon (the JS layer checks it matches the package). */
 export declare function nativeVersion(): string
+
+/**
+ * Who holds a permit: its number (0 to permits - 1), the holder's owner and fencing token, and
+ * the permit's lock data (DynamoDB JSON).
+ */
+export interface PermitHolder {
+  permit: number
+  owner: string
+  fencingToken?: number
+  data?: string
+}

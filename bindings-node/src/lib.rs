@@ -1,7 +1,8 @@
 //! The native addon of the `dynalease` npm package. It only translates — values (codec),
-//! errors (errors), Promises — and every behaviour lives in the core: the lock engine and KV
-//! store for the Promise API (locks, kv, table), and the sans-IO dlc machines that the JS
-//! drop-in classes drive through the caller's own DynamoDB client (dlc).
+//! errors (errors), Promises — and every behaviour lives in the core: the lock engine, its
+//! elections and semaphores, and the KV store for the Promise API (locks, election, semaphore,
+//! kv, table), and the sans-IO dlc machines that the JS drop-in classes drive through the
+//! caller's own DynamoDB client (dlc).
 
 // napi registers the exported items only outside `cargo test`, where they would look unused.
 #![cfg_attr(test, allow(dead_code))]
@@ -9,9 +10,11 @@
 mod codec;
 mod connection;
 mod dlc;
+mod election;
 mod errors;
 mod kv;
 mod locks;
+mod semaphore;
 mod table;
 
 /// The version of the native addon (the JS layer checks it matches the package).

@@ -1,11 +1,13 @@
 //! `LockClient` and `Lock` of the Promise API: napi classes over the core lock engine. Every
 //! behaviour is the core's; this file converts options and ids, and turns waits into Promises.
+//! Elections and semaphores, which the client hands out, are in election.rs and semaphore.rs.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use dynalease::lock::{Lock as CoreLock, LockClient as CoreLockClient, LockConfig, LockStatus};
-use dynalease::Error;
+use dynalease::lock::{Handle, Lock as CoreLock, LockClient as CoreLockClient, LockConfig, LockId, LockStatus};
+use dynalease::transport::memory::MemoryTransport;
+use dynalease::{Error, Value};
 use napi::bindgen_prelude::PromiseRaw;
 use napi::{Env, Result};
 use napi_derive::napi;
@@ -13,7 +15,9 @@ use tokio::sync::watch;
 
 use crate::codec::{lock_id_from_text, lock_id_to_json, value_from_text, value_to_text};
 use crate::connection::{connection_of, Connection};
+use crate::election::Election;
 use crate::errors::{aborted, CoreResultExt};
+use crate::semaphore::{Semaphore, SharedSemaphore};
 
 #[napi(object)]
 pub struct LockClientOptions {
@@ -60,9 +64,18 @@ pub struct LockClient {
 }
 
 impl LockClient {
-    async fn client(config: LockConfig, connection: Arc<Connection>) -> Result<CoreLockClient> {
+    /// The core client, on the connection's transport (built on first use).
+    pub(crate) async fn client(config: LockConfig, connection: Arc<Connection>) -> Result<CoreLockClient> {
         let transport = connection.transport().await.js()?;
         CoreLockClient::new(config, transport).js()
+    }
+
+    /// A core client over an in-process table that no request ever reaches, for the checks the
+    /// core makes when it hands out an election or a semaphore (a fail-open client, the name,
+    /// the permits). Those must fail at the call that made the mistake, and the real transport
+    /// can only be had asynchronously (it is built on first use).
+    fn offline(&self) -> Result<CoreLockClient> {
+        CoreLockClient::new(self.config.clone(), Arc::new(MemoryTransport::new())).js()
     }
 }
 
@@ -98,8 +111,63 @@ impl LockClient {
     pub fn acquisition(&self, id: String, timeout_ms: Option<f64>) -> Result<Acquisition> {
         let id = lock_id_from_text(&id).js()?;
         let timeout = timeout_ms.map(|t| millis("timeoutMs", t)).transpose()?;
-        let (cancel, _) = watch::channel(false);
-        Ok(Acquisition { config: self.config.clone(), connection: self.connection.clone(), id, timeout, cancel: Arc::new(cancel) })
+        Ok(Acquisition::new(self.config.clone(), self.connection.clone(), Wanted::Lock(id), timeout))
+    }
+
+    /// Acquires a lock for work that must end `marginMs` before `remainingMs` runs out (a Lambda
+    /// invocation): lost, then released, at that deadline. `timeoutMs` 0 makes one attempt.
+    #[napi(ts_return_type = "Promise<Lock>")]
+    pub fn acquire_within<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        timeout_ms: f64,
+        remaining_ms: f64,
+        margin_ms: f64,
+    ) -> Result<PromiseRaw<'env, Lock>> {
+        let id = lock_id_from_text(&id).js()?;
+        let timeout = millis("timeoutMs", timeout_ms)?;
+        let remaining = millis("context.getRemainingTimeInMillis()", remaining_ms)?;
+        let margin = millis("marginMs", margin_ms)?;
+        let (config, connection) = (self.config.clone(), self.connection.clone());
+        env.spawn_future(async move {
+            let client = LockClient::client(config, connection).await?;
+            Ok(Lock { inner: client.acquire_within(id, Some(timeout), remaining, margin).await.js()? })
+        })
+    }
+
+    /// Takes up a lock that `Lock.detach` handed off, if its item still carries the handle's
+    /// guid (else ERR_DYNALEASE_LOCK_LOST).
+    #[napi(ts_return_type = "Promise<Lock>")]
+    pub fn resume<'env>(&self, env: &'env Env, handle: String) -> Result<PromiseRaw<'env, Lock>> {
+        let handle = Handle::parse(&handle).js()?;
+        let (config, connection) = (self.config.clone(), self.connection.clone());
+        env.spawn_future(async move {
+            let client = LockClient::client(config, connection).await?;
+            Ok(Lock { inner: client.resume(&handle).await.js()? })
+        })
+    }
+
+    /// The election `name` (DynamoDB-JSON lock id): one lock whose fencing token is the term.
+    #[napi]
+    pub fn election(&self, name: String) -> Result<Election> {
+        let id = lock_id_from_text(&name).js()?;
+        let id = self.offline()?.election(id).js()?.id().clone();
+        Ok(Election::new(self.config.clone(), self.connection.clone(), id))
+    }
+
+    /// The counting semaphore `name` (DynamoDB-JSON lock id) with `permits` permits.
+    #[napi]
+    pub fn semaphore(&self, name: String, permits: f64) -> Result<Semaphore> {
+        let id = lock_id_from_text(&name).js()?;
+        let whole = permits.is_finite() && permits.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&permits);
+        if !whole {
+            let max = dynalease::lock::MAX_PERMITS;
+            return Err(Error::invalid_value(format!("permits must be a whole number from 1 to {max} (got {permits})"))).js();
+        }
+        let checked = self.offline()?.semaphore(id, permits as u32).js()?;
+        let shared = SharedSemaphore::new(self.config.clone(), self.connection.clone(), checked.id().clone(), checked.permits());
+        Ok(Semaphore::new(shared))
     }
 
     /// Takes the lock if it is free, with one request; resolves to null if it is held.
@@ -169,27 +237,52 @@ impl LockClient {
     }
 }
 
-/// One pending `acquire`: `run()` waits for the lock; `cancel()` drops the wait (the JS layer
-/// calls it when the caller's AbortSignal fires).
+/// What an [`Acquisition`] waits for.
+#[derive(Clone)]
+pub(crate) enum Wanted {
+    Lock(LockId),
+    /// An election's term: its lock, written with the candidate's data.
+    Campaign { id: LockId, data: Option<Value> },
+    /// Any permit of a semaphore.
+    Permit(Arc<SharedSemaphore>),
+}
+
+/// One pending wait for a lock (`acquire`), a term (`campaign`) or a permit (a semaphore's
+/// `acquire`): `run()` waits; `cancel()` drops the wait (the JS layer calls it when the
+/// caller's AbortSignal fires).
 #[napi]
 pub struct Acquisition {
     config: LockConfig,
     connection: Arc<Connection>,
-    id: dynalease::lock::LockId,
+    wanted: Wanted,
     timeout: Option<Duration>,
     cancel: Arc<watch::Sender<bool>>,
+}
+
+impl Acquisition {
+    pub(crate) fn new(config: LockConfig, connection: Arc<Connection>, wanted: Wanted, timeout: Option<Duration>) -> Acquisition {
+        let (cancel, _) = watch::channel(false);
+        Acquisition { config, connection, wanted, timeout, cancel: Arc::new(cancel) }
+    }
 }
 
 #[napi]
 impl Acquisition {
     #[napi(ts_return_type = "Promise<Lock>")]
     pub fn run<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Lock>> {
-        let (config, connection, id, timeout) = (self.config.clone(), self.connection.clone(), self.id.clone(), self.timeout);
+        let (config, connection, timeout) = (self.config.clone(), self.connection.clone(), self.timeout);
+        let wanted = self.wanted.clone();
         let mut cancelled = self.cancel.subscribe();
         env.spawn_future(async move {
             let acquire = async {
-                let client = LockClient::client(config, connection).await?;
-                client.acquire(id, timeout).await.js()
+                match wanted {
+                    Wanted::Lock(id) => LockClient::client(config, connection).await?.acquire(id, timeout).await.js(),
+                    Wanted::Campaign { id, data } => {
+                        let election = LockClient::client(config, connection).await?.election(id).js()?;
+                        election.campaign(data, timeout).await.js()
+                    }
+                    Wanted::Permit(semaphore) => semaphore.get().await?.acquire(timeout).await.js(),
+                }
             };
             // Biased, acquire first: when the lock was won by the time the signal's cancel is
             // seen, it is returned rather than dropped for the abort. A dropped lock stops
@@ -241,6 +334,28 @@ impl Lock {
     #[napi(getter)]
     pub fn status(&self) -> String {
         self.inner.status().name().to_owned()
+    }
+
+    /// The text another process passes to `LockClient.resume` to take this lock up; it
+    /// changes with every heartbeat, and `detach` fixes it.
+    #[napi(getter)]
+    pub fn handle(&self) -> String {
+        self.inner.handle().to_string()
+    }
+
+    /// Stops this process's heartbeats and resolves to the handle; the lock stays held, and
+    /// this object no longer acts for it (status `"detached"`).
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn detach<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, String>> {
+        let lock = self.inner.clone();
+        env.spawn_future(async move { Ok(lock.detach().await.js()?.to_string()) })
+    }
+
+    /// One heartbeat now: a new guid (so a new handle) and a fresh lease.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn renew<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        let lock = self.inner.clone();
+        env.spawn_future(async move { lock.renew().await.js() })
     }
 
     #[napi(getter)]

@@ -157,7 +157,7 @@ impl std::fmt::Display for ConfigError {
 
 /// Every option, function and value name that core messages name, as the core spells them. A binding
 /// that spells names its own way must know each one (its tests check this list).
-pub const OPTION_NAMES: [&str; 20] = [
+pub const OPTION_NAMES: [&str; 22] = [
     "lease_duration",
     "heartbeat_period",
     "partition_key",
@@ -173,6 +173,8 @@ pub const OPTION_NAMES: [&str; 20] = [
     "poll_interval",
     "max_poll_interval",
     "max_retries",
+    "permits",
+    "interval",
     "create_table",
     "atomic_put",
     "atomic_delete",

@@ -42,7 +42,8 @@ use crate::lock::Lock;
 use crate::resend::Sends;
 use crate::request::{DeleteItem, GetItem, PutItem, Query, ReturnValues, TransactItem, TransactWrite};
 use crate::table::TTL_ATTRIBUTE;
-use crate::transport::{Transport, TransportExt};
+use crate::stats::{KvOp, Stats, StatsSnapshot};
+use crate::transport::{Counted, Transport, TransportExt};
 use crate::value::{item_size, AttributeValue, Item, Value, MAX_ITEM_SIZE, MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES};
 
 const VALUE: &str = "value";
@@ -137,8 +138,10 @@ impl WriteOptions {
 #[derive(Clone, Debug)]
 pub struct KvStore {
     config: Arc<KvConfig>,
+    /// The shared transport, seen through this store's counters.
     transport: Arc<dyn Transport>,
     clock: SharedClock,
+    stats: Arc<Stats>,
 }
 
 /// What a write expects of the key, which says what its condition's failure means.
@@ -156,7 +159,9 @@ enum Expectation<'a> {
 impl KvStore {
     pub fn new(config: KvConfig, transport: Arc<dyn Transport>) -> Result<KvStore> {
         config.validate()?;
-        Ok(KvStore { config: Arc::new(config), transport, clock: clock::system() })
+        let stats = Stats::new();
+        let transport = Arc::new(Counted::new(transport, stats.clone()));
+        Ok(KvStore { config: Arc::new(config), transport, clock: clock::system(), stats })
     }
 
     /// Uses `clock` to stamp and check expiry times.
@@ -167,6 +172,12 @@ impl KvStore {
 
     pub fn config(&self) -> &KvConfig {
         &self.config
+    }
+
+    /// What this store did so far: its reads, writes, deletes, lists and compare-and-swap
+    /// conflicts, and the requests and capacity they took (see [`crate::stats`]).
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
     }
 
     /// Writes `value` at `key` unconditionally.
@@ -238,6 +249,7 @@ impl KvStore {
     /// Reads `key`; `consistent: false` reads eventually consistent (half the cost).
     pub async fn get_with(&self, key: &str, consistent: bool) -> Result<Option<KvPair>> {
         self.check_key(key)?;
+        self.stats.kv(KvOp::Read);
         let request = GetItem { table: self.config.table.clone(), key: self.key(key), consistent_read: consistent };
         let item = self.transport.get_item(request).await.map_err(|e| self.explain(e))?;
         Ok(item.and_then(|item| self.live_pair(&item)))
@@ -253,6 +265,7 @@ impl KvStore {
     }
 
     pub async fn list_with(&self, prefix: &str, consistent: bool) -> Result<Vec<KvPair>> {
+        self.stats.kv(KvOp::List);
         let mut pairs = Vec::new();
         let mut start = None;
         loop {
@@ -284,6 +297,13 @@ impl KvStore {
     /// conditional one would fail against its own landing and report `KeyModified` for a write
     /// that happened. The price is the transaction's: twice the write units of a plain write.
     async fn write(&self, key: &str, action: TransactItem, expectation: Expectation<'_>, options: &WriteOptions) -> Result<()> {
+        self.stats.kv(if matches!(action, TransactItem::Delete(_)) { KvOp::Delete } else { KvOp::Write });
+        let result = self.write_once(key, action, expectation, options).await;
+        self.stats.outcome(&result);
+        result
+    }
+
+    async fn write_once(&self, key: &str, action: TransactItem, expectation: Expectation<'_>, options: &WriteOptions) -> Result<()> {
         match &options.fence {
             None => match self.transact(key, vec![action], &expectation, false).await? {
                 FencedOutcome::Done(()) => Ok(()),

@@ -10,6 +10,7 @@ pub mod kv;
 pub mod lock;
 pub mod protocol;
 pub(crate) mod resend;
+pub mod stats;
 pub mod table;
 pub mod transport;
 pub mod value;

@@ -65,6 +65,9 @@ conformance!(
     a_semaphore_permit_left_by_a_dead_holder_is_taken_after_its_lease,
     semaphore_clients_must_agree_on_the_permits,
     a_lock_ends_itself_at_its_deadline,
+    a_scan_pages_through_the_whole_table_and_filters_after_reading,
+    an_operator_release_acts_only_on_the_holder_it_was_shown,
+    clients_count_what_they_did,
 );
 
 async fn kv_store(transport: &Arc<dyn Transport>, partition: &str) -> KvStore {
@@ -494,7 +497,7 @@ async fn an_election_has_one_leader_per_term_and_watchers_see_each_term(transpor
     let a = LockClient::new(config("a"), transport.clone()).unwrap().election("scheduler").unwrap();
     let b = LockClient::new(config("b"), transport.clone()).unwrap().election("scheduler").unwrap();
     assert_eq!(a.leader().await.unwrap(), None);
-    let mut watch = a.watch(Some(Duration::from_millis(20)));
+    let mut watch = a.watch(Some(Duration::from_millis(20))).unwrap();
     assert_eq!(watch.next().await.unwrap(), None);
 
     let term1 = a.campaign(Some(json(serde_json::json!({"addr": "10.0.0.1"}))), None).await.unwrap();
@@ -601,4 +604,101 @@ async fn a_lock_ends_itself_at_its_deadline(transport: Arc<dyn Transport>) {
     assert!(matches!(busy, Err(Error::LockNotAcquired { .. })));
     let late = locks.acquire_within("other", None, Duration::from_millis(500), Duration::from_secs(1)).await.unwrap_err();
     assert!(late.to_string().contains("margin"), "{late}");
+}
+
+async fn a_scan_pages_through_the_whole_table_and_filters_after_reading(transport: Arc<dyn Transport>) {
+    use dynalease::protocol::expr::{val, Condition, Name};
+    use dynalease::protocol::request::{Billing, Scan};
+    use dynalease::transport::TransportExt;
+    let table = lock_table(&transport).await;
+    let locks = LockClient::new(LockConfig::new(&table), transport.clone()).unwrap();
+    for i in 0..7 {
+        let lock = locks.acquire(format!("job-{i}").as_str(), None).await.unwrap();
+        if i % 2 == 0 {
+            lock.release().await.unwrap();
+        } else {
+            std::mem::forget(lock); // still held when scanned
+        }
+    }
+    let released = Condition::eq(Name::raw("leaseDurationMs"), val(":one", dynalease::AttributeValue::int(1)));
+    let (mut seen, mut matched, mut pages, mut start) = (0, Vec::new(), 0, None);
+    loop {
+        let scan = Scan { table: table.clone(), filter: Some(released.clone()), consistent_read: true, limit: Some(3), exclusive_start_key: start };
+        let page = transport.scan(scan.clone()).await.unwrap();
+        let unfiltered = transport.scan(Scan { filter: None, ..scan }).await.unwrap();
+        seen += unfiltered.items.len();
+        matched.extend(page.items.iter().map(|item| item["id"].as_s().unwrap().to_owned()));
+        pages += 1;
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            break;
+        }
+    }
+    matched.sort();
+    assert_eq!(matched, ["job-0", "job-2", "job-4", "job-6"]);
+    assert_eq!(seen, 7);
+    assert!(pages >= 3, "{pages} pages of at most 3 items");
+    let description = dynalease::table::describe(transport.as_ref(), &table).await.unwrap();
+    assert_eq!(description.billing, Billing::OnDemand);
+}
+
+async fn an_operator_release_acts_only_on_the_holder_it_was_shown(transport: Arc<dyn Transport>) {
+    use dynalease::lock::admin::{self, ForceOutcome, LockState};
+    use dynalease::lock::LockTable;
+    let table = lock_table(&transport).await;
+    let description = dynalease::table::describe(transport.as_ref(), &table).await.unwrap();
+    let lock_table = LockTable::of(&description);
+    let locks = LockClient::new(no_heartbeats(&table, 10_000), transport.clone()).unwrap();
+    let holder = locks.acquire("job", None).await.unwrap();
+    let shown = admin::show(transport.as_ref(), &lock_table, &LockId::new("job")).await.unwrap().unwrap();
+    assert_eq!(shown.state, LockState::Held);
+    // The holder renews between the operator's look and the write: the write is refused.
+    holder.renew().await.unwrap();
+    assert!(matches!(admin::force_release(transport.as_ref(), &lock_table, &shown).await.unwrap(), ForceOutcome::Changed(Some(_))));
+    assert_eq!(holder.status(), LockStatus::Held);
+    let shown = admin::show(transport.as_ref(), &lock_table, &LockId::new("job")).await.unwrap().unwrap();
+    assert_eq!(admin::force_release(transport.as_ref(), &lock_table, &shown).await.unwrap(), ForceOutcome::Released);
+    assert!(matches!(holder.release().await, Err(Error::LockLost { .. })), "the holder finds it gone");
+    // Released, then taken again: a stale collect deletes nothing; a fresh one does.
+    let released = admin::show(transport.as_ref(), &lock_table, &LockId::new("job")).await.unwrap().unwrap();
+    assert_eq!(released.state, LockState::Released);
+    let again = locks.acquire("job", None).await.unwrap();
+    assert!(!admin::collect_released(transport.as_ref(), &lock_table, &released).await.unwrap());
+    again.release().await.unwrap();
+    let released = admin::show(transport.as_ref(), &lock_table, &LockId::new("job")).await.unwrap().unwrap();
+    assert!(admin::collect_released(transport.as_ref(), &lock_table, &released).await.unwrap());
+    assert!(admin::show(transport.as_ref(), &lock_table, &LockId::new("job")).await.unwrap().is_none());
+}
+
+async fn clients_count_what_they_did(transport: Arc<dyn Transport>) {
+    let table = lock_table(&transport).await;
+    let kv = kv_store(&transport, "counted").await;
+    let config = LockConfig { lease_duration: Duration::from_millis(600), heartbeat_period: Some(Duration::from_millis(100)), ..LockConfig::new(&table) };
+    let a = LockClient::new(config.clone(), transport.clone()).unwrap();
+    let b = LockClient::new(config, transport.clone()).unwrap();
+    let lock = a.acquire("job", None).await.unwrap();
+    assert!(b.try_acquire("job").await.unwrap().is_none());
+    assert!(b.acquire("job", Some(Duration::from_millis(100))).await.is_err());
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    lock.release().await.unwrap();
+    let created = kv.atomic_put("n", &Value::from(1), None, &none()).await.unwrap();
+    assert!(kv.atomic_put("n", &Value::from(1), None, &none()).await.is_err());
+    kv.get("n").await.unwrap();
+    kv.atomic_delete("n", &created, &none()).await.unwrap();
+
+    let (sa, sb, skv) = (a.stats(), b.stats(), kv.stats());
+    assert_eq!((sa.acquisitions, sa.releases), (1, 1));
+    assert!(sa.heartbeats >= 2, "{sa:?}");
+    assert_eq!(sa.acquire_wait.counts.iter().sum::<u64>(), 1);
+    assert_eq!(sb.acquisitions, 0);
+    assert_eq!(sb.acquire_timeouts, 1);
+    assert!(sb.contended_attempts >= 2, "{sb:?}");
+    assert_eq!((skv.kv_writes, skv.kv_deletes, skv.kv_reads, skv.cas_conflicts), (2, 1, 1, 1));
+    assert!(sa.requests >= 4 && skv.requests >= 4);
+    if format!("{transport:?}").starts_with("NativeTransport") {
+        // DynamoDB reports capacity: a lock cycle writes, a failed create is charged a unit.
+        assert!(sa.write_units >= 2.0 && skv.write_units >= 3.0 && skv.read_units > 0.0, "{sa:?} {skv:?}");
+    } else {
+        assert_eq!((sa.read_units, sa.write_units), (0.0, 0.0), "an in-process table consumes no capacity");
+    }
 }

@@ -950,7 +950,7 @@ async fn a_leader_that_stops_renewing_learns_it_lost_before_a_new_term_begins() 
 async fn watchers_of_an_election_in_one_process_share_one_read_per_interval() {
     let w = world().await;
     let election = w.leases(LEASE, None).election("job").unwrap();
-    let mut watchers: Vec<_> = (0..10).map(|_| election.watch(Some(Duration::from_secs(1)))).collect();
+    let mut watchers: Vec<_> = (0..10).map(|_| election.watch(Some(Duration::from_secs(1))).unwrap()).collect();
     w.faulty.clear_log();
     for watcher in &mut watchers {
         assert_eq!(watcher.next().await.unwrap(), None);

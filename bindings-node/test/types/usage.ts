@@ -62,5 +62,45 @@ async function promiseApi(): Promise<void> {
   }
 }
 
+// Beyond one mutex: hand-off, elections, semaphores, Lambda-bounded locks.
+async function coordination(): Promise<string> {
+  const locks = new LockClient({ table: "locks", endpoint: "memory://types" });
+  const lock: dynalease.LeaseLock = await locks.acquire("job-2");
+  const before: string = lock.handle;
+  await lock.renew();
+  const handle: string = await lock.detach();
+  const detached: "held" | "lost" | "released" | "detached" = lock.status;
+  const resumed = await locks.resume(handle);
+  await resumed.release();
+
+  const election: dynalease.Election = locks.election("scheduler");
+  const controller = new AbortController();
+  const term = await election.campaign({ data: { addr: "10.0.0.7" }, timeoutMs: 5000, signal: controller.signal });
+  const leader: dynalease.Leader | null = await election.leader();
+  const termNumber: number | undefined = leader?.term;
+  for await (const current of election.watch({ signal: controller.signal, intervalMs: 500 })) {
+    const owner: string | undefined = current?.owner;
+    const data: dynalease.Value | undefined = current?.data;
+    if (owner !== undefined || data !== undefined) break;
+  }
+  await term.release();
+
+  const sem: dynalease.Semaphore = locks.semaphore("exports", { permits: 3 });
+  const permit: dynalease.LeaseLock = await sem.acquire({ timeoutMs: 1000, signal: controller.signal });
+  const maybePermit: dynalease.LeaseLock | null = await sem.tryAcquire();
+  const holders: dynalease.PermitHolder[] = await sem.holders();
+  const first: number | null | undefined = holders[0]?.fencingToken;
+  const count: number = sem.permits + holders.length + (holders[0]?.permit ?? 0);
+  const name: dynalease.LockId = sem.name;
+  await permit.release();
+  await maybePermit?.release();
+
+  const context = { getRemainingTimeInMillis: () => 30000, functionName: "handler" };
+  const result: number = await locks.lambdaLock("order/7", context, async (held) => held.fencingToken ?? 0, { timeoutMs: 0, marginMs: 1000 });
+  const sync: string = await locks.lambdaLock(["tenant", 7], context, () => "done");
+  return `${before}${detached}${termNumber}${first}${count}${String(name)}${result}${sync}${election.name}`;
+}
+
 void dropInPromises;
 void promiseApi;
+void coordination;

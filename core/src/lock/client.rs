@@ -15,16 +15,19 @@ use crate::lock::item::{new_guid, LockId, LockTable, NewData, Observed};
 use crate::lock::undo::{AcquireGuard, LockSite};
 use crate::lock::poll;
 use crate::resend::Sends;
-use crate::transport::{Transport, TransportExt};
-use crate::value::{Item, MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES};
+use crate::stats::{Stats, StatsSnapshot};
+use crate::transport::{Counted, Transport, TransportExt};
+use crate::value::Item;
 
 /// Acquires locks of one table and configuration. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct LockClient {
     config: Arc<LockConfig>,
     table: LockTable,
+    /// The shared transport, seen through this client's counters.
     transport: Arc<dyn Transport>,
     clock: SharedClock,
+    stats: Arc<Stats>,
 }
 
 /// The outcome of one acquisition write.
@@ -70,7 +73,9 @@ impl LockClient {
             partition_key: config.partition_key.clone(),
             sort_key: config.sort_key.clone(),
         };
-        Ok(LockClient { config: Arc::new(config), table, transport, clock: clock::system() })
+        let stats = Stats::new();
+        let transport = Arc::new(Counted::new(transport, stats.clone()));
+        Ok(LockClient { config: Arc::new(config), table, transport, clock: clock::system(), stats })
     }
 
     /// Uses `clock` for the wall-clock times written into lock items.
@@ -87,11 +92,26 @@ impl LockClient {
         &self.transport
     }
 
+    /// What this client and its locks did so far (see [`crate::stats`]).
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    pub(super) fn counters(&self) -> &Stats {
+        &self.stats
+    }
+
     /// Takes the lock if it is free (absent or released) with one request; `None` if it is held.
     pub async fn try_acquire(&self, id: impl Into<LockId>) -> Result<Option<Lock>> {
         let id = self.check_id(id.into())?;
-        Ok(match self.attempt(&id, None, &AcquireWith::default()).await? {
-            Attempt::Acquired(lock, _) => Some(lock),
+        let started = Instant::now();
+        let result = self.attempt(&id, None, &AcquireWith::default()).await;
+        self.stats.outcome(&result);
+        Ok(match result? {
+            Attempt::Acquired(lock, _) => {
+                self.stats.acquired(started.elapsed());
+                Some(lock)
+            }
             Attempt::Held(_) => None,
         })
     }
@@ -206,6 +226,17 @@ impl LockClient {
     }
 
     pub(super) async fn acquire_checked(&self, id: LockId, timeout: Option<Duration>, with: &AcquireWith) -> Result<Lock> {
+        let started = Instant::now();
+        let result = self.wait_and_acquire(id, timeout, with).await;
+        match &result {
+            Ok(_) => self.stats.acquired(started.elapsed()),
+            Err(Error::LockNotAcquired { .. }) => self.stats.acquire_timed_out(),
+            Err(_) => self.stats.outcome(&result),
+        }
+        result
+    }
+
+    async fn wait_and_acquire(&self, id: LockId, timeout: Option<Duration>, with: &AcquireWith) -> Result<Lock> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let poll = poll::join(self.transport.as_ref(), &self.table.table, &id);
         let mut watch: Option<Watch> = None;
@@ -370,6 +401,7 @@ impl LockClient {
                         // An earlier send of this write landed.
                         current
                     } else {
+                        self.stats.contended();
                         return Ok(Attempt::Held(current.as_ref().map(Observed::from_item)));
                     }
                 }
@@ -399,6 +431,9 @@ impl LockClient {
             let mut acquired = Acquired::fresh(self.site(id), self.config.clone(), guid, item, lease_start);
             acquired.uncertain_until = uncertain_until;
             acquired.group = with.group.clone();
+            if takeover.is_some() {
+                self.stats.took_over();
+            }
             return Ok(Attempt::Acquired(Lock::start(acquired), seen));
         }
     }
@@ -410,6 +445,7 @@ impl LockClient {
             id: id.clone(),
             fail_open: self.is_fail_open(),
             clock: self.clock.clone(),
+            stats: self.stats.clone(),
         }
     }
 
@@ -422,20 +458,7 @@ impl LockClient {
     }
 
     pub(super) fn check_id(&self, id: LockId) -> Result<LockId> {
-        id.partition.validate("lock id", MAX_PARTITION_KEY_BYTES)?;
-        match (&self.config.sort_key, &id.sort) {
-            (Some(_), Some(sort)) => sort.validate("lock id's sort key part", MAX_SORT_KEY_BYTES)?,
-            (Some(sort_key), None) => {
-                return Err(Error::config(format!(
-                    "lock id {id} has no sort key part, but the client uses sort key {sort_key:?}: pass (partition, sort)"
-                )))
-            }
-            (None, Some(_)) => {
-                return Err(Error::config(format!("lock id {id} has a sort key part, but the client has no {{sort_key}} configured")))
-            }
-            (None, None) => {}
-        }
-        Ok(id)
+        self.config.check_id(id)
     }
 
     pub(super) fn not_acquired(&self, id: &LockId, timeout: Option<Duration>, seen: Option<&Observed>) -> Error {

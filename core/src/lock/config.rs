@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::lock::item::RESERVED_ATTRIBUTES;
+use crate::lock::item::{LockId, RESERVED_ATTRIBUTES};
+use crate::value::{MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES};
 
 /// The default lease: long enough to ride out a slow DynamoDB call or a short GC pause, short
 /// enough that a crashed Lambda's lock frees up quickly.
@@ -142,6 +143,46 @@ impl LockConfig {
 
     fn lease_ms(&self) -> Duration {
         Duration::from_millis(self.lease_duration.as_millis().min(u64::MAX as u128) as u64)
+    }
+
+    /// Checks that `id` fits this configuration (a sort key part exactly when the table has a
+    /// sort key) and DynamoDB's key limits; makes no request.
+    pub fn check_id(&self, id: LockId) -> Result<LockId> {
+        id.partition.validate("lock id", MAX_PARTITION_KEY_BYTES)?;
+        match (&self.sort_key, &id.sort) {
+            (Some(_), Some(sort)) => sort.validate("lock id's sort key part", MAX_SORT_KEY_BYTES)?,
+            (Some(sort_key), None) => {
+                return Err(Error::config(format!(
+                    "lock id {id} has no sort key part, but the client uses sort key {sort_key:?}: pass (partition, sort)"
+                )))
+            }
+            (None, Some(_)) => {
+                return Err(Error::config(format!("lock id {id} has a sort key part, but the client has no {{sort_key}} configured")))
+            }
+            (None, None) => {}
+        }
+        Ok(id)
+    }
+
+    /// The lock id of election `name`, checked as [`LockClient::election`] checks it (for
+    /// bindings that validate before their transport exists).
+    ///
+    /// [`LockClient::election`]: crate::lock::LockClient::election
+    pub fn election_id(&self, name: impl Into<LockId>) -> Result<LockId> {
+        if self.fail_closed {
+            return Err(Error::config(
+                "elections need fail-open locks (a dead leader's term must end with its lease): use a client without {fail_closed}",
+            ));
+        }
+        self.check_id(name.into())
+    }
+
+    /// The lock ids of semaphore `name` (its own, then its permits'), checked as
+    /// [`LockClient::semaphore`] checks them.
+    ///
+    /// [`LockClient::semaphore`]: crate::lock::LockClient::semaphore
+    pub fn semaphore_ids(&self, name: impl Into<LockId>, permits: u32) -> Result<(LockId, Vec<LockId>)> {
+        crate::lock::semaphore::ids(self, name.into(), permits)
     }
 
     /// Checks everything that can be checked without calling DynamoDB.

@@ -41,12 +41,7 @@ impl LockClient {
     /// The election named `name` (a lock id of this client's table). Elections need fail-open
     /// locks: a leader that dies must free the way for the next one after its lease.
     pub fn election(&self, name: impl Into<LockId>) -> Result<Election> {
-        if !self.is_fail_open() {
-            return Err(Error::config(
-                "elections need fail-open locks (a dead leader's term must end with its lease): use a client without {fail_closed}",
-            ));
-        }
-        Ok(Election { client: self.clone(), id: self.check_id(name.into())? })
+        Ok(Election { client: self.clone(), id: self.config().election_id(name)? })
     }
 }
 
@@ -77,9 +72,12 @@ impl Election {
     /// Each change of leader, starting with the current one (see [`LeaderWatch::next`]). The
     /// watchers of this election in this process share their reads: the table sees at most one
     /// read per `interval` however many watch (`None`: the client's max poll interval).
-    pub fn watch(&self, interval: Option<Duration>) -> LeaderWatch {
-        let interval = interval.unwrap_or(self.client.config().max_poll_interval).max(Duration::from_millis(1));
-        LeaderWatch { hub: hub(&self.client, &self.id), election: self.clone(), interval, seen: 0, last: None }
+    pub fn watch(&self, interval: Option<Duration>) -> Result<LeaderWatch> {
+        if interval.is_some_and(|i| i.is_zero()) {
+            return Err(Error::option("interval", "must be more than 0: it is the pause between reads"));
+        }
+        let interval = interval.unwrap_or(self.client.config().max_poll_interval);
+        Ok(LeaderWatch { hub: hub(&self.client, &self.id), election: self.clone(), interval, seen: 0, last: None })
     }
 }
 

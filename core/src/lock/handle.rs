@@ -5,6 +5,7 @@
 //!
 //! | bytes | field |
 //! |---|---|
+//! | 2 | `dl`, so that other text is told apart |
 //! | 1 | format version, 1 |
 //! | 1 | mode: 1 fail-open, 0 fail-closed |
 //! | 8 + 8 | fail-open only: fencing token (i64), lease in ms (u64), big-endian |
@@ -26,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::lock::item::LockId;
 use crate::value::KeyValue;
 
+const MAGIC: &[u8; 2] = b"dl";
 const VERSION: u8 = 1;
 const NO_SORT_KEY: u8 = 255;
 
@@ -53,6 +55,9 @@ impl Handle {
     pub fn parse(text: &str) -> Result<Handle> {
         let bytes = URL_SAFE_NO_PAD.decode(text.trim()).map_err(|_| not_a_handle("it is not base64url text"))?;
         let mut reader = Reader { bytes: &bytes };
+        if reader.take(MAGIC.len()).ok() != Some(MAGIC.as_slice()) {
+            return Err(not_a_handle("it does not start like one"));
+        }
         match reader.u8()? {
             VERSION => {}
             other => return Err(not_a_handle(&format!("it has format version {other}, and this dynalease reads version {VERSION}; resume it with the version that detached it"))),
@@ -73,7 +78,8 @@ impl Handle {
     }
 
     fn encode(&self) -> Vec<u8> {
-        let mut out = vec![VERSION];
+        let mut out = MAGIC.to_vec();
+        out.push(VERSION);
         match (self.fencing_token, self.lease_duration) {
             (Some(token), Some(lease)) => {
                 out.push(1);
@@ -198,12 +204,12 @@ mod tests {
     #[test]
     fn anything_else_is_refused_with_what_to_pass() {
         let text = fail_open().to_string();
-        for bad in ["", "not a handle!", &text[..text.len() - 3], &format!("{text}AAAA"), "AgE"] {
+        for bad in ["", "not a handle!", &text[..text.len() - 3], &format!("{text}AAAA"), "AgE", "c29tZSByYW5kb20gYmFzZTY0IHRleHQ"] {
             let error = Handle::parse(bad).unwrap_err();
             assert!(error.to_string().contains("not a lock handle"), "{bad:?}: {error}");
         }
         let mut other_version = URL_SAFE_NO_PAD.decode(&text).unwrap();
-        other_version[0] = 2;
+        other_version[2] = 2;
         let error = Handle::parse(&URL_SAFE_NO_PAD.encode(other_version)).unwrap_err();
         assert!(error.to_string().contains("format version 2"), "{error}");
     }

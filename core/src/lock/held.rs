@@ -24,6 +24,7 @@ use crate::lock::undo::LockSite;
 use crate::lock::poll;
 use crate::request::Request;
 use crate::resend::Sends;
+use crate::stats::LossReason;
 use crate::transport::TransportExt;
 use crate::value::{Item, Value};
 
@@ -268,7 +269,9 @@ impl Lock {
     pub async fn update_data(&self, data: Value) -> Result<()> {
         let inner = &self.inner;
         inner.site.table.check_data_size(&inner.site.id, &inner.config.owner, &data)?;
-        inner.write_while_held(|guid| Request::UpdateItem(inner.site.table.write_data(&inner.site.id, guid, &data))).await?;
+        let written = inner.write_while_held(|guid| Request::UpdateItem(inner.site.table.write_data(&inner.site.id, guid, &data))).await;
+        inner.site.stats.outcome(&written);
+        written?;
         *lock(&inner.data) = Some(data);
         Ok(())
     }
@@ -316,6 +319,7 @@ impl Lock {
                 if let Some(data) = data {
                     *lock(&inner.data) = Some(data);
                 }
+                inner.site.stats.released();
                 poll::released(inner.site.transport.as_ref(), &inner.site.table.table, &inner.site.id);
                 if let Some(group) = &inner.group {
                     poll::released(inner.site.transport.as_ref(), &inner.site.table.table, group);
@@ -324,10 +328,11 @@ impl Lock {
             }
             Err(Error::LockLost { reason, .. }) => {
                 inner.stop_keep_alive();
-                inner.mark_lost(reason.clone());
+                inner.mark_lost(reason.clone(), LossReason::TakenOver);
             }
             Err(_) => {}
         }
+        inner.site.stats.outcome(&result);
         result
     }
 }
@@ -375,7 +380,7 @@ impl Lock {
                     let current = item.as_ref().map(Observed::from_item);
                     if !current.as_ref().is_some_and(|o| o.has_guid(&held.guid)) {
                         let reason = loss_reason(current);
-                        inner.mark_lost(reason.clone());
+                        inner.mark_lost(reason.clone(), LossReason::TakenOver);
                         return Err(inner.lost_error(reason));
                     }
                     held.release_unknown_until = None;
@@ -512,17 +517,17 @@ impl Inner {
     fn expire_if_due(&self) {
         let now = Instant::now();
         if lock(&self.ends_at).is_some_and(|end| now >= end) {
-            self.mark_lost("it reached the deadline it was given (end_at), and was let go".into());
+            self.mark_lost("it reached the deadline it was given, and was let go (released)".into(), LossReason::Deadline);
         }
         if self.lease_deadline().is_some_and(|deadline| now >= deadline) {
-            self.mark_lost(format!("no heartbeat succeeded within the {:?} lease", self.lease()));
+            self.mark_lost(format!("no heartbeat succeeded within the {:?} lease", self.lease()), LossReason::LeaseExpired);
         }
         if std::process::id() != self.pid {
-            self.mark_lost(format!("it is held by process {}, not by this forked child", self.pid));
+            self.mark_lost(format!("it is held by process {}, not by this forked child", self.pid), LossReason::TakenOver);
         }
     }
 
-    fn mark_lost(&self, reason: String) {
+    fn mark_lost(&self, reason: String, why: LossReason) {
         let changed = self.status.send_if_modified(|status| {
             if *status == LockStatus::Held {
                 *status = LockStatus::Lost(reason.clone());
@@ -532,6 +537,7 @@ impl Inner {
             }
         });
         if changed {
+            self.site.stats.lost(why);
             tracing::warn!(lock = %self.site.id, %reason, "lock lost");
         }
     }
@@ -590,7 +596,7 @@ impl Inner {
             return Err(self.lost_error("it was released by an earlier release() of this lock".into()));
         }
         let reason = loss_reason(current);
-        self.mark_lost(reason.clone());
+        self.mark_lost(reason.clone(), LossReason::TakenOver);
         Err(self.lost_error(reason))
     }
 
@@ -650,17 +656,19 @@ impl Inner {
         let next = Self::next_guid(held);
         let request =
             self.site.table.heartbeat(&self.site.id, &held.guid, &next.guid, lease.as_millis() as i64, self.site.clock.now_unix_ms() as i64);
-        match self.site.transport.update_item(request).await {
+        let result = match self.site.transport.update_item(request).await {
             Ok(_) => {
                 self.adopt(held);
                 Ok(())
             }
-            Err(Error::ConditionalCheckFailed { item }) => {
-                let current = self.current_item(item).await?;
-                self.adopt_or_lose(held, current.as_ref().map(Observed::from_item))
-            }
+            Err(Error::ConditionalCheckFailed { item }) => match self.current_item(item).await {
+                Ok(current) => self.adopt_or_lose(held, current.as_ref().map(Observed::from_item)),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
-        }
+        };
+        self.site.stats.heartbeat(result.is_ok());
+        result
     }
 
     async fn release_fail_open(&self, held: &mut Held, data: Option<&Value>) -> Result<()> {
@@ -828,7 +836,7 @@ async fn keep_alive(lock: Weak<Inner>, mut next_beat: Option<Instant>, period: O
         match tokio::time::timeout_at(deadline, inner.heartbeat(lease)).await {
             Ok(Ok(())) => next_beat = Some(Instant::now() + period),
             Ok(Err(Error::LockLost { reason, .. })) => {
-                inner.mark_lost(reason);
+                inner.mark_lost(reason, LossReason::TakenOver);
                 return;
             }
             Ok(Err(error)) => {

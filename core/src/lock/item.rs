@@ -173,6 +173,15 @@ pub struct LockTable {
 }
 
 impl LockTable {
+    /// The lock requests for an existing table, keyed as DynamoDB describes it.
+    pub fn of(description: &crate::request::TableDescription) -> LockTable {
+        LockTable {
+            table: description.table.clone(),
+            partition_key: description.partition_key.name.clone(),
+            sort_key: description.sort_key.as_ref().map(|key| key.name.clone()),
+        }
+    }
+
     pub fn key(&self, id: &LockId) -> Item {
         lock_key(&self.partition_key, id.partition.clone().into(), self.sort_key.as_deref(), id.sort.clone().map(Into::into))
     }
@@ -259,7 +268,9 @@ impl LockTable {
         }
     }
 
-    fn same_lease_condition(&self, seen: &Observed) -> Condition {
+    /// The item still carries the guid and token `seen` showed (or, where it showed none, has
+    /// none): nobody renewed, released or took it since.
+    pub(crate) fn same_lease_condition(&self, seen: &Observed) -> Condition {
         let guid = match &seen.guid {
             Some(guid) => Condition::eq(Name::raw(GUID), val(":seenGuid", AttributeValue::B(guid.clone()))),
             None => Condition::NotExists(Name::raw(GUID)),

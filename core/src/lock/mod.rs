@@ -64,6 +64,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 mod client;
 mod config;
 pub mod dlc;
@@ -84,4 +85,4 @@ pub use election::{Election, Leader, LeaderWatch};
 pub use handle::Handle;
 pub use held::{Lock, LockStatus};
 pub use semaphore::{PermitHolder, Semaphore, MAX_PERMITS};
-pub use item::{LockId, RESERVED_ATTRIBUTES};
+pub use item::{LockId, LockTable, RESERVED_ATTRIBUTES};

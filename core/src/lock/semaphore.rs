@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::lock::client::{AcquireWith, Attempt, LockClient, Watch};
+use crate::lock::config::LockConfig;
 use crate::lock::held::Lock;
 use crate::lock::item::{LockId, Observed, LOCK_DATA, SEMAPHORE_PERMITS};
 use crate::lock::poll;
@@ -62,21 +63,24 @@ impl LockClient {
     /// string) with `permits` permits (1 to [`MAX_PERMITS`]). Every client of one semaphore must
     /// pass the same number: the first one to use it records it in the table.
     pub fn semaphore(&self, name: impl Into<LockId>, permits: u32) -> Result<Semaphore> {
-        if !self.is_fail_open() {
-            return Err(Error::config(
-                "semaphores need fail-open locks (a dead holder's permit must free itself): use a client without {fail_closed}",
-            ));
-        }
-        if !(1..=MAX_PERMITS).contains(&permits) {
-            return Err(Error::invalid_value(format!("permits must be 1 to {MAX_PERMITS}, not {permits}")));
-        }
-        let id = self.check_id(name.into())?;
-        let permit_ids = (0..permits).map(|k| permit_id(&id, k)).collect::<Result<Vec<_>>>()?;
-        for permit in &permit_ids {
-            self.check_id(permit.clone())?;
-        }
+        let (id, permit_ids) = self.config().semaphore_ids(name, permits)?;
         Ok(Semaphore { client: self.clone(), id, permits: permit_ids, checked: Default::default() })
     }
+}
+
+/// A semaphore's own lock id and its permits', checked against `config`.
+pub(super) fn ids(config: &LockConfig, name: LockId, permits: u32) -> Result<(LockId, Vec<LockId>)> {
+    if config.fail_closed {
+        return Err(Error::config(
+            "semaphores need fail-open locks (a dead holder's permit must free itself): use a client without {fail_closed}",
+        ));
+    }
+    if !(1..=MAX_PERMITS).contains(&permits) {
+        return Err(Error::option("permits", format!("must be 1 to {MAX_PERMITS}, not {permits}")));
+    }
+    let id = config.check_id(name)?;
+    let permit_ids = (0..permits).map(|k| permit_id(&id, k).and_then(|permit| config.check_id(permit))).collect::<Result<Vec<_>>>()?;
+    Ok((id, permit_ids))
 }
 
 /// Permit `k`'s lock id: the semaphore's, with `#k` on its last part.
@@ -103,9 +107,15 @@ impl Semaphore {
 
     /// Takes a free permit with one read and one write, or returns `None` when all are held.
     pub async fn try_acquire(&self) -> Result<Option<Lock>> {
+        let started = Instant::now();
         self.check_permits().await?;
         let look = self.look(&mut HashMap::new()).await?;
-        self.take_one(&look.free, &HashMap::new()).await
+        let permit = self.take_one(&look.free, &HashMap::new()).await;
+        if let Ok(Some(_)) = &permit {
+            self.client.counters().acquired(started.elapsed());
+        }
+        self.client.counters().outcome(&permit);
+        permit
     }
 
     /// Takes a permit, waiting up to `timeout` (`None`: as long as it takes). Each poll is one
@@ -113,6 +123,18 @@ impl Semaphore {
     /// and a permit released in this process wakes its waiters at once. A held permit is taken
     /// over only after its guid stayed the same for its whole lease on this client's clock.
     pub async fn acquire(&self, timeout: Option<Duration>) -> Result<Lock> {
+        let started = Instant::now();
+        let result = self.wait_and_acquire(timeout).await;
+        let counters = self.client.counters();
+        match &result {
+            Ok(_) => counters.acquired(started.elapsed()),
+            Err(Error::LockNotAcquired { .. }) => counters.acquire_timed_out(),
+            Err(_) => counters.outcome(&result),
+        }
+        result
+    }
+
+    async fn wait_and_acquire(&self, timeout: Option<Duration>) -> Result<Lock> {
         self.check_permits().await?;
         let started = Instant::now();
         let deadline = timeout.map(|t| started + t);
@@ -272,11 +294,14 @@ impl Semaphore {
                 };
                 match recorded.get(SEMAPHORE_PERMITS).and_then(AttributeValue::as_i64) {
                     Some(n) if n == i64::from(self.permits()) => Ok(()),
-                    Some(n) => Err(Error::invalid_value(format!(
-                        "semaphore {} has {n} permits in the table, not {}: pass permits={n} (to change it, delete the semaphore's items while nobody holds a permit)",
-                        self.id,
-                        self.permits()
-                    ))),
+                    Some(n) => Err(Error::option(
+                        "permits",
+                        format!(
+                            "is {}, but semaphore {} has {n} permits in the table: every client must pass the same number (to change it, delete the semaphore's items while nobody holds a permit)",
+                            self.permits(),
+                            self.id
+                        ),
+                    )),
                     None if recorded.is_empty() => Err(Error::invalid_value(format!(
                         "semaphore {}'s item was deleted while it was being set up; try again",
                         self.id

@@ -19,6 +19,7 @@ use std::time::Duration;
 use crate::clock::SharedClock;
 use crate::error::Error;
 use crate::lock::item::{LockId, LockTable};
+use crate::stats::Stats;
 use crate::transport::Transport;
 
 /// How long an undo keeps trying through transient failures.
@@ -35,6 +36,8 @@ pub(crate) struct LockSite {
     pub id: LockId,
     pub fail_open: bool,
     pub clock: SharedClock,
+    /// The client's counters (heartbeats, losses, releases).
+    pub stats: Arc<Stats>,
 }
 
 impl LockSite {

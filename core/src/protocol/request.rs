@@ -95,6 +95,18 @@ impl Query {
     }
 }
 
+/// One page of a Scan: every item of the table, in no promised order, filtered after reading
+/// (a filter saves bandwidth, not read capacity). For operators' tools, not for the engines.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scan {
+    pub table: String,
+    pub filter: Option<Condition>,
+    pub consistent_read: bool,
+    pub limit: Option<u32>,
+    pub exclusive_start_key: Option<Item>,
+}
+
+/// A page of a Query or a Scan.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QueryPage {
     pub items: Vec<Item>,
@@ -152,6 +164,16 @@ pub struct TableDescription {
     pub status: TableStatus,
     pub partition_key: KeyAttribute,
     pub sort_key: Option<KeyAttribute>,
+    pub billing: Billing,
+}
+
+/// How a table pays for capacity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Billing {
+    /// On demand (PAY_PER_REQUEST).
+    OnDemand,
+    /// Provisioned read and write capacity units.
+    Provisioned { read: i64, write: i64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -171,6 +193,7 @@ pub enum Request {
     UpdateItem(UpdateItem),
     DeleteItem(DeleteItem),
     Query(Query),
+    Scan(Scan),
     TransactWrite(TransactWrite),
     CreateTable(CreateTable),
     DescribeTable { table: String },
@@ -189,6 +212,7 @@ impl Request {
             Request::UpdateItem(_) => "UpdateItem",
             Request::DeleteItem(_) => "DeleteItem",
             Request::Query(_) => "Query",
+            Request::Scan(_) => "Scan",
             Request::TransactWrite(_) => "TransactWriteItems",
             Request::CreateTable(_) => "CreateTable",
             Request::DescribeTable { .. } => "DescribeTable",
@@ -206,6 +230,7 @@ impl Request {
             Request::GetItem(_)
                 | Request::BatchGet(_)
                 | Request::Query(_)
+                | Request::Scan(_)
                 | Request::DescribeTable { .. } | Request::DescribeTimeToLive { .. }
         )
     }

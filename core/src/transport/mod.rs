@@ -12,11 +12,14 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::request::{Request, Response};
+use crate::stats::Stats;
 
+mod counted;
 mod lazy;
 pub mod memory;
 pub mod native;
 
+pub use counted::Counted;
 pub use lazy::LazyTransport;
 
 /// The `endpoint_url` that selects [`memory::MemoryTransport::named`].
@@ -97,6 +100,15 @@ impl Target {
 pub trait Transport: Send + Sync + std::fmt::Debug {
     async fn execute(&self, request: Request) -> Result<Response>;
 
+    /// [`execute`](Transport::execute), counting into `stats` what the request cost: its sends,
+    /// throttles, and the capacity units DynamoDB reported. The default counts one send and no
+    /// capacity (an in-process table consumes none).
+    async fn execute_counted(&self, request: Request, stats: &Stats) -> Result<Response> {
+        let result = self.execute(request).await;
+        stats.request(1, 0, 0.0, 0.0);
+        result
+    }
+
     /// How long after a call gave up its request may still be applied: engines that undo a
     /// write nobody waits for any more send the undo again after this long, to catch a late
     /// landing. Zero for transports that apply a request before answering.
@@ -147,6 +159,13 @@ pub trait TransportExt: Transport {
         match self.execute(Request::Query(request)).await? {
             Response::Query(page) => Ok(page),
             other => Err(unexpected("Query", &other)),
+        }
+    }
+
+    async fn scan(&self, request: crate::request::Scan) -> Result<crate::request::QueryPage> {
+        match self.execute(Request::Scan(request)).await? {
+            Response::Query(page) => Ok(page),
+            other => Err(unexpected("Scan", &other)),
         }
     }
 

@@ -143,7 +143,7 @@ pub async fn observer_client(world: Arc<World>, me: usize) {
     let config = LockConfig { owner: format!("observer-{me}"), lease_duration: c.world.params.lease, ..LockConfig::new(c.world.locks_table.clone()) };
     let locks = LockClient::new(config, transport).expect("valid lock config").with_clock(c.world.clock.clone());
     let election = locks.election(c.world.params.open_ids[0].as_str()).expect("an election on a lease lock id");
-    let mut watch = election.watch(Some(c.world.params.lease / 4));
+    let mut watch = election.watch(Some(c.world.params.lease / 4)).expect("a valid interval");
     while !c.world.stopping() {
         match tokio::time::timeout(c.world.params.lease, watch.next()).await {
             Ok(Ok(leader)) => c.world.checker.lock().unwrap().leader_seen(me, leader.map(|l| l.term)),

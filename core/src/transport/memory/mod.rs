@@ -126,6 +126,7 @@ impl State {
             Request::UpdateItem(update) => self.update_item(&update).map(Response::Written),
             Request::DeleteItem(delete) => self.delete_item(&delete).map(Response::Written),
             Request::Query(query) => self.query(&query).map(Response::Query),
+            Request::Scan(scan) => self.scan(&scan).map(Response::Query),
             Request::TransactWrite(transaction) => {
                 self.transact_write(transaction, now_unix_ms).map(|()| Response::TransactWrite)
             }

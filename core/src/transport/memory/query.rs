@@ -1,15 +1,16 @@
 //! Query: the items of one partition in sort key order, optionally narrowed to a sort key
-//! prefix and filtered, in pages cut by `Limit` and by DynamoDB's 1 MB.
+//! prefix and filtered, in pages cut by `Limit` and by DynamoDB's 1 MB. Scan: the same over the
+//! whole table, partition by partition.
 
 use std::ops::Bound;
 
 use crate::error::Result;
 use crate::expr::Condition;
-use crate::request::{Query, QueryPage};
+use crate::request::{Query, QueryPage, Scan};
 use crate::value::{item_size, Item, KeyType};
 
 use super::conditions::holds;
-use super::tables::{KeyPart, Table};
+use super::tables::{KeyPart, PrimaryKey, Table};
 use super::validation::{check_condition, condition_names, incorrect_operand, validation};
 use super::State;
 
@@ -52,6 +53,44 @@ impl State {
             }
             // DynamoDB does not look ahead: a page that stops at the limit always carries a
             // LastEvaluatedKey, even when no item follows.
+            if evaluated >= limit || bytes >= QUERY_PAGE_BYTES {
+                page.last_evaluated_key = Some(table.key_attributes_of(item));
+                break;
+            }
+        }
+        Ok(page)
+    }
+}
+
+impl State {
+    pub(super) fn scan(&self, request: &Scan) -> Result<QueryPage> {
+        const OPERATION: &str = "Scan";
+        let table = self.table(&request.table)?;
+        if let Some(filter) = &request.filter {
+            check_condition(OPERATION, "FilterExpression", filter)?;
+        }
+        let limit = match request.limit {
+            Some(0) => return Err(validation(OPERATION, "Limit must be greater than or equal to 1")),
+            Some(limit) => usize::try_from(limit).unwrap_or(usize::MAX),
+            None => usize::MAX,
+        };
+        let start: Option<PrimaryKey> = match &request.exclusive_start_key {
+            Some(key) => Some(table.request_key(OPERATION, key).map_err(|_| {
+                validation(OPERATION, "The provided starting key is invalid: The provided key element does not match the schema")
+            })?),
+            None => None,
+        };
+        let mut page = QueryPage { items: Vec::new(), last_evaluated_key: None };
+        let all = table.partitions.iter().flat_map(|(partition, items)| {
+            items.iter().map(move |(sort, item)| (PrimaryKey { partition: partition.clone(), sort: sort.clone() }, item))
+        });
+        let (mut evaluated, mut bytes) = (0, 0);
+        for (_, item) in all.filter(|(key, _)| start.as_ref().is_none_or(|start| key > start)) {
+            evaluated += 1;
+            bytes += item_size(item);
+            if request.filter.as_ref().is_none_or(|filter| holds(filter, Some(item))) {
+                page.items.push(item.clone());
+            }
             if evaluated >= limit || bytes >= QUERY_PAGE_BYTES {
                 page.last_evaluated_key = Some(table.key_attributes_of(item));
                 break;

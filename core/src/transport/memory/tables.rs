@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use bigdecimal::BigDecimal;
 
 use crate::error::{Error, Result};
-use crate::request::{CreateTable, KeyAttribute, TableDescription, TableStatus, TimeToLive};
+use crate::request::{Billing, CreateTable, KeyAttribute, TableDescription, TableStatus, TimeToLive};
 use crate::value::{AttributeValue, Item, KeyType};
 
 use super::validation::{check_table_name, parse_number, validation};
@@ -152,6 +152,7 @@ impl Table {
             status: TableStatus::Active,
             partition_key: self.partition_key.clone(),
             sort_key: self.sort_key.clone(),
+            billing: Billing::OnDemand,
         }
     }
 

@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::operation::describe_time_to_live::builders::DescribeTimeTo
 use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
 use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_time_to_live::builders::UpdateTimeToLiveFluentBuilder;
@@ -20,7 +21,7 @@ use aws_sdk_dynamodb::Client;
 
 use crate::error::{Error, Result};
 use crate::request::{
-    BatchGet, BatchGetPage, CreateTable, DeleteItem, GetItem, KeyAttribute, PutItem, Query, QueryPage, RenderedExpressions, Request, Response,
+    Billing, BatchGet, BatchGetPage, CreateTable, DeleteItem, GetItem, KeyAttribute, PutItem, Query, QueryPage, RenderedExpressions, Request, Response, Scan,
     ReturnValues, TableDescription, TableStatus, TimeToLive, TransactItem, TransactWrite, UpdateItem,
 };
 use crate::expr::{Condition, Update};
@@ -38,6 +39,7 @@ pub(super) enum Call {
     UpdateItem(UpdateItemFluentBuilder),
     DeleteItem(DeleteItemFluentBuilder),
     Query(QueryFluentBuilder),
+    Scan(ScanFluentBuilder),
     TransactWrite(TransactWriteItemsFluentBuilder),
     CreateTable(CreateTableFluentBuilder, String),
     DescribeTable(DescribeTableFluentBuilder, String),
@@ -46,8 +48,14 @@ pub(super) enum Call {
     DescribeTimeToLive(DescribeTimeToLiveFluentBuilder),
 }
 
-/// Translates `request` into an SDK call, rendering its expressions once.
+/// Translates `request` into an SDK call, rendering its expressions once. Item operations ask
+/// for the capacity they consume (`ReturnConsumedCapacity: TOTAL`), which the client's stats
+/// count.
 pub(super) fn prepare(client: &Client, request: Request) -> Result<Call> {
+    prepare_call(client, request).map(Call::counting_capacity)
+}
+
+fn prepare_call(client: &Client, request: Request) -> Result<Call> {
     Ok(match request {
         Request::GetItem(GetItem { table, key, consistent_read }) => Call::GetItem(
             client.get_item().table_name(table).set_key(Some(to_sdk_item(&key))).consistent_read(consistent_read),
@@ -64,6 +72,7 @@ pub(super) fn prepare(client: &Client, request: Request) -> Result<Call> {
         Request::UpdateItem(update) => Call::UpdateItem(prepare_update(client, update)),
         Request::DeleteItem(delete) => Call::DeleteItem(prepare_delete(client, delete)),
         Request::Query(query) => Call::Query(prepare_query(client, query)),
+        Request::Scan(scan) => Call::Scan(prepare_scan(client, scan)),
         Request::TransactWrite(transaction) => Call::TransactWrite(prepare_transaction(client, transaction)?),
         Request::CreateTable(create) => {
             let table = create.table.clone();
@@ -161,6 +170,20 @@ fn prepare_query(client: &Client, query: Query) -> QueryFluentBuilder {
         .set_exclusive_start_key(query.exclusive_start_key.as_ref().map(to_sdk_item))
 }
 
+fn prepare_scan(client: &Client, scan: Scan) -> ScanFluentBuilder {
+    let rendered = RenderedExpressions::new(None, None, None, scan.filter.as_ref());
+    let (names, values) = expression_maps(&rendered);
+    client
+        .scan()
+        .table_name(scan.table)
+        .set_filter_expression(rendered.filter)
+        .set_expression_attribute_names(names)
+        .set_expression_attribute_values(values)
+        .consistent_read(scan.consistent_read)
+        .set_limit(scan.limit.map(|limit| i32::try_from(limit).unwrap_or(i32::MAX)))
+        .set_exclusive_start_key(scan.exclusive_start_key.as_ref().map(to_sdk_item))
+}
+
 fn prepare_transaction(client: &Client, transaction: TransactWrite) -> Result<TransactWriteItemsFluentBuilder> {
     let items = transaction.items.into_iter().map(transact_item).collect::<Result<Vec<_>>>()?;
     Ok(client
@@ -236,9 +259,40 @@ fn prepare_create_table(client: &Client, create: CreateTable) -> Result<CreateTa
     Ok(builder)
 }
 
+/// Capacity units a call consumed, as DynamoDB reported them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(super) struct Units {
+    pub read: f64,
+    pub write: f64,
+}
+
+fn units<'a>(reported: impl IntoIterator<Item = &'a sdk::ConsumedCapacity>, write: bool) -> Units {
+    let total: f64 = reported.into_iter().filter_map(|c| c.capacity_units).sum();
+    if write {
+        Units { read: 0.0, write: total }
+    } else {
+        Units { read: total, write: 0.0 }
+    }
+}
+
 impl Call {
-    /// Sends the call once and converts its output.
-    pub(super) async fn send(self, context: &Context) -> std::result::Result<Response, Verdict> {
+    fn counting_capacity(self) -> Call {
+        let total = sdk::ReturnConsumedCapacity::Total;
+        match self {
+            Call::GetItem(c) => Call::GetItem(c.return_consumed_capacity(total)),
+            Call::BatchGet(c, table) => Call::BatchGet(c.return_consumed_capacity(total), table),
+            Call::PutItem(c) => Call::PutItem(c.return_consumed_capacity(total)),
+            Call::UpdateItem(c) => Call::UpdateItem(c.return_consumed_capacity(total)),
+            Call::DeleteItem(c) => Call::DeleteItem(c.return_consumed_capacity(total)),
+            Call::Query(c) => Call::Query(c.return_consumed_capacity(total)),
+            Call::Scan(c) => Call::Scan(c.return_consumed_capacity(total)),
+            Call::TransactWrite(c) => Call::TransactWrite(c.return_consumed_capacity(total)),
+            other => other,
+        }
+    }
+
+    /// Sends the call once and converts its output; also says what capacity it consumed.
+    pub(super) async fn send(self, context: &Context) -> std::result::Result<(Response, Units), Verdict> {
         let operation = context.operation;
         let item = |item: Option<SdkItem>| {
             item.map(from_sdk_item).transpose().map_err(|unknown| Verdict::Final(unknown.into_error(operation)))
@@ -248,10 +302,12 @@ impl Call {
         match self {
             Call::GetItem(call) => {
                 let output = call.send().await.map_err(|e| classify(context, e))?;
-                Ok(Response::GetItem(item(output.item)?))
+                let used = units(&output.consumed_capacity, false);
+                Ok((Response::GetItem(item(output.item)?), used))
             }
             Call::BatchGet(call, table) => {
                 let mut output = call.send().await.map_err(|e| classify(context, e))?;
+                let used = units(output.consumed_capacity.iter().flatten(), false);
                 let mut page = BatchGetPage::default();
                 for found in output.responses.as_mut().and_then(|r| r.remove(&table)).unwrap_or_default() {
                     page.items.extend(item(Some(found))?);
@@ -260,50 +316,66 @@ impl Call {
                 for key in left.map(|keys| keys.keys).unwrap_or_default() {
                     page.unprocessed.extend(item(Some(key))?);
                 }
-                Ok(Response::BatchGet(page))
+                Ok((Response::BatchGet(page), used))
             }
             // A write answers with the item it replaced or wrote, when asked to.
-            Call::PutItem(call) => Ok(Response::Written(item(call.send().await.map_err(|e| classify(context, e))?.attributes)?)),
-            Call::UpdateItem(call) => Ok(Response::Written(item(call.send().await.map_err(|e| classify(context, e))?.attributes)?)),
-            Call::DeleteItem(call) => Ok(Response::Written(item(call.send().await.map_err(|e| classify(context, e))?.attributes)?)),
+            Call::PutItem(call) => {
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                Ok((Response::Written(item(output.attributes)?), units(&output.consumed_capacity, true)))
+            }
+            Call::UpdateItem(call) => {
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                Ok((Response::Written(item(output.attributes)?), units(&output.consumed_capacity, true)))
+            }
+            Call::DeleteItem(call) => {
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                Ok((Response::Written(item(output.attributes)?), units(&output.consumed_capacity, true)))
+            }
             Call::Query(call) => {
                 let output = call.send().await.map_err(|e| classify(context, e))?;
                 let mut items = Vec::new();
                 for found in output.items.unwrap_or_default() {
                     items.extend(item(Some(found))?);
                 }
-                Ok(Response::Query(QueryPage { items, last_evaluated_key: item(output.last_evaluated_key)? }))
+                let used = units(&output.consumed_capacity, false);
+                Ok((Response::Query(QueryPage { items, last_evaluated_key: item(output.last_evaluated_key)? }), used))
+            }
+            Call::Scan(call) => {
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                let mut items = Vec::new();
+                for found in output.items.unwrap_or_default() {
+                    items.extend(item(Some(found))?);
+                }
+                let used = units(&output.consumed_capacity, false);
+                Ok((Response::Query(QueryPage { items, last_evaluated_key: item(output.last_evaluated_key)? }), used))
             }
             Call::TransactWrite(call) => {
-                call.send().await.map_err(|e| classify(context, e))?;
-                Ok(Response::TransactWrite)
+                let output = call.send().await.map_err(|e| classify(context, e))?;
+                Ok((Response::TransactWrite, units(output.consumed_capacity.iter().flatten(), true)))
             }
             Call::CreateTable(call, table) => {
                 let output = call.send().await.map_err(|e| classify(context, e))?;
-                described(table_description(operation, &table, output.table_description))
+                described(table_description(operation, &table, output.table_description)).map(|r| (r, Units::default()))
             }
             Call::DescribeTable(call, table) => {
                 let output = call.send().await.map_err(|e| classify(context, e))?;
-                described(table_description(operation, &table, output.table))
+                described(table_description(operation, &table, output.table)).map(|r| (r, Units::default()))
             }
             Call::DeleteTable(call) => {
                 call.send().await.map_err(|e| classify(context, e))?;
-                Ok(Response::TableDeleted)
+                Ok((Response::TableDeleted, Units::default()))
             }
             Call::UpdateTimeToLive(call, attribute, enabled) => {
                 call.send().await.map_err(|e| classify(context, e))?;
                 // DynamoDB echoes the specification; the change itself takes a while (up to an
                 // hour on AWS), during which DescribeTimeToLive reports ENABLING or DISABLING.
-                Ok(Response::TimeToLive(if enabled {
-                    TimeToLive::Enabling { attribute }
-                } else {
-                    TimeToLive::Disabling
-                }))
+                let ttl = if enabled { TimeToLive::Enabling { attribute } } else { TimeToLive::Disabling };
+                Ok((Response::TimeToLive(ttl), Units::default()))
             }
             Call::DescribeTimeToLive(call) => {
                 let output = call.send().await.map_err(|e| classify(context, e))?;
                 time_to_live(operation, output.time_to_live_description)
-                    .map(Response::TimeToLive)
+                    .map(|ttl| (Response::TimeToLive(ttl), Units::default()))
                     .map_err(Verdict::Final)
             }
         }
@@ -362,11 +434,22 @@ fn table_description(
         Some(other) => TableStatus::Other(other.as_str().to_owned()),
         None => TableStatus::Other("UNKNOWN".to_owned()),
     };
+    // Tables created on demand report no billing mode summary on some endpoints (DynamoDB Local
+    // among them) but always have provisioned throughput of 0/0.
+    let throughput = description.provisioned_throughput.as_ref();
+    let (read, write) = (throughput.and_then(|t| t.read_capacity_units).unwrap_or(0), throughput.and_then(|t| t.write_capacity_units).unwrap_or(0));
+    let billing = match description.billing_mode_summary.as_ref().and_then(|b| b.billing_mode.as_ref()) {
+        Some(sdk::BillingMode::PayPerRequest) => Billing::OnDemand,
+        Some(_) => Billing::Provisioned { read, write },
+        None if read == 0 && write == 0 => Billing::OnDemand,
+        None => Billing::Provisioned { read, write },
+    };
     Ok(TableDescription {
         table: description.table_name.unwrap_or_else(|| table.to_owned()),
         status,
         partition_key,
         sort_key,
+        billing,
     })
 }
 

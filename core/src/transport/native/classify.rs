@@ -95,6 +95,7 @@ fn tables_of(request: &Request) -> String {
         Request::UpdateItem(r) => r.table.clone(),
         Request::DeleteItem(r) => r.table.clone(),
         Request::Query(r) => r.table.clone(),
+        Request::Scan(r) => r.table.clone(),
         Request::CreateTable(r) => r.table.clone(),
         Request::DescribeTable { table }
         | Request::DeleteTable { table }

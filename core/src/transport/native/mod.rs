@@ -42,9 +42,10 @@ use tracing::{debug, warn};
 
 use crate::error::{Error, Result};
 use crate::request::{Request, Response};
+use crate::stats::Stats;
 use crate::transport::Transport;
 
-use calls::{prepare, Call};
+use calls::{prepare, Call, Units};
 use classify::{Context, Verdict};
 
 /// How [`NativeTransport`] reaches DynamoDB and how hard it retries.
@@ -54,6 +55,9 @@ pub struct NativeConfig {
     pub region: Option<String>,
     /// Sends requests here instead of the regional endpoint (DynamoDB Local, a proxy).
     pub endpoint_url: Option<String>,
+    /// The shared-config profile whose credentials and region to use (default: the standard
+    /// chain's, `AWS_PROFILE` included).
+    pub profile: Option<String>,
     /// The deadline of one attempt: connecting, sending and reading the response.
     pub call_timeout: Duration,
     /// Repeats of a request after a failure that is safe to repeat (throttling, a failed
@@ -70,6 +74,7 @@ impl Default for NativeConfig {
         NativeConfig {
             region: None,
             endpoint_url: None,
+            profile: None,
             call_timeout: DEFAULT_CALL_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
             base_backoff: Duration::from_millis(25),
@@ -153,6 +158,9 @@ impl NativeTransport {
         // The endpoint is set on the DynamoDB client only, below: on the loader it would also
         // redirect the STS and SSO calls that credential providers make.
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(profile) = &config.profile {
+            loader = loader.profile_name(profile);
+        }
         if let Some(region) = &config.region {
             loader = loader.region(Region::new(region.clone()));
         }
@@ -210,21 +218,46 @@ impl NativeTransport {
         &self.config
     }
 
-    /// Sends prepared `call` until it succeeds, fails for good, or runs out of attempts.
-    async fn send_with_retries(&self, call: Call, context: &Context) -> Result<Response> {
+    /// Sends prepared `call` until it succeeds, fails for good, or runs out of attempts, and
+    /// counts into `stats` its sends, throttles and capacity.
+    async fn send_with_retries(&self, call: Call, context: &Context, stats: Option<&Stats>) -> Result<Response> {
+        let mut throttled = 0;
+        let mut attempts = 0;
+        let mut used = Units::default();
+        let result = self.send_counting(call, context, &mut attempts, &mut throttled, &mut used).await;
+        if let Some(stats) = stats {
+            // DynamoDB charges a failed conditional write (a write unit for an item up to 1 KB)
+            // but reports nothing for it.
+            if matches!(result, Err(Error::ConditionalCheckFailed { .. })) {
+                used.write += 1.0;
+            }
+            stats.request(attempts, throttled, used.read, used.write);
+        }
+        result
+    }
+
+    async fn send_counting(&self, call: Call, context: &Context, attempts: &mut u32, throttled: &mut u32, used: &mut Units) -> Result<Response> {
         let max_attempts = self.config.max_retries.saturating_add(1);
         let mut attempt = 1;
         // Whether an earlier attempt may have been applied: then running out of attempts is an
         // unknown outcome, whatever the last attempt's failure says.
         let mut maybe_applied = false;
         loop {
+            *attempts = attempt;
             let verdict = match tokio::time::timeout(self.config.call_timeout, call.clone().send(context)).await {
-                Ok(Ok(response)) => return Ok(response),
+                Ok(Ok((response, units))) => {
+                    used.read += units.read;
+                    used.write += units.write;
+                    return Ok(response);
+                }
                 Ok(Err(verdict)) => verdict,
                 // Dropping the attempt aborts it wherever it was, possibly after DynamoDB
                 // received it.
                 Err(_) => context.lost_in_transit(format!("no response within {:?}", self.config.call_timeout)),
             };
+            if matches!(verdict, Verdict::Throttled(_)) {
+                *throttled += 1;
+            }
             let reason = match verdict {
                 Verdict::Final(error) => return Err(context.settle(error, maybe_applied)),
                 Verdict::Throttled(message) if attempt >= max_attempts => {
@@ -261,7 +294,14 @@ impl Transport for NativeTransport {
         let context = Context::of(&request);
         debug!(operation = context.operation, table = %context.tables, "DynamoDB request");
         let call = prepare(&self.client, request)?;
-        self.send_with_retries(call, &context).await
+        self.send_with_retries(call, &context, None).await
+    }
+
+    async fn execute_counted(&self, request: Request, stats: &Stats) -> Result<Response> {
+        let context = Context::of(&request);
+        debug!(operation = context.operation, table = %context.tables, "DynamoDB request");
+        let call = prepare(&self.client, request)?;
+        self.send_with_retries(call, &context, Some(stats)).await
     }
 
     /// An attempt that timed out may still reach DynamoDB; one that is still on its way a whole

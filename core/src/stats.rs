@@ -1,0 +1,292 @@
+//! What a client did: counters and an acquisition-wait histogram, kept with relaxed atomics so
+//! counting costs a few nanoseconds on any path, and read as a [`StatsSnapshot`].
+//!
+//! Each [`LockClient`](crate::lock::LockClient) and [`KvStore`](crate::kv::KvStore) counts
+//! into its own [`Stats`]; the requests it sends count there too (attempts, throttles, and the
+//! read and write units DynamoDB reports with `ReturnConsumedCapacity`), whichever transport
+//! they share. The bindings expose snapshots (`client.stats()`) and bridge them to OpenTelemetry.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind};
+
+/// Upper bounds (ms) of the acquisition-wait histogram's buckets; a last bucket takes the rest.
+pub const WAIT_BUCKETS_MS: [u64; 14] = [1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000];
+
+/// Why a held lock was lost, as counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossReason {
+    /// No heartbeat succeeded within the lease (cut off, paused, throttled).
+    LeaseExpired,
+    /// Another client's write replaced ours (taken over, released or deleted by hand).
+    TakenOver,
+    /// It reached the deadline it was given (`Lock::end_at`).
+    Deadline,
+}
+
+/// The live counters of one client. Cheap to share (`Arc`); every method takes `&self`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    acquisitions: AtomicU64,
+    acquire_timeouts: AtomicU64,
+    contended_attempts: AtomicU64,
+    takeovers: AtomicU64,
+    wait_buckets: [AtomicU64; WAIT_BUCKETS_MS.len() + 1],
+    wait_sum_us: AtomicU64,
+    heartbeats: AtomicU64,
+    heartbeat_failures: AtomicU64,
+    lost_lease_expired: AtomicU64,
+    lost_taken_over: AtomicU64,
+    lost_deadline: AtomicU64,
+    releases: AtomicU64,
+    unknown_outcomes: AtomicU64,
+    requests: AtomicU64,
+    retries: AtomicU64,
+    throttles: AtomicU64,
+    kv_reads: AtomicU64,
+    kv_writes: AtomicU64,
+    kv_deletes: AtomicU64,
+    kv_lists: AtomicU64,
+    cas_conflicts: AtomicU64,
+    /// Capacity units, in thousandths (DynamoDB reports halves for eventually consistent reads).
+    read_milli_units: AtomicU64,
+    write_milli_units: AtomicU64,
+}
+
+/// A KV store operation, as counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvOp {
+    Read,
+    Write,
+    Delete,
+    List,
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Stats {
+    pub fn new() -> Arc<Stats> {
+        Arc::new(Stats::default())
+    }
+
+    /// An acquisition that succeeded after waiting `waited` (from the call to its return).
+    pub fn acquired(&self, waited: Duration) {
+        add(&self.acquisitions, 1);
+        let ms = waited.as_millis() as u64;
+        let bucket = WAIT_BUCKETS_MS.iter().position(|bound| ms <= *bound).unwrap_or(WAIT_BUCKETS_MS.len());
+        add(&self.wait_buckets[bucket], 1);
+        add(&self.wait_sum_us, waited.as_micros() as u64);
+    }
+
+    pub fn acquire_timed_out(&self) {
+        add(&self.acquire_timeouts, 1);
+    }
+
+    /// An acquisition write refused because someone held the lock.
+    pub fn contended(&self) {
+        add(&self.contended_attempts, 1);
+    }
+
+    /// An acquisition that took over a lease that ran out.
+    pub fn took_over(&self) {
+        add(&self.takeovers, 1);
+    }
+
+    pub fn heartbeat(&self, ok: bool) {
+        add(if ok { &self.heartbeats } else { &self.heartbeat_failures }, 1);
+    }
+
+    pub fn lost(&self, reason: LossReason) {
+        add(
+            match reason {
+                LossReason::LeaseExpired => &self.lost_lease_expired,
+                LossReason::TakenOver => &self.lost_taken_over,
+                LossReason::Deadline => &self.lost_deadline,
+            },
+            1,
+        );
+    }
+
+    pub fn released(&self) {
+        add(&self.releases, 1);
+    }
+
+    pub fn kv(&self, op: KvOp) {
+        add(
+            match op {
+                KvOp::Read => &self.kv_reads,
+                KvOp::Write => &self.kv_writes,
+                KvOp::Delete => &self.kv_deletes,
+                KvOp::List => &self.kv_lists,
+            },
+            1,
+        );
+    }
+
+    /// Counts what a call's result says beyond success: an unknown outcome, or a
+    /// compare-and-swap that found the key changed or present.
+    pub fn outcome<T>(&self, result: &Result<T, Error>) {
+        match result.as_ref().map_err(Error::kind) {
+            Err(ErrorKind::OutcomeUnknown) => add(&self.unknown_outcomes, 1),
+            Err(ErrorKind::KeyModified | ErrorKind::KeyExists) => add(&self.cas_conflicts, 1),
+            _ => {}
+        }
+    }
+
+    /// One request as the transport sent it: `attempts` sends, `throttled` of them throttled,
+    /// and the capacity DynamoDB reported (or charges for a failed conditional write).
+    pub fn request(&self, attempts: u32, throttled: u32, read_units: f64, write_units: f64) {
+        add(&self.requests, 1);
+        add(&self.retries, u64::from(attempts.saturating_sub(1)));
+        add(&self.throttles, u64::from(throttled));
+        add(&self.read_milli_units, (read_units * 1000.0).round() as u64);
+        add(&self.write_milli_units, (write_units * 1000.0).round() as u64);
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        StatsSnapshot {
+            acquisitions: get(&self.acquisitions),
+            acquire_timeouts: get(&self.acquire_timeouts),
+            contended_attempts: get(&self.contended_attempts),
+            takeovers: get(&self.takeovers),
+            acquire_wait: WaitHistogram {
+                bounds_ms: WAIT_BUCKETS_MS.to_vec(),
+                counts: self.wait_buckets.iter().map(get).collect(),
+                sum: Duration::from_micros(get(&self.wait_sum_us)),
+            },
+            heartbeats: get(&self.heartbeats),
+            heartbeat_failures: get(&self.heartbeat_failures),
+            lost_lease_expired: get(&self.lost_lease_expired),
+            lost_taken_over: get(&self.lost_taken_over),
+            lost_deadline: get(&self.lost_deadline),
+            releases: get(&self.releases),
+            unknown_outcomes: get(&self.unknown_outcomes),
+            requests: get(&self.requests),
+            retries: get(&self.retries),
+            throttles: get(&self.throttles),
+            kv_reads: get(&self.kv_reads),
+            kv_writes: get(&self.kv_writes),
+            kv_deletes: get(&self.kv_deletes),
+            kv_lists: get(&self.kv_lists),
+            cas_conflicts: get(&self.cas_conflicts),
+            read_units: get(&self.read_milli_units) as f64 / 1000.0,
+            write_units: get(&self.write_milli_units) as f64 / 1000.0,
+        }
+    }
+}
+
+/// Acquisition waits: `counts[i]` waits took at most `bounds_ms[i]` (and more than the bound
+/// before); the last count is the waits longer than every bound.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WaitHistogram {
+    pub bounds_ms: Vec<u64>,
+    pub counts: Vec<u64>,
+    pub sum: Duration,
+}
+
+/// The counters of one client at one moment; every count only grows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatsSnapshot {
+    pub acquisitions: u64,
+    /// Acquisitions that gave up at their timeout.
+    pub acquire_timeouts: u64,
+    /// Acquisition writes refused because the lock was held.
+    pub contended_attempts: u64,
+    /// Acquisitions that took over an expired lease.
+    pub takeovers: u64,
+    pub acquire_wait: WaitHistogram,
+    pub heartbeats: u64,
+    pub heartbeat_failures: u64,
+    pub lost_lease_expired: u64,
+    pub lost_taken_over: u64,
+    pub lost_deadline: u64,
+    pub releases: u64,
+    /// Calls that returned an unknown outcome.
+    pub unknown_outcomes: u64,
+    /// DynamoDB requests (each maybe sent several times: see `retries`).
+    pub requests: u64,
+    pub retries: u64,
+    /// Sends DynamoDB throttled.
+    pub throttles: u64,
+    pub kv_reads: u64,
+    pub kv_writes: u64,
+    pub kv_deletes: u64,
+    pub kv_lists: u64,
+    /// KV compare-and-swaps that found the key changed (or present, for a create).
+    pub cas_conflicts: u64,
+    /// Read capacity units consumed, as DynamoDB reported them.
+    pub read_units: f64,
+    /// Write capacity units consumed, as reported, plus one per failed conditional write (which
+    /// DynamoDB charges without reporting).
+    pub write_units: f64,
+}
+
+impl StatsSnapshot {
+    /// Every counter by a stable snake_case name, for bridges that export them all.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("acquisitions", self.acquisitions),
+            ("acquire_timeouts", self.acquire_timeouts),
+            ("contended_attempts", self.contended_attempts),
+            ("takeovers", self.takeovers),
+            ("heartbeats", self.heartbeats),
+            ("heartbeat_failures", self.heartbeat_failures),
+            ("lost_lease_expired", self.lost_lease_expired),
+            ("lost_taken_over", self.lost_taken_over),
+            ("lost_deadline", self.lost_deadline),
+            ("releases", self.releases),
+            ("unknown_outcomes", self.unknown_outcomes),
+            ("requests", self.requests),
+            ("retries", self.retries),
+            ("throttles", self.throttles),
+            ("kv_reads", self.kv_reads),
+            ("kv_writes", self.kv_writes),
+            ("kv_deletes", self.kv_deletes),
+            ("kv_lists", self.kv_lists),
+            ("cas_conflicts", self.cas_conflicts),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_fall_in_the_first_bucket_that_holds_them() {
+        let stats = Stats::default();
+        stats.acquired(Duration::from_micros(300));
+        stats.acquired(Duration::from_millis(7));
+        stats.acquired(Duration::from_secs(120));
+        let wait = stats.snapshot().acquire_wait;
+        assert_eq!(wait.counts[0], 1);
+        assert_eq!(wait.counts[2], 1, "7 ms is in the <= 10 ms bucket");
+        assert_eq!(*wait.counts.last().unwrap(), 1, "past every bound");
+        assert_eq!(stats.snapshot().acquisitions, 3);
+    }
+
+    #[test]
+    fn requests_count_retries_throttles_and_capacity() {
+        let stats = Stats::default();
+        stats.request(3, 2, 0.5, 0.0);
+        stats.request(1, 0, 0.0, 1.0);
+        let s = stats.snapshot();
+        assert_eq!((s.requests, s.retries, s.throttles), (2, 2, 2));
+        assert_eq!((s.read_units, s.write_units), (0.5, 1.0));
+    }
+
+    #[test]
+    fn outcomes_count_unknowns_and_cas_conflicts_only() {
+        let stats = Stats::default();
+        stats.outcome::<()>(&Err(Error::Ambiguous { operation: "PutItem", message: String::new() }));
+        stats.outcome::<()>(&Err(Error::KeyModified { key: "k".into() }));
+        stats.outcome::<()>(&Ok(()));
+        let s = stats.snapshot();
+        assert_eq!((s.unknown_outcomes, s.cas_conflicts), (1, 1));
+    }
+}
