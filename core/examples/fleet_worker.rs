@@ -405,7 +405,7 @@ async fn observer(fleet: Arc<Fleet>, election: Election, mut stop: tokio::sync::
     // The term last logged: Some(None) is "nobody leads".
     let mut last: Option<Option<i64>> = None;
     'watching: loop {
-        let mut watch = election.watch(Some(fleet.args.observe));
+        let mut watch = election.watch(Some(fleet.args.observe)).expect("the observer's interval is at least 1 ms");
         loop {
             let next = tokio::select! {
                 biased;
