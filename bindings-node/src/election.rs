@@ -116,7 +116,7 @@ impl LeaderWatch {
                 let mut watch = watch.lock().await;
                 if watch.is_none() {
                     let election = LockClient::client(config, connection).await?.election(id).js()?;
-                    *watch = Some(election.watch(interval));
+                    *watch = Some(election.watch(interval).js()?);
                 }
                 let watch = watch.as_mut().expect("made above");
                 watch.next().await.js()

@@ -40,6 +40,8 @@ fn node_name(core: &str) -> Option<&'static str> {
         "poll_interval" => "pollIntervalMs",
         "max_poll_interval" => "maxPollIntervalMs",
         "max_retries" => "maxRetries",
+        "permits" => "permits",
+        "interval" => "intervalMs",
         "create_table" => "createTable",
         "atomic_put" => "atomicPut",
         "atomic_delete" => "atomicDelete",

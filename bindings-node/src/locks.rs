@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dynalease::lock::{Handle, Lock as CoreLock, LockClient as CoreLockClient, LockConfig, LockId, LockStatus};
-use dynalease::transport::memory::MemoryTransport;
 use dynalease::{Error, Value};
 use napi::bindgen_prelude::PromiseRaw;
 use napi::{Env, Result};
@@ -68,14 +67,6 @@ impl LockClient {
     pub(crate) async fn client(config: LockConfig, connection: Arc<Connection>) -> Result<CoreLockClient> {
         let transport = connection.transport().await.js()?;
         CoreLockClient::new(config, transport).js()
-    }
-
-    /// A core client over an in-process table that no request ever reaches, for the checks the
-    /// core makes when it hands out an election or a semaphore (a fail-open client, the name,
-    /// the permits). Those must fail at the call that made the mistake, and the real transport
-    /// can only be had asynchronously (it is built on first use).
-    fn offline(&self) -> Result<CoreLockClient> {
-        CoreLockClient::new(self.config.clone(), Arc::new(MemoryTransport::new())).js()
     }
 }
 
@@ -152,7 +143,7 @@ impl LockClient {
     #[napi]
     pub fn election(&self, name: String) -> Result<Election> {
         let id = lock_id_from_text(&name).js()?;
-        let id = self.offline()?.election(id).js()?.id().clone();
+        let id = self.config.election_id(id).js()?;
         Ok(Election::new(self.config.clone(), self.connection.clone(), id))
     }
 
@@ -165,8 +156,8 @@ impl LockClient {
             let max = dynalease::lock::MAX_PERMITS;
             return Err(Error::invalid_value(format!("permits must be a whole number from 1 to {max} (got {permits})"))).js();
         }
-        let checked = self.offline()?.semaphore(id, permits as u32).js()?;
-        let shared = SharedSemaphore::new(self.config.clone(), self.connection.clone(), checked.id().clone(), checked.permits());
+        let (id, _) = self.config.semaphore_ids(id, permits as u32).js()?;
+        let shared = SharedSemaphore::new(self.config.clone(), self.connection.clone(), id, permits as u32);
         Ok(Semaphore::new(shared))
     }
 

@@ -143,18 +143,21 @@ fn key_value(value: &Bound<'_, PyAny>, what: &str) -> PyResult<KeyValue> {
 /// A lock id: one key value, or a `(partition, sort)` tuple for a client with a sort key. The
 /// core checks that the shape fits the client.
 pub fn lock_id(value: &Bound<'_, PyAny>) -> PyResult<LockId> {
+    lock_id_named(value, "lock id")
+}
+
+/// A lock id that the caller knows by another name (an election's or a semaphore's `name`),
+/// so that a type error names the argument that has the wrong type.
+pub fn lock_id_named(value: &Bound<'_, PyAny>, what: &str) -> PyResult<LockId> {
     if let Ok(tuple) = value.cast::<PyTuple>() {
         if tuple.len() != 2 {
-            return Err(config_error(format!(
-                "a lock id tuple must be (partition, sort), got {} items",
-                tuple.len()
-            )));
+            return Err(config_error(format!("a {what} tuple must be (partition, sort), got {} items", tuple.len())));
         }
-        let partition = key_value(&tuple.get_item(0)?, "the lock id's partition part")?;
-        let sort = key_value(&tuple.get_item(1)?, "the lock id's sort part")?;
+        let partition = key_value(&tuple.get_item(0)?, &format!("the {what}'s partition part"))?;
+        let sort = key_value(&tuple.get_item(1)?, &format!("the {what}'s sort part"))?;
         return Ok(LockId { partition, sort: Some(sort) });
     }
-    Ok(LockId { partition: key_value(value, "lock id")?, sort: None })
+    Ok(LockId { partition: key_value(value, what)?, sort: None })
 }
 
 fn key_value_to_py<'py>(py: Python<'py>, value: &KeyValue) -> PyResult<Bound<'py, PyAny>> {

@@ -8,10 +8,12 @@ mod pairs;
 
 mod connection;
 mod convert;
+mod election;
 mod errors;
 mod kv;
 mod locks;
 mod runtime;
+mod semaphore;
 mod table;
 
 use pyo3::prelude::*;
@@ -53,6 +55,17 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<locks::LockBase>()?;
     module.add_class::<locks::Lock>()?;
     module.add_class::<locks::AsyncLock>()?;
+    module.add_class::<election::ElectionBase>()?;
+    module.add_class::<election::Election>()?;
+    module.add_class::<election::AsyncElection>()?;
+    module.add_class::<election::Leader>()?;
+    module.add_class::<election::LeaderWatchBase>()?;
+    module.add_class::<election::LeaderWatch>()?;
+    module.add_class::<election::AsyncLeaderWatch>()?;
+    module.add_class::<semaphore::SemaphoreBase>()?;
+    module.add_class::<semaphore::Semaphore>()?;
+    module.add_class::<semaphore::AsyncSemaphore>()?;
+    module.add_class::<semaphore::PermitHolder>()?;
     module.add_class::<kv::KVStoreBase>()?;
     module.add_class::<kv::KVStore>()?;
     module.add_class::<kv::AsyncKVStore>()?;

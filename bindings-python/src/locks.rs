@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dynalease::lock::{LockClient as CoreLockClient, LockConfig, LockStatus};
+use dynalease::lock::{Handle, LockClient as CoreLockClient, LockConfig, LockStatus};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::pyclass_init::PyClassInitializer;
@@ -20,14 +20,14 @@ use crate::runtime::{call_in_thread, runtime};
 
 /// What both lock clients hold: a validated configuration and where to send requests.
 #[derive(Debug)]
-struct Locks {
-    config: LockConfig,
+pub(crate) struct Locks {
+    pub(crate) config: LockConfig,
     connection: Connection,
 }
 
 impl Locks {
     /// A core client on this process's transport (cheap: the transport is cached).
-    async fn client(&self) -> PyResult<CoreLockClient> {
+    pub(crate) async fn client(&self) -> PyResult<CoreLockClient> {
         let transport = self.connection.transport().await.py()?;
         CoreLockClient::new(self.config.clone(), transport).py()
     }
@@ -100,7 +100,7 @@ macro_rules! client_doc {
 /// What both lock clients are: the configuration, the constructor and the getters.
 #[pyclass(module = "dynalease._native", name = "_LockClientBase", subclass, frozen)]
 pub struct LockClientBase {
-    locks: Arc<Locks>,
+    pub(crate) locks: Arc<Locks>,
 }
 
 #[pyclass(module = "dynalease._native", extends = LockClientBase, subclass, frozen)]
@@ -132,7 +132,7 @@ pub struct Held<C> {
 }
 
 impl<C> Held<C> {
-    fn new(inner: dynalease::lock::Lock) -> Held<C> {
+    pub(crate) fn new(inner: dynalease::lock::Lock) -> Held<C> {
         Held { inner, client: PhantomData }
     }
 }
@@ -309,6 +309,41 @@ blocking_and_awaitable! {
         let locks = client.locks.clone();
         async move { Ok(locks.try_acquire(id).await?.map(Held::new)) }
     }
+
+    /// Takes up a lock that another process (or this one) handed off with `detach()`, so work
+    /// can move between processes (Step Functions states, queue consumers) without a gap in
+    /// which another worker could take the lock. `handle` is the text `detach()` returned.
+    ///
+    /// One consistent read checks that the lock is still held under that handle; the lock
+    /// returned heartbeats here from now on (the first heartbeat at once), with this client's
+    /// lease. Raises LockLostError if it is not held under the handle any more (released,
+    /// taken over, or renewed under a newer handle), and ConfigError for text that is not a
+    /// handle, or a handle for another table or the other mode (fail-open/fail-closed).
+    fn resume(client, handle: String) -> Held<Self> {
+        let handle = Handle::parse(&handle).py()?;
+        let locks = client.locks.clone();
+        async move { Ok(Held::new(locks.client().await?.resume(&handle).await.py()?)) }
+    }
+
+    /// Acquires `lock_id` for work with a fixed time budget (an AWS Lambda invocation: see
+    /// `lambda_lock()`): the lock ends `margin` seconds before `remaining` seconds from now are
+    /// up. There it is marked lost (the lost signal fires, fenced writes are refused) and
+    /// released, so work that overruns learns it is no longer protected, and the next worker
+    /// finds the lock free instead of waiting out the lease of an invocation that timed out.
+    ///
+    /// Waits up to `timeout` seconds (0.0, the default: one attempt; None: until the lock's end
+    /// would come). Raises LockNotAcquiredError if it stays held, or when `remaining` is not
+    /// more than `margin` (there would be no time to work).
+    #[pyo3(signature = (lock_id, remaining, timeout = Some(0.0), margin = 1.0))]
+    #[pyo3(text_signature = "($self, lock_id, remaining, timeout=0.0, margin=1.0)")]
+    fn acquire_within(client, lock_id: &Bound<'_, PyAny>, remaining: f64, timeout: Option<f64>, margin: f64) -> Held<Self> {
+        let id = crate::convert::lock_id(lock_id)?;
+        let remaining = seconds("remaining", remaining)?;
+        let timeout = optional_seconds("timeout", timeout)?;
+        let margin = seconds("margin", margin)?;
+        let locks = client.locks.clone();
+        async move { Ok(Held::new(locks.client().await?.acquire_within(id, timeout, remaining, margin).await.py()?)) }
+    }
 }
 
 /// What both lock classes are: the core lock and the read-only view of it.
@@ -343,7 +378,7 @@ async fn lost_within(lock: dynalease::lock::Lock, timeout: Option<Duration>) -> 
     Ok(lost.is_some())
 }
 
-fn optional_value(data: Option<&Bound<'_, PyAny>>) -> PyResult<Option<dynalease::Value>> {
+pub(crate) fn optional_value(data: Option<&Bound<'_, PyAny>>) -> PyResult<Option<dynalease::Value>> {
     data.filter(|d| !d.is_none()).map(to_value).transpose()
 }
 
@@ -391,6 +426,21 @@ blocking_and_awaitable! {
         #[getter]
         fn released(&self) -> bool {
             self.inner.is_released()
+        }
+
+        /// "held", "lost", "released" or "detached" (handed off with `detach()`: this object no
+        /// longer acts for the lock, and dropping it releases nothing).
+        #[getter]
+        fn status(&self) -> &'static str {
+            self.inner.status().name()
+        }
+
+        /// The text another process passes to `resume()` to take this lock up. It changes with
+        /// every heartbeat (each writes a new guid, and a handle names one guid), so pass on the
+        /// one `detach()` returns: detaching stops the heartbeats and fixes it.
+        #[getter]
+        fn handle(&self) -> String {
+            self.inner.handle().to_string()
         }
 
         /// Raises LockLostError if the lock is no longer held (lost or released); does nothing
@@ -456,6 +506,41 @@ blocking_and_awaitable! {
         let timeout = optional_seconds("timeout", timeout)?;
         lost_within(held.inner.clone(), timeout)
     }
+
+    /// Hands the lock on, still held, and returns its handle (a short URL-safe str) for
+    /// `resume()` in another process, which must do so (and heartbeat) before the lease runs
+    /// out. This process stops heartbeating it; this object no longer acts for it (`status` is
+    /// "detached": release, update_data and fenced writes raise LockLostError), and dropping it
+    /// releases nothing. Fail-closed locks hand off too; they have no lease to run out.
+    ///
+    /// A write of the lock whose answer was lost could still land and change what the handle
+    /// names, so detach settles it first (a fail-open lock renews once). Raises LockLostError
+    /// if the lock is no longer held.
+    fn detach(held) -> String {
+        let lock = held.inner.clone();
+        async move { Ok(lock.detach().await.py()?.to_string()) }
+    }
+
+    /// Renews the lease now (one heartbeat): for a lock resumed by a client without background
+    /// heartbeats (heartbeat_period=0), or before a long step when clocks may disagree. The
+    /// heartbeat writes a new guid, so `handle` changes. Raises LockLostError if the lock is no
+    /// longer held, ConfigError for a fail-closed lock (it has no lease).
+    fn renew(held) -> () {
+        let lock = held.inner.clone();
+        async move { lock.renew().await.py() }
+    }
+}
+
+/// The lock client behind a `LockClient` or `AsyncLockClient`, for what is built on one
+/// (elections, semaphores).
+pub fn client_locks(client: &Bound<'_, PyAny>) -> PyResult<Arc<Locks>> {
+    if let Ok(client) = client.cast::<LockClientBase>() {
+        return Ok(client.get().locks.clone());
+    }
+    Err(PyTypeError::new_err(format!(
+        "client must be a dynalease LockClient or AsyncLockClient, not {}",
+        client.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+    )))
 }
 
 /// The core lock behind a `Lock` or `AsyncLock`, for fenced KV writes (`lock=`).

@@ -48,10 +48,52 @@ def test_usage_type_checks(tmp_path: Path) -> None:
             except dynalease.OutcomeUnknownError as unknown:
                 transport: dynalease.TransportError = unknown
 
+            handle: str = locks.acquire("job-2").detach()
+            resumed: dynalease.Lock = locks.resume(handle)
+            resumed.renew()
+            status: str = resumed.status + resumed.handle
+            election = locks.election("scheduler")
+            term: dynalease.Lock = election.campaign(data={"addr": "10.0.0.7"}, timeout=None)
+            with election.lead(data=None, timeout=1.0) as leading:
+                leader: Optional[dynalease.Leader] = election.leader()
+            for seen in election.watch(interval=0.5):
+                if seen is not None:
+                    owner: str = seen.owner
+                    number: int = seen.term
+            sem = locks.semaphore("exports", permits=3)
+            permit: dynalease.Lock = sem.acquire(timeout=None)
+            maybe_permit: Optional[dynalease.Lock] = sem.try_acquire()
+            with sem.hold(timeout=30.0) as held_permit:
+                holders: List[dynalease.PermitHolder] = sem.holders()
+                first_permit: int = holders[0].permit
+            count: int = sem.permits
+
+            class Context:
+                def get_remaining_time_in_millis(self) -> int:
+                    return 1000
+
+            with locks.lambda_lock("order/7", Context(), timeout=0.0, margin=1.0) as bounded:
+                bounded_token: Optional[int] = bounded.fencing_token
+            within: dynalease.Lock = locks.acquire_within("job", remaining=3.0, margin=1.0)
+
             async def main() -> None:
                 client = dynalease.AsyncLockClient("locks")
                 async with client.lock("job") as held:
                     lost: bool = await held.wait_lost(timeout=0.1)
+                    moved: str = await held.detach()
+                    taken_up: dynalease.AsyncLock = await client.resume(moved)
+                    await taken_up.renew()
+                vote = client.election("scheduler")
+                async with vote.lead(data={"addr": "x"}) as term_lock:
+                    now: Optional[dynalease.Leader] = await vote.leader()
+                async for change in vote.watch():
+                    pass
+                asem = client.semaphore("exports", permits=3)
+                async with asem.hold(timeout=1.0) as apermit:
+                    aholders: List[dynalease.PermitHolder] = await asem.holders()
+                none_or_permit: Optional[dynalease.AsyncLock] = await asem.try_acquire()
+                async with client.lambda_lock("order/8", Context()) as abounded:
+                    pass
                 store = dynalease.AsyncKVStore("kv", "ns")
                 got: Optional[dynalease.KVPair] = await store.get("a")
                 await dynalease.create_table_async("kv", partition_key="pk", sort_key="sk")
@@ -106,19 +148,26 @@ def test_sync_and_async_classes_share_real_base_classes() -> None:
     assert issubclass(dynalease.AsyncLock, _native._LockBase)
     assert isinstance(dynalease.KVStore("kv-store", "p", endpoint_url=endpoint), _native._KVStoreBase)
     assert isinstance(dynalease.AsyncKVStore("kv-store", "p", endpoint_url=endpoint), _native._KVStoreBase)
+    assert isinstance(locks.election("e"), _native._ElectionBase) and issubclass(dynalease.AsyncElection, _native._ElectionBase)
+    assert isinstance(locks.semaphore("s", permits=2), _native._SemaphoreBase)
+    assert issubclass(dynalease.AsyncSemaphore, _native._SemaphoreBase)
+    assert isinstance(locks.election("e").watch(), _native._LeaderWatchBase)
+    assert issubclass(dynalease.AsyncLeaderWatch, _native._LeaderWatchBase)
 
 
 PAIRS = [
     (_native.LockClient, _native.AsyncLockClient),
     (_native.Lock, _native.AsyncLock),
     (_native.KVStore, _native.AsyncKVStore),
+    (_native.Election, _native.AsyncElection),
+    (_native.Semaphore, _native.AsyncSemaphore),
 ]
 
 
 def test_each_awaitable_method_has_its_blocking_twins_signature_and_docs() -> None:
     twins = [(getattr(sync, name), getattr(async_, name)) for sync, async_ in PAIRS for name in vars(async_) if not name.startswith("_")]
     twins.append((dynalease.create_table, dynalease.create_table_async))
-    assert len(twins) == 2 + 3 + 7 + 1
+    assert len(twins) == 4 + 5 + 7 + 2 + 3 + 1
     for blocking, awaitable in twins:
         assert blocking.__doc__ and awaitable.__doc__
         assert inspect.signature(awaitable) == inspect.signature(blocking), awaitable
@@ -126,3 +175,18 @@ def test_each_awaitable_method_has_its_blocking_twins_signature_and_docs() -> No
         assert awaitable.__doc__.endswith(blocking.__doc__), awaitable
     assert inspect.signature(dynalease.AsyncLockClient) == inspect.signature(dynalease.LockClient)
     assert inspect.signature(dynalease.AsyncKVStore) == inspect.signature(dynalease.KVStore)
+
+
+def test_the_python_layers_twins_take_the_same_arguments() -> None:
+    """The context managers and factories of the public classes, sync against async: the same
+    parameters and defaults (only the returned types differ)."""
+    pairs = [
+        (dynalease.LockClient, dynalease.AsyncLockClient, ["lock", "election", "semaphore", "lambda_lock"]),
+        (dynalease.Election, dynalease.AsyncElection, ["lead", "watch"]),
+        (dynalease.Semaphore, dynalease.AsyncSemaphore, ["hold"]),
+    ]
+    for sync, async_, names in pairs:
+        for name in names:
+            blocking, awaitable = inspect.signature(getattr(sync, name)), inspect.signature(getattr(async_, name))
+            assert list(awaitable.parameters.values()) == list(blocking.parameters.values()), name
+    assert inspect.signature(dynalease.LeaderWatch) == inspect.signature(dynalease.AsyncLeaderWatch)

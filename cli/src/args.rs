@@ -14,7 +14,8 @@ Examples:
   dynalease locks release locks job-1 --force --expect-token 7
   dynalease gc locks --released-before 30d --dry-run
   dynalease kv put kv-store agents agent/1 '{\"state\": \"idle\"}'
-  dynalease iam-policy locks --read-only
+  dynalease iam-policy locks kv-store
+  dynalease iam-policy locks --read-only --cli
   dynalease template terraform locks
 
 Against DynamoDB Local: add --endpoint-url http://127.0.0.1:8000 to any command.
@@ -249,13 +250,18 @@ pub struct KvListArgs {
 
 #[derive(Debug, Args)]
 pub struct IamArgs {
-    pub table: String,
+    /// The tables (a lock table and a KV table, for fenced writes across them).
+    #[arg(required = true, num_args = 1..)]
+    pub tables: Vec<String>,
     /// Only what reading needs (locks list/show/watch, kv get/list, table check).
     #[arg(long)]
     pub read_only: bool,
-    /// For the command line's own operator commands (adds Scan, and table creation).
+    /// For the command line's own operator commands (adds Scan and DescribeTimeToLive).
     #[arg(long)]
     pub cli: bool,
+    /// For code that creates its tables (create_table, table create): adds CreateTable and TTL.
+    #[arg(long)]
+    pub create: bool,
     /// The table's region in the resource ARN (default `*`).
     #[arg(long = "arn-region")]
     pub arn_region: Option<String>,

@@ -13,19 +13,21 @@ const READ: (&str, &[&str]) = ("Read", &["dynamodb:GetItem", "dynamodb:BatchGetI
 const WRITE: (&str, &[&str]) =
     ("LockAndKvWrites", &["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"]);
 const SETUP: (&str, &[&str]) = ("CreateTable", &["dynamodb:CreateTable", "dynamodb:DescribeTimeToLive", "dynamodb:UpdateTimeToLive"]);
+/// Operators' reads. DescribeTimeToLive again, for a policy without CreateTable.
 const OPERATE: (&str, &[&str]) = ("OperatorReads", &["dynamodb:Scan", "dynamodb:DescribeTimeToLive"]);
 
 pub fn policy(args: &IamArgs) -> serde_json::Value {
     let region = args.arn_region.as_deref().unwrap_or("*");
     let account = args.account.as_deref().unwrap_or("*");
-    let resource = format!("arn:aws:dynamodb:{region}:{account}:table/{}", args.table);
+    let resources: Vec<String> = args.tables.iter().map(|table| format!("arn:aws:dynamodb:{region}:{account}:table/{table}")).collect();
+    let resource = if resources.len() == 1 { json!(resources[0]) } else { json!(resources) };
     let mut groups = vec![READ];
     if args.cli {
         groups.push(OPERATE);
     }
     if !args.read_only {
         groups.push(WRITE);
-        if args.cli {
+        if args.create {
             groups.push(SETUP);
         }
     }
@@ -46,7 +48,7 @@ mod tests {
     use super::*;
 
     fn args(read_only: bool, cli: bool) -> IamArgs {
-        IamArgs { table: "locks".into(), read_only, cli, arn_region: None, account: Some("123456789012".into()) }
+        IamArgs { tables: vec!["locks".into()], read_only, cli, create: false, arn_region: None, account: Some("123456789012".into()) }
     }
 
     fn actions(policy: &serde_json::Value) -> Vec<String> {
@@ -69,6 +71,14 @@ mod tests {
         }
         assert!(!all.iter().any(|a| a == "dynamodb:Scan" || a == "dynamodb:CreateTable" || a.ends_with('*')), "{all:?}");
         assert_eq!(policy(&args(false, false))["Statement"][0]["Resource"], "arn:aws:dynamodb:*:123456789012:table/locks");
+    }
+
+    #[test]
+    fn a_fenced_write_needs_both_tables_and_creating_is_asked_for() {
+        let both = IamArgs { tables: vec!["locks".into(), "kv-store".into()], create: true, ..args(false, false) };
+        let policy = policy(&both);
+        assert_eq!(policy["Statement"][0]["Resource"][1], "arn:aws:dynamodb:*:123456789012:table/kv-store");
+        assert!(actions(&policy).contains(&"dynamodb:CreateTable".to_owned()));
     }
 
     #[test]

@@ -253,6 +253,77 @@ impl StatsSnapshot {
     }
 }
 
+impl StatsSnapshot {
+    /// What happened between `earlier` (a snapshot of the same client) and this one: every
+    /// count's difference. For publishing per period, or per Lambda invocation.
+    pub fn since(&self, earlier: &StatsSnapshot) -> StatsSnapshot {
+        let d = |now: u64, then: u64| now.saturating_sub(then);
+        StatsSnapshot {
+            acquisitions: d(self.acquisitions, earlier.acquisitions),
+            acquire_timeouts: d(self.acquire_timeouts, earlier.acquire_timeouts),
+            contended_attempts: d(self.contended_attempts, earlier.contended_attempts),
+            takeovers: d(self.takeovers, earlier.takeovers),
+            acquire_wait: WaitHistogram {
+                bounds_ms: self.acquire_wait.bounds_ms.clone(),
+                counts: self.acquire_wait.counts.iter().zip(&earlier.acquire_wait.counts).map(|(a, b)| d(*a, *b)).collect(),
+                sum: self.acquire_wait.sum.saturating_sub(earlier.acquire_wait.sum),
+            },
+            heartbeats: d(self.heartbeats, earlier.heartbeats),
+            heartbeat_failures: d(self.heartbeat_failures, earlier.heartbeat_failures),
+            lost_lease_expired: d(self.lost_lease_expired, earlier.lost_lease_expired),
+            lost_taken_over: d(self.lost_taken_over, earlier.lost_taken_over),
+            lost_deadline: d(self.lost_deadline, earlier.lost_deadline),
+            releases: d(self.releases, earlier.releases),
+            unknown_outcomes: d(self.unknown_outcomes, earlier.unknown_outcomes),
+            requests: d(self.requests, earlier.requests),
+            retries: d(self.retries, earlier.retries),
+            throttles: d(self.throttles, earlier.throttles),
+            kv_reads: d(self.kv_reads, earlier.kv_reads),
+            kv_writes: d(self.kv_writes, earlier.kv_writes),
+            kv_deletes: d(self.kv_deletes, earlier.kv_deletes),
+            kv_lists: d(self.kv_lists, earlier.kv_lists),
+            cas_conflicts: d(self.cas_conflicts, earlier.cas_conflicts),
+            read_units: (self.read_units - earlier.read_units).max(0.0),
+            write_units: (self.write_units - earlier.write_units).max(0.0),
+        }
+    }
+
+    /// The counts as one CloudWatch embedded-metric-format document: print it as one line to a
+    /// Lambda function's log and CloudWatch records each count as a metric of `namespace`, with
+    /// `dimensions` (name, value) on every one. Counts are published as they are: pass
+    /// [`since`](StatsSnapshot::since) of the last published snapshot to publish per invocation.
+    pub fn to_emf(&self, namespace: &str, dimensions: &[(&str, &str)], timestamp_ms: u64) -> serde_json::Value {
+        use serde_json::{json, Map, Value};
+        let mut document = Map::new();
+        let mut metrics = Vec::new();
+        let mut put = |name: &str, value: Value, unit: &str| {
+            metrics.push(json!({"Name": name, "Unit": unit}));
+            document.insert(name.to_owned(), value);
+        };
+        for (name, value) in self.counters() {
+            put(name, json!(value), "Count");
+        }
+        put("read_units", json!(self.read_units), "Count");
+        put("write_units", json!(self.write_units), "Count");
+        let waits: u64 = self.acquire_wait.counts.iter().sum();
+        if waits > 0 {
+            put("acquire_wait_mean_ms", json!(self.acquire_wait.sum.as_secs_f64() * 1000.0 / waits as f64), "Milliseconds");
+        }
+        for (name, value) in dimensions {
+            document.insert((*name).to_owned(), json!(value));
+        }
+        let dimension_names: Vec<&str> = dimensions.iter().map(|(name, _)| *name).collect();
+        document.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{"Namespace": namespace, "Dimensions": [dimension_names], "Metrics": metrics}],
+            }),
+        );
+        Value::Object(document)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +349,26 @@ mod tests {
         let s = stats.snapshot();
         assert_eq!((s.requests, s.retries, s.throttles), (2, 2, 2));
         assert_eq!((s.read_units, s.write_units), (0.5, 1.0));
+    }
+
+    #[test]
+    fn a_period_is_the_difference_and_emf_names_every_count() {
+        let stats = Stats::default();
+        let before = stats.snapshot();
+        stats.acquired(Duration::from_millis(20));
+        stats.request(1, 0, 1.0, 2.0);
+        let period = stats.snapshot().since(&before);
+        assert_eq!((period.acquisitions, period.requests, period.write_units), (1, 1, 2.0));
+        let emf = period.to_emf("Locks", &[("Service", "exports")], 1_700_000_000_000);
+        assert_eq!(emf["acquisitions"], 1);
+        assert_eq!(emf["Service"], "exports");
+        let declared = &emf["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(declared["Namespace"], "Locks");
+        assert_eq!(declared["Dimensions"][0][0], "Service");
+        let names: Vec<&str> = declared["Metrics"].as_array().unwrap().iter().map(|m| m["Name"].as_str().unwrap()).collect();
+        for name in names {
+            assert!(emf.get(name).is_some(), "{name} is declared and present");
+        }
     }
 
     #[test]

@@ -84,5 +84,5 @@ pub use config::{
 pub use election::{Election, Leader, LeaderWatch};
 pub use handle::Handle;
 pub use held::{Lock, LockStatus};
-pub use semaphore::{PermitHolder, Semaphore, MAX_PERMITS};
+pub use semaphore::{permit_count, PermitHolder, Semaphore, MAX_PERMITS};
 pub use item::{LockId, LockTable, RESERVED_ATTRIBUTES};

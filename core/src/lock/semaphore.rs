@@ -68,6 +68,16 @@ impl LockClient {
     }
 }
 
+/// A number of permits as a binding received it: `shown` as the caller wrote it, `whole` its
+/// value when it is a whole number (`None` for 2.5 or NaN). Counts out of range are refused with
+/// the same words as [`LockClient::semaphore`] uses.
+pub fn permit_count(shown: impl std::fmt::Display, whole: Option<i128>) -> Result<u32> {
+    match whole.and_then(|n| u32::try_from(n).ok()).filter(|n| (1..=MAX_PERMITS).contains(n)) {
+        Some(n) => Ok(n),
+        None => Err(Error::option("permits", format!("must be 1 to {MAX_PERMITS}, not {shown}"))),
+    }
+}
+
 /// A semaphore's own lock id and its permits', checked against `config`.
 pub(super) fn ids(config: &LockConfig, name: LockId, permits: u32) -> Result<(LockId, Vec<LockId>)> {
     if config.fail_closed {
