@@ -21,7 +21,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -248,6 +248,8 @@ struct Fleet {
     election: Option<Election>,
     /// Numbers this process's mailbox keys.
     handoffs: AtomicU64,
+    /// Set once a hold of this process ended with a hand-off (the first one that can does).
+    handed_off: AtomicBool,
 }
 
 impl Fleet {
@@ -329,10 +331,12 @@ async fn holder(fleet: Arc<Fleet>, seed: u64) {
         let hold = Duration::from_secs_f64(rng.random_range(0.0..=args.hold_ms) / 1000.0);
         tokio::time::sleep(hold).await;
 
-        let hand_off = permit.is_none()
-            && args.handoff_share > 0.0
-            && rng.random::<f64>() < args.handoff_share
-            && args.deadline_ns - monotonic_ns() > fleet.lease_ns();
+        // The process's first hold that can, then a share of the others; never with less than
+        // a lease left before the deadline.
+        let hand_off = permit.is_none() && args.handoff_share > 0.0 && {
+            let chosen = rng.random::<f64>() < args.handoff_share;
+            args.deadline_ns - monotonic_ns() > fleet.lease_ns() && (!fleet.handed_off.swap(true, Ordering::Relaxed) || chosen)
+        };
         let (lock, released, lost) = if hand_off {
             match fleet.hand_off(lock, &lock_id, acquired, applied.clone()).await {
                 Some(back) => back,
@@ -523,7 +527,7 @@ async fn main() {
     let kv = KvStore::new(KvConfig::new(args.kv_table.as_str(), args.kv_partition.as_str()), transport).expect("invalid KV configuration");
     let semaphore = args.semaphore.as_ref().map(|(name, permits)| locks.semaphore(name.as_str(), *permits).expect("invalid semaphore"));
     let election = args.election.as_ref().map(|name| locks.election(name.as_str()).expect("invalid election"));
-    let fleet = Arc::new(Fleet { args: args.clone(), log: log.clone(), locks, kv, semaphore, election, handoffs: AtomicU64::new(0) });
+    let fleet = Arc::new(Fleet { args: args.clone(), log: log.clone(), locks, kv, semaphore, election, handoffs: AtomicU64::new(0), handed_off: AtomicBool::new(false) });
 
     log.event("start", json!({"locks": args.locks}));
     let base_seed = args.seed.unwrap_or_else(|| rand::rng().random());

@@ -19,7 +19,8 @@
 - **elections** (holds with `"election": NAME`, whose token is the term): terms rise strictly and
   never overlap (the per-lock checks, on the lock id NAME); every observer (`leader` events of one
   process) saw non-null terms strictly rising, only terms that some hold line names (or that a
-  campaign with an unknown outcome may have left), and every `ok` term held longer than the bound
+  campaign with an unknown outcome may have left; with `unlogged_term_limit`, any term nobody
+  logged, each shown for at most that long), and every `ok` term held longer than the bound
   (4 observer intervals + `observer_slack`) by every observer that ran throughout it (its first
   reading before the term began, its stop at least a bound after the term ended, and no failed
   watch within a bound of the term);
@@ -28,7 +29,7 @@
   from that, tokens rise strictly as above, and the counters stay exact.
 
     python tests/fleet/checker.py LOG_DIR_OR_FILES... [--counters counters.json] [--json]
-        [--observer-slack S]
+        [--observer-slack S] [--unlogged-term-limit S]
 
 Exits 1 when a check fails. `check()` is the library form the runner and the tests use.
 """
@@ -161,6 +162,10 @@ class ElectionReport:
     long_terms: int = 0  # ok terms held longer than the bound
     checked: int = 0  # (long term, observer running throughout it) pairs checked
     unlogged_terms: List[int] = field(default_factory=list)  # seen by observers, in no hold line
+    #: The longest any observer saw each unlogged term, from its first reading of it to its next
+    #: reading that differed (terms still shown when the observer stopped are not timed).
+    unlogged_seen_ns: Dict[int, int] = field(default_factory=dict)
+    unlogged_term_limit: Optional[float] = None  # seconds; None: unlogged terms are not allowed
     campaign_errors: int = 0  # campaigns that failed with an error (their outcome may be unknown)
     violations: List[str] = field(default_factory=list)
 
@@ -286,10 +291,14 @@ def check(
     events: Sequence[Event] = (),
     probes: Optional[Mapping[str, LockProbe]] = None,
     observer_slack: float = DEFAULT_OBSERVER_SLACK,
+    unlogged_term_limit: Optional[float] = None,
 ) -> Report:
     """Checks holds (and, when given, the counters found in the store per lock id, and what a
     fresh client found when it tried each lock at the end). `observer_slack` (seconds) widens
-    the bound past which an election's term must have been seen by every observer."""
+    the bound past which an election's term must have been seen by every observer.
+    `unlogged_term_limit` (seconds): observers may see terms that no hold line names (an
+    acquisition nobody waited for), each for at most this long; None: only as many as campaigns
+    failed with an error."""
     by_lock: Dict[str, List[Hold]] = defaultdict(list)
     for hold in holds:
         by_lock[str(hold["lock"])].append(hold)
@@ -364,7 +373,7 @@ def check(
         errors=dict(sorted(errors.items())),
         counters_checked=counters is not None,
         semaphores=check_semaphores(holds),
-        elections=check_elections(holds, events, observer_slack),
+        elections=check_elections(holds, events, observer_slack, unlogged_term_limit),
         handoffs=check_handoffs(holds, handoff_pairs),
     )
 
@@ -430,7 +439,9 @@ def check_semaphores(holds: Sequence[Hold]) -> Dict[str, SemaphoreReport]:
     return reports
 
 
-def check_elections(holds: Sequence[Hold], events: Sequence[Event], observer_slack: float) -> Dict[str, ElectionReport]:
+def check_elections(
+    holds: Sequence[Hold], events: Sequence[Event], observer_slack: float, unlogged_term_limit: Optional[float]
+) -> Dict[str, ElectionReport]:
     terms_by_name: Dict[str, List[Hold]] = defaultdict(list)
     for hold in holds:
         if hold.get("election") is not None:
@@ -484,7 +495,7 @@ def check_elections(holds: Sequence[Hold], events: Sequence[Event], observer_sla
                 stop=stops[(name, pid)]["at"] if (name, pid) in stops else None,
             )
             last: Optional[int] = None
-            for event in seen:
+            for i, event in enumerate(seen):
                 term = event.get("term")
                 if term is None:
                     continue
@@ -499,15 +510,31 @@ def check_elections(holds: Sequence[Hold], events: Sequence[Event], observer_sla
                 observer.terms_seen.append(term)
                 if term not in known:
                     unlogged.add(term)
+                    after = next((e for e in seen[i + 1:] if e.get("term") != term), None)
+                    if after is not None:
+                        shown = after["at"] - event["at"]
+                        report.unlogged_seen_ns[term] = max(report.unlogged_seen_ns.get(term, 0), shown)
             report.observers.append(observer)
         report.unlogged_terms = sorted(unlogged)
-        # A campaign whose write landed although its caller saw an error (a lost answer the
-        # client could not resolve) makes a term nobody logs; nothing else does.
-        if len(report.unlogged_terms) > report.campaign_errors:
-            report.violations.append(
-                f"election {name}: observers saw term(s) {report.unlogged_terms} that no hold line names "
-                f"(and only {report.campaign_errors} campaign(s) failed with an error)"
-            )
+        report.unlogged_term_limit = unlogged_term_limit
+        if unlogged_term_limit is None:
+            # Without faults or load, only a campaign that failed with an error (a lost answer
+            # the client could not resolve) may leave a term nobody logs.
+            if len(report.unlogged_terms) > report.campaign_errors:
+                report.violations.append(
+                    f"election {name}: observers saw term(s) {report.unlogged_terms} that no hold line names "
+                    f"(and only {report.campaign_errors} campaign(s) failed with an error)"
+                )
+        else:
+            # An acquisition nobody waits for (its caller got an error or gave up, or its answer
+            # came after the lease it wrote had run out) is a term nobody holds: taken back at
+            # once, or taken over by the next candidate after its lease.
+            for term, shown in sorted(report.unlogged_seen_ns.items()):
+                if shown > unlogged_term_limit * 1e9:
+                    report.violations.append(
+                        f"election {name}: term {term}, which no hold line names, was shown for {shown / 1e9:.2f} s "
+                        f"(more than {unlogged_term_limit:g} s)"
+                    )
         # Coverage: an observer reads at least every interval (plus a read's time); a term held
         # longer than the bound spans one of its readings, if the observer ran throughout it.
         interval_ms = max([o.interval_ms for o in report.observers] or [DEFAULT_OBSERVER_INTERVAL_MS])
@@ -625,8 +652,14 @@ def format_coordination(report: Report) -> List[str]:
             f"  terms longer than {election.bound_ns / 1e9:.2f} s: {election.long_terms}, "
             f"checked against the observers running throughout: {election.checked} (term, observer) pairs, {verdict}; "
             f"observers' terms rising: {'yes' if not any('saw term' in v for v in election.violations) else 'NO'}"
-            + (f"; terms in no hold line: {election.unlogged_terms}" if election.unlogged_terms else "")
         )
+        if election.unlogged_terms:
+            longest = max(election.unlogged_seen_ns.values(), default=0) / 1e9
+            lines.append(
+                f"  terms no hold line names (acquisitions nobody waited for): {election.unlogged_terms}, "
+                f"shown for at most {longest:.2f} s"
+                + (f" (limit {election.unlogged_term_limit:g} s)" if election.unlogged_term_limit is not None else "")
+            )
     handoffs = report.handoffs
     if handoffs.detached or handoffs.resumed:
         lines.append(
@@ -697,6 +730,7 @@ def report_json(report: Report) -> Dict[str, Any]:
                 "long_terms": election.long_terms,
                 "checked": election.checked,
                 "unlogged_terms": election.unlogged_terms,
+                "unlogged_seen_s": {str(t): ns / 1e9 for t, ns in election.unlogged_seen_ns.items()},
                 "campaign_errors": election.campaign_errors,
                 "violations": election.violations,
             }
@@ -723,13 +757,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--observer-slack", type=float, default=DEFAULT_OBSERVER_SLACK,
         help="seconds beyond 4 observer intervals after which a term must have been seen (default %(default)s)",
     )
+    parser.add_argument(
+        "--unlogged-term-limit", type=float, default=None,
+        help="allow election terms no hold line names, each shown for at most this many seconds (default: none allowed "
+        "beyond failed campaigns; the runner allows a lease plus its probe slack)",
+    )
     args = parser.parse_args(argv)
     holds, events = load(args.logs)
     counters = None
     if args.counters:
         with open(args.counters, encoding="utf-8") as file:
             counters = json.load(file)
-    report = check(holds, counters, events, observer_slack=args.observer_slack)
+    report = check(holds, counters, events, observer_slack=args.observer_slack, unlogged_term_limit=args.unlogged_term_limit)
     print(json.dumps(report_json(report), indent=2) if args.json else format_report(report))
     return 0 if report.ok else 1
 

@@ -80,6 +80,11 @@ class FleetConfig:
     observe_ms: float = 50.0
     #: The checker's slack past 4 observer intervals for "every long term seen" (checker.check).
     observer_slack: float = checker.DEFAULT_OBSERVER_SLACK
+    #: How long observers may see a term that no hold line names (checker.check): an acquisition
+    #: whose caller gave up or got an error, or whose answer came after the lease it wrote had
+    #: run out (lost answers, a loaded machine) holds the lock for nobody until it is taken back
+    #: or taken over. None: a lease plus `probe_slack`.
+    unlogged_term_limit: Optional[float] = None
     #: The share of plain-lock holds that end with a hand-off (detach, mailbox, resume elsewhere).
     handoff_share: float = 0.0
     #: The kinds given the three features above (a kind run with --worker-command must follow
@@ -387,7 +392,8 @@ def run_fleet(config: FleetConfig, on_tick: Optional[Callable[[float], None]] = 
         json.dump(counters, file, indent=2)
     probes = probe_locks(run) if config.probe_locks else None
     holds, events = checker.load([run.out_dir])
-    report = checker.check(holds, counters, events, probes, observer_slack=config.observer_slack)
+    unlogged_term_limit = config.unlogged_term_limit if config.unlogged_term_limit is not None else config.lease + config.probe_slack
+    report = checker.check(holds, counters, events, probes, observer_slack=config.observer_slack, unlogged_term_limit=unlogged_term_limit)
     with open(os.path.join(run.out_dir, "report.json"), "w") as file:
         json.dump(checker.report_json(report), file, indent=2)
     return FleetResult(run, report, problems)

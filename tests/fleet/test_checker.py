@@ -317,6 +317,21 @@ def test_a_term_no_hold_line_names_fails_unless_a_campaign_failed() -> None:
     assert report.ok, report.failures()
 
 
+def test_terms_nobody_logged_may_be_allowed_for_a_while() -> None:
+    # Term 4 (an acquisition nobody waited for) shown from 4.7 s to 5.5 s: allowed with a limit
+    # of 1 s, not with 0.5 s; term 5, still shown when the observer stopped, is not timed.
+    events = election_observers() + observer(13, "py-sync", [(100, 1), (2500, 2), (2800, 3), (4700, 4), (5500, None), (6000, 5)],
+                                             0, 7 * S)
+    report = checker.check(election_history(), events=events, unlogged_term_limit=1.0)
+    assert report.ok, report.failures()
+    election = report.elections["leader"]
+    assert election.unlogged_terms == [4, 5] and election.unlogged_seen_ns == {4: 800 * MS}
+    assert "terms no hold line names (acquisitions nobody waited for): [4, 5], shown for at most 0.80 s" in checker.format_report(report)
+    report = checker.check(election_history(), events=events, unlogged_term_limit=0.5)
+    assert not report.ok
+    assert any("term 4, which no hold line names, was shown for 0.80 s" in v for v in report.coordination_violations)
+
+
 def test_a_long_term_an_observer_running_throughout_missed_fails() -> None:
     # Observer 11 without term 3 (held 3.0..4.5 s; it ran from before until 7 s).
     events = [e for e in election_observers() if not (e["pid"] == 11 and e.get("term") == 3)]

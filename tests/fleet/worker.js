@@ -236,6 +236,7 @@ async function runNew(args, log, random) {
   const semaphore = args.semaphore === null ? null : locks.semaphore(args.semaphore.name, { permits: args.semaphore.permits });
   const leaseNs = BigInt(args.leaseMs) * 1000000n;
   let handoffs = 0;
+  let handedOff = false;
 
   async function release(lock, lockId) {
     try {
@@ -267,7 +268,16 @@ async function runNew(args, log, random) {
       if (args.announce) log.event("acquired", { lock: lockId, token: lock.fencingToken, acquired });
       const applied = await increment(kv, lockId, lock, log);
       await sleep(random() * args.holdMs);
-      const handOff = !permit && args.handoffShare > 0 && random() < args.handoffShare && args.deadlineNs - now() > leaseNs;
+      // The process's first hold that can, then a share of the others; never with less than a
+      // lease left before the deadline.
+      let handOff = false;
+      if (!permit && args.handoffShare > 0) {
+        const chosen = random() < args.handoffShare;
+        if (args.deadlineNs - now() > leaseNs) {
+          handOff = chosen || !handedOff;
+          handedOff = true;
+        }
+      }
       const released = now();
       const lost = lock.status !== "held"; // read after `released`: held now means held then
       const record = holdRecord(lockId, lock.fencingToken, acquired, released, lost, applied, true);
