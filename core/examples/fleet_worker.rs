@@ -454,7 +454,7 @@ async fn mailbox(fleet: Arc<Fleet>, seed: u64) {
             .filter(|pair| pair.value.to_json().ok().and_then(|v| v.get("pid").and_then(Json::as_u64)) != Some(u64::from(log.pid)))
             .collect();
         if others.is_empty() {
-            tokio::time::sleep(Duration::from_millis(rng.random_range(50..=75))).await;
+            tokio::time::sleep(Duration::from_millis(rng.random_range(100..=150))).await;
             continue;
         }
         let pair = others[rng.random_range(0..others.len())];

@@ -367,7 +367,7 @@ async function runNew(args, log, random) {
         log.error("claim", "handoff/", error);
       }
       if (others.length === 0) {
-        await sleep(50 + random() * 25);
+        await sleep(100 + random() * 50);
         continue;
       }
       const pair = others[Math.floor(random() * others.length)];

@@ -323,7 +323,7 @@ def run_sync(args: argparse.Namespace, log: Log, rng: random.Random) -> None:
                 log.error("claim", "handoff/", error)
                 others = []
             if not others:
-                time.sleep(rng.uniform(0.05, 0.075))
+                time.sleep(rng.uniform(0.1, 0.15))
                 continue
             pair = rng.choice(others)
             lock_id = str(pair.value.get("lock"))
@@ -483,7 +483,7 @@ async def run_async(args: argparse.Namespace, log: Log, rng: random.Random) -> N
                 log.error("claim", "handoff/", error)
                 others = []
             if not others:
-                await asyncio.sleep(rng.uniform(0.05, 0.075))
+                await asyncio.sleep(rng.uniform(0.1, 0.15))
                 continue
             pair = rng.choice(others)
             lock_id = str(pair.value.get("lock"))
