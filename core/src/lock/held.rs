@@ -530,6 +530,8 @@ impl Inner {
     fn mark_lost(&self, reason: String, why: LossReason) {
         let changed = self.status.send_if_modified(|status| {
             if *status == LockStatus::Held {
+                // Counted before the watchers hear of it, so a lost signal's handler sees it.
+                self.site.stats.lost(why);
                 *status = LockStatus::Lost(reason.clone());
                 true
             } else {
@@ -537,7 +539,6 @@ impl Inner {
             }
         });
         if changed {
-            self.site.stats.lost(why);
             tracing::warn!(lock = %self.site.id, %reason, "lock lost");
         }
     }
