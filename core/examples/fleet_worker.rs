@@ -13,22 +13,30 @@
 //! Log times are CLOCK_MONOTONIC nanoseconds, read with `clock_gettime` itself: the checker
 //! compares them with the Python workers' `time.monotonic_ns()`, and `std::time::Instant` keeps
 //! its raw value private.
+//!
+//! With `--semaphore NAME:N`, `--election NAME` and `--handoff-share F` it also takes permits of
+//! a shared semaphore, campaigns in and observes a shared election, and hands locks off to other
+//! processes through a KV mailbox and takes theirs up (docs/fleet.md, "Semaphore, election,
+//! hand-offs").
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dynalease::kv::{KvConfig, KvPair, KvStore, WriteOptions};
-use dynalease::lock::{Lock, LockClient, LockConfig};
+use dynalease::lock::{Election, Handle, Lock, LockClient, LockConfig, LockId, Semaphore};
 use dynalease::transport::native::{NativeConfig, NativeTransport};
+use dynalease::value::KeyValue;
 use dynalease::{ErrorKind, Value};
 use rand::Rng;
 use serde_json::{json, Value as Json};
 
 const USAGE: &str = "usage: fleet_worker --endpoint URL --lock-table T --kv-table K --kv-partition P --locks a,b \
 --log PATH [--client rust] [--duration S | --deadline-ns NS] [--lease S] [--heartbeat S] [--hold-ms MS] [--tasks N] \
-[--announce] [--seed N]";
+[--announce] [--seed N] [--semaphore NAME:N] [--semaphore-share F] [--election NAME] [--term-ms MIN:MAX] [--observe-ms MS] \
+[--observe-tail-ms MS] [--handoff-share F]";
 
 fn monotonic_ns() -> i64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -53,6 +61,14 @@ struct Args {
     tasks: usize,
     announce: bool,
     seed: Option<u64>,
+    /// (name, permits)
+    semaphore: Option<(String, u32)>,
+    semaphore_share: f64,
+    election: Option<String>,
+    term_ms: (f64, f64),
+    observe: Duration,
+    observe_tail: Duration,
+    handoff_share: f64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -61,7 +77,11 @@ fn parse_args() -> Result<Args, String> {
         ("rust".to_string(), None, None, None, None, None, None);
     let (mut duration, mut deadline_ns, mut lease, mut heartbeat, mut hold_ms, mut tasks, mut announce, mut seed) =
         (10.0_f64, None, 3.0_f64, None, 20.0_f64, 1_usize, false, None);
+    let (mut semaphore, mut semaphore_share, mut election, mut term_ms, mut observe_ms, mut observe_tail_ms, mut handoff_share) =
+        (None, 0.25_f64, None, (300.0_f64, 2000.0_f64), 50.0_f64, 1500.0_f64, 0.0_f64);
     let seconds = |v: String, name: &str| v.parse::<f64>().ok().filter(|s| s.is_finite() && *s > 0.0).ok_or(format!("{name}: not a positive number of seconds: {v}"));
+    let share = |v: String, name: &str| v.parse::<f64>().ok().filter(|s| (0.0..=1.0).contains(s)).ok_or(format!("{name}: not a share in [0, 1]: {v}"));
+    let millis = |v: &str, name: &str| v.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).ok_or(format!("{name}: not a number of ms >= 0: {v}"));
     while let Some(flag) = raw.next() {
         if flag == "--announce" {
             announce = true;
@@ -83,6 +103,26 @@ fn parse_args() -> Result<Args, String> {
             "--hold-ms" => hold_ms = value.parse::<f64>().ok().filter(|v| *v >= 0.0).ok_or("--hold-ms: not a number >= 0")?,
             "--tasks" => tasks = value.parse::<usize>().ok().filter(|t| *t >= 1).ok_or("--tasks: not a number >= 1")?,
             "--seed" => seed = Some(value.parse::<u64>().map_err(|e| format!("--seed: {e}"))?),
+            "--semaphore" => {
+                let (name, permits) = value.rsplit_once(':').ok_or("--semaphore: NAME:N")?;
+                let permits = permits.parse::<u32>().ok().filter(|n| *n >= 1).ok_or("--semaphore: N is not a number >= 1")?;
+                if name.is_empty() {
+                    return Err("--semaphore: NAME:N".into());
+                }
+                semaphore = Some((name.to_string(), permits));
+            }
+            "--semaphore-share" => semaphore_share = share(value, "--semaphore-share")?,
+            "--election" => election = Some(value).filter(|v| !v.is_empty()),
+            "--term-ms" => {
+                let (low, high) = value.split_once(':').unwrap_or((value.as_str(), value.as_str()));
+                term_ms = (millis(low, "--term-ms")?, millis(high, "--term-ms")?);
+                if term_ms.1 < term_ms.0 {
+                    return Err("--term-ms: MIN:MAX with MIN <= MAX".into());
+                }
+            }
+            "--observe-ms" => observe_ms = millis(&value, "--observe-ms")?.max(1.0),
+            "--observe-tail-ms" => observe_tail_ms = millis(&value, "--observe-tail-ms")?,
+            "--handoff-share" => handoff_share = share(value, "--handoff-share")?,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -106,6 +146,13 @@ fn parse_args() -> Result<Args, String> {
         tasks,
         announce,
         seed,
+        semaphore,
+        semaphore_share,
+        election,
+        term_ms,
+        observe: Duration::from_secs_f64(observe_ms / 1000.0),
+        observe_tail: Duration::from_secs_f64(observe_tail_ms / 1000.0),
+        handoff_share,
     })
 }
 
@@ -144,6 +191,14 @@ fn counter_key(lock: &str) -> String {
     format!("counter/{lock}")
 }
 
+/// A lock id as the logs write it (the fleet's ids are strings).
+fn id_text(id: &LockId) -> String {
+    match &id.partition {
+        KeyValue::S(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// Reads the counter and writes it + 1 with a compare-and-swap fenced by `lock`.
 async fn increment(kv: &KvStore, lock: &Lock, lock_id: &str) -> dynalease::Result<()> {
     let key = counter_key(lock_id);
@@ -156,53 +211,292 @@ async fn increment(kv: &KvStore, lock: &Lock, lock_id: &str) -> dynalease::Resul
     Ok(())
 }
 
-async fn holder(args: Arc<Args>, log: Arc<Log>, locks: Arc<LockClient>, kv: Arc<KvStore>, seed: u64) {
+/// The fenced increment's outcome for the hold line: true applied; false certainly not
+/// applied; null unknown. Only the unknown-outcome family may have landed: the checker holds
+/// every other error to "no".
+async fn counted_increment(kv: &KvStore, lock: &Lock, lock_id: &str, log: &Log) -> Json {
+    match increment(kv, lock, lock_id).await {
+        Ok(()) => Json::Bool(true),
+        Err(e) => {
+            log.error("increment", lock_id, &e);
+            match e.kind() {
+                ErrorKind::OutcomeUnknown => Json::Null,
+                _ => Json::Bool(false),
+            }
+        }
+    }
+}
+
+fn hold_line(lock_id: &str, lock: &Lock, acquired: i64, released: i64, lost: bool, applied: Json) -> Json {
+    json!({
+        "lock": lock_id,
+        "token": lock.fencing_token(),
+        "acquired": acquired,
+        "released": released,
+        "ok": !lost,
+        "increment": applied,
+    })
+}
+
+/// What the worker shares between its loops.
+struct Fleet {
+    args: Arc<Args>,
+    log: Arc<Log>,
+    locks: LockClient,
+    kv: KvStore,
+    semaphore: Option<Semaphore>,
+    election: Option<Election>,
+    /// Numbers this process's mailbox keys.
+    handoffs: AtomicU64,
+    /// Set once a hold of this process ended with a hand-off (the first one that can does).
+    handed_off: AtomicBool,
+}
+
+impl Fleet {
+    fn lease_ns(&self) -> i64 {
+        self.args.lease.as_nanos() as i64
+    }
+
+    /// Takes `released`, reads the lost flag and, when the lock is still ours, detaches it,
+    /// logs the hold and puts the handle into the mailbox. Returns the lock back when it has
+    /// to be released instead (lost, or the detach failed), with the hold line logged.
+    async fn hand_off(&self, lock: Lock, lock_id: &str, acquired: i64, applied: Json) -> Option<(Lock, i64, bool)> {
+        let released = monotonic_ns();
+        if lock.is_lost() {
+            return Some((lock, released, true));
+        }
+        let handle = match lock.detach().await {
+            Ok(handle) => handle,
+            Err(e) => {
+                self.log.error("detach", lock_id, &e);
+                // Not lost at `released` (read above): the hold stands; release it now.
+                return Some((lock, released, false));
+            }
+        };
+        let key = format!("handoff/{}-{}", self.log.pid, self.handoffs.fetch_add(1, Ordering::Relaxed) + 1);
+        let mut line = hold_line(lock_id, &lock, acquired, released, false, applied);
+        line["detached"] = json!(true);
+        line["handoff"] = json!(key);
+        self.log.write(line);
+        let entry = json!({
+            "handle": handle.to_string(),
+            "lock": lock_id,
+            "token": lock.fencing_token(),
+            "client": self.log.client,
+            "pid": self.log.pid,
+            "at": monotonic_ns(),
+        });
+        let put = match Value::try_from(entry) {
+            Ok(value) => self.kv.put(&key, &value, &WriteOptions::default()).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = put {
+            self.log.error("handoff", lock_id, &e);
+        }
+        None
+    }
+}
+
+async fn holder(fleet: Arc<Fleet>, seed: u64) {
+    let (args, log, kv) = (&fleet.args, &fleet.log, &fleet.kv);
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
     loop {
         let remaining = args.deadline_ns - monotonic_ns();
         if remaining <= 0 {
             return;
         }
-        let lock_id = args.locks[rng.random_range(0..args.locks.len())].clone();
         let timeout = Duration::from_nanos(remaining as u64).min(args.lease * 3);
-        let lock = match locks.acquire(lock_id.as_str(), Some(timeout)).await {
+        let permit = fleet.semaphore.as_ref().filter(|_| rng.random::<f64>() < args.semaphore_share);
+        let lock_id = args.locks[rng.random_range(0..args.locks.len())].clone();
+        let attempt = match permit {
+            Some(semaphore) => semaphore.acquire(Some(timeout)).await,
+            None => fleet.locks.acquire(lock_id.as_str(), Some(timeout)).await,
+        };
+        let (op, named) = if permit.is_some() { ("semaphore", fleet.args.semaphore.as_ref().map(|s| s.0.clone()).unwrap_or_default()) } else { ("acquire", lock_id) };
+        let lock = match attempt {
             Ok(lock) => lock,
             Err(e) if e.kind() == ErrorKind::LockNotAcquired => continue,
             Err(e) => {
-                log.error("acquire", &lock_id, &e);
+                log.error(op, &named, &e);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let acquired = monotonic_ns();
+        let lock_id = id_text(lock.id());
+        if args.announce {
+            log.event("acquired", json!({"lock": lock_id, "token": lock.fencing_token(), "acquired": acquired}));
+        }
+        let applied = counted_increment(kv, &lock, &lock_id, log).await;
+        let hold = Duration::from_secs_f64(rng.random_range(0.0..=args.hold_ms) / 1000.0);
+        tokio::time::sleep(hold).await;
+
+        // The process's first hold that can, then a share of the others; never with less than
+        // a lease left before the deadline.
+        let hand_off = permit.is_none() && args.handoff_share > 0.0 && {
+            let chosen = rng.random::<f64>() < args.handoff_share;
+            args.deadline_ns - monotonic_ns() > fleet.lease_ns() && (!fleet.handed_off.swap(true, Ordering::Relaxed) || chosen)
+        };
+        let (lock, released, lost) = if hand_off {
+            match fleet.hand_off(lock, &lock_id, acquired, applied.clone()).await {
+                Some(back) => back,
+                None => continue,
+            }
+        } else {
+            let released = monotonic_ns();
+            // Read after `released`: not lost now means it was held then.
+            let lost = lock.is_lost();
+            (lock, released, lost)
+        };
+        let mut line = hold_line(&lock_id, &lock, acquired, released, lost, applied);
+        if let (Some(_), Some((name, permits))) = (permit, &args.semaphore) {
+            line["semaphore"] = json!(name);
+            line["permits"] = json!(permits);
+        }
+        log.write(line);
+        if let Err(e) = lock.release().await {
+            log.error("release", &lock_id, &e);
+        }
+    }
+}
+
+/// Campaigns until the deadline; holds each term for --term-ms, then resigns and pauses so that
+/// the term passes to another process.
+async fn candidate(fleet: Arc<Fleet>, election: Election, seed: u64) {
+    let (args, log, kv) = (&fleet.args, &fleet.log, &fleet.kv);
+    let name = id_text(election.id());
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+    let data = Value::try_from(json!({"client": log.client, "pid": log.pid})).expect("campaign data");
+    loop {
+        let remaining = args.deadline_ns - monotonic_ns();
+        if remaining <= 0 {
+            return;
+        }
+        let timeout = Duration::from_nanos(remaining as u64).min(args.lease * 3);
+        let lock = match election.campaign(Some(data.clone()), Some(timeout)).await {
+            Ok(lock) => lock,
+            Err(e) if e.kind() == ErrorKind::LockNotAcquired => continue,
+            Err(e) => {
+                log.error("campaign", &name, &e);
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         let acquired = monotonic_ns();
         if args.announce {
-            log.event("acquired", json!({"lock": lock_id, "token": lock.fencing_token(), "acquired": acquired}));
+            log.event("acquired", json!({"lock": name, "token": lock.fencing_token(), "acquired": acquired}));
         }
-        // true: applied; false: certainly not applied; null: outcome unknown. Only the
-        // unknown-outcome family may have landed: the checker holds every other error to "no".
-        let applied = match increment(&kv, &lock, &lock_id).await {
-            Ok(()) => Json::Bool(true),
-            Err(e) => {
-                log.error("increment", &lock_id, &e);
-                match e.kind() {
-                    ErrorKind::OutcomeUnknown => Json::Null,
-                    _ => Json::Bool(false),
+        let applied = counted_increment(kv, &lock, &name, log).await;
+        let (low, high) = args.term_ms;
+        tokio::time::sleep(Duration::from_secs_f64(rng.random_range(low..=high) / 1000.0)).await;
+        let released = monotonic_ns();
+        let lost = lock.is_lost();
+        let mut line = hold_line(&name, &lock, acquired, released, lost, applied);
+        line["election"] = json!(name);
+        log.write(line);
+        if let Err(e) = lock.release().await {
+            log.error("release", &name, &e);
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(200..=400))).await;
+    }
+}
+
+/// Logs each change of the election's term until `stop` turns true.
+async fn observer(fleet: Arc<Fleet>, election: Election, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let log = &fleet.log;
+    let name = id_text(election.id());
+    log.event("observer-start", json!({"election": name, "interval_ms": fleet.args.observe.as_secs_f64() * 1000.0}));
+    // The term last logged: Some(None) is "nobody leads".
+    let mut last: Option<Option<i64>> = None;
+    'watching: loop {
+        let mut watch = election.watch(Some(fleet.args.observe)).expect("the observer's interval is at least 1 ms");
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = stop.wait_for(|stopped| *stopped) => break 'watching,
+                next = watch.next() => next,
+            };
+            match next {
+                Ok(leader) => {
+                    let at = monotonic_ns();
+                    let term = leader.map(|l| l.term);
+                    if last != Some(term) {
+                        last = Some(term);
+                        log.write(json!({"event": "leader", "election": name, "term": term, "at": at}));
+                    }
+                }
+                Err(e) => {
+                    log.error("observe", &name, &e);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue 'watching;
                 }
             }
+        }
+    }
+    log.event("observer-stop", json!({"election": name}));
+}
+
+/// Takes up other processes' hand-offs until the deadline: claims a mailbox entry with a
+/// compare-and-swap delete, resumes its lock, increments under it, works and releases.
+async fn mailbox(fleet: Arc<Fleet>, seed: u64) {
+    let (args, log, kv) = (&fleet.args, &fleet.log, &fleet.kv);
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+    while monotonic_ns() < args.deadline_ns {
+        let entries = match kv.list("handoff/").await {
+            Ok(entries) => entries,
+            Err(e) => {
+                log.error("claim", "handoff/", &e);
+                Vec::new()
+            }
         };
-        let hold = Duration::from_secs_f64(rng.random_range(0.0..=args.hold_ms) / 1000.0);
-        tokio::time::sleep(hold).await;
+        let others: Vec<&KvPair> = entries
+            .iter()
+            .filter(|pair| pair.value.to_json().ok().and_then(|v| v.get("pid").and_then(Json::as_u64)) != Some(u64::from(log.pid)))
+            .collect();
+        if others.is_empty() {
+            tokio::time::sleep(Duration::from_millis(rng.random_range(100..=150))).await;
+            continue;
+        }
+        let pair = others[rng.random_range(0..others.len())];
+        let entry = pair.value.to_json().unwrap_or(Json::Null);
+        let lock_id = entry.get("lock").and_then(Json::as_str).unwrap_or("?").to_string();
+        match kv.atomic_delete(&pair.key, pair, &WriteOptions::default()).await {
+            Ok(()) => {}
+            // Another process claimed it first.
+            Err(e) if matches!(e.kind(), ErrorKind::KeyModified | ErrorKind::KeyNotFound) => continue,
+            Err(e) => {
+                // Perhaps ours, perhaps not: resuming it could make two holders.
+                log.error("claim", &lock_id, &e);
+                continue;
+            }
+        }
+        let handle = match entry.get("handle").and_then(Json::as_str).map(Handle::parse) {
+            Some(Ok(handle)) => handle,
+            Some(Err(e)) => {
+                log.error("resume", &lock_id, &e);
+                continue;
+            }
+            None => {
+                log.event("error", json!({"op": "resume", "lock": lock_id, "error": "BadEntry", "message": "a mailbox entry without a handle"}));
+                continue;
+            }
+        };
+        let lock = match fleet.locks.resume(&handle).await {
+            Ok(lock) => lock,
+            Err(e) => {
+                log.error("resume", &lock_id, &e);
+                continue;
+            }
+        };
+        let acquired = monotonic_ns();
+        let applied = counted_increment(kv, &lock, &lock_id, log).await;
+        tokio::time::sleep(Duration::from_secs_f64(rng.random_range(0.0..=args.hold_ms) / 1000.0)).await;
         let released = monotonic_ns();
-        // Read after `released`: not lost now means it was held then.
         let lost = lock.is_lost();
-        log.write(json!({
-            "lock": lock_id,
-            "token": lock.fencing_token(),
-            "acquired": acquired,
-            "released": released,
-            "ok": !lost,
-            "increment": applied,
-        }));
+        let mut line = hold_line(&lock_id, &lock, acquired, released, lost, applied);
+        line["resumed"] = json!(true);
+        line["handoff"] = json!(pair.key);
+        log.write(line);
         if let Err(e) = lock.release().await {
             log.error("release", &lock_id, &e);
         }
@@ -229,16 +523,35 @@ async fn main() {
         }
     };
     let config = LockConfig { lease_duration: args.lease, heartbeat_period: args.heartbeat, ..LockConfig::new(args.lock_table.as_str()) };
-    let locks = Arc::new(LockClient::new(config, transport.clone()).expect("invalid lock configuration"));
-    let kv = Arc::new(KvStore::new(KvConfig::new(args.kv_table.as_str(), args.kv_partition.as_str()), transport).expect("invalid KV configuration"));
+    let locks = LockClient::new(config, transport.clone()).expect("invalid lock configuration");
+    let kv = KvStore::new(KvConfig::new(args.kv_table.as_str(), args.kv_partition.as_str()), transport).expect("invalid KV configuration");
+    let semaphore = args.semaphore.as_ref().map(|(name, permits)| locks.semaphore(name.as_str(), *permits).expect("invalid semaphore"));
+    let election = args.election.as_ref().map(|name| locks.election(name.as_str()).expect("invalid election"));
+    let fleet = Arc::new(Fleet { args: args.clone(), log: log.clone(), locks, kv, semaphore, election, handoffs: AtomicU64::new(0), handed_off: AtomicBool::new(false) });
 
     log.event("start", json!({"locks": args.locks}));
     let base_seed = args.seed.unwrap_or_else(|| rand::rng().random());
-    let tasks: Vec<_> = (0..args.tasks)
-        .map(|i| tokio::spawn(holder(args.clone(), log.clone(), locks.clone(), kv.clone(), base_seed.wrapping_add(i as u64 * 7919))))
+    let mut loops: Vec<_> = (0..args.tasks)
+        .map(|i| tokio::spawn(holder(fleet.clone(), base_seed.wrapping_add(i as u64 * 7919))))
         .collect();
-    for task in tasks {
-        task.await.expect("a holder task panicked");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let observing = fleet.election.clone().map(|election| tokio::spawn(observer(fleet.clone(), election, stopped)));
+    if let Some(election) = fleet.election.clone() {
+        loops.push(tokio::spawn(candidate(fleet.clone(), election, base_seed.wrapping_add(104_729))));
+    }
+    if args.handoff_share > 0.0 {
+        loops.push(tokio::spawn(mailbox(fleet.clone(), base_seed.wrapping_add(1_299_709))));
+    }
+    for task in loops {
+        task.await.expect("a worker loop panicked");
+    }
+    if let Some(observing) = observing {
+        let until = args.deadline_ns + args.observe_tail.as_nanos() as i64 - monotonic_ns();
+        if until > 0 {
+            tokio::time::sleep(Duration::from_nanos(until as u64)).await;
+        }
+        let _ = stop.send(true);
+        observing.await.expect("the observer panicked");
     }
     log.event("stop", json!({}));
 }

@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, TextIO
+from typing import Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 import dynalease
 
@@ -38,6 +38,8 @@ import checker  # noqa: E402  (after the path tweak, so the runner works from an
 WORKER_PY = os.path.join(HERE, "worker.py")
 WORKER_JS = os.path.join(HERE, "worker.js")  # node-new, node-dropin, node-dlc (needs the built Node addon)
 NODE_KINDS = ("node-new", "node-dropin", "node-dlc")
+#: The kinds that take the semaphore, election and hand-off flags (the dlc-style kinds only lock).
+COORDINATION_KINDS = ("py-sync", "py-async", "rust", "node-new")
 
 
 @dataclass
@@ -69,6 +71,29 @@ class FleetConfig:
     #: Probe every lock at the end (a fresh client must get it within a lease plus this slack).
     probe_locks: bool = True
     probe_slack: float = 3.0
+    #: A semaphore (name, permits) that `semaphore_share` of the acquisitions take a permit of.
+    semaphore: Optional[Tuple[str, int]] = None
+    semaphore_share: float = 0.25
+    #: An election: every coordinating worker runs a candidate and an observer loop.
+    election: Optional[str] = None
+    term_ms: Tuple[float, float] = (300.0, 2000.0)
+    observe_ms: float = 50.0
+    #: The checker's slack past 4 observer intervals for "every long term seen" (checker.check).
+    observer_slack: float = checker.DEFAULT_OBSERVER_SLACK
+    #: How long observers may see a term that no hold line names (checker.check): an acquisition
+    #: whose caller gave up or got an error, or whose answer came after the lease it wrote had
+    #: run out (lost answers, a loaded machine) holds the lock for nobody until it is taken back
+    #: or taken over. None: a lease plus `probe_slack`.
+    unlogged_term_limit: Optional[float] = None
+    #: The share of plain-lock holds that end with a hand-off (detach, mailbox, resume elsewhere).
+    handoff_share: float = 0.0
+    #: The kinds given the three features above (a kind run with --worker-command must follow
+    #: the protocol's flags to be listed).
+    coordination_kinds: Sequence[str] = COORDINATION_KINDS
+
+    @property
+    def coordinates(self) -> bool:
+        return self.semaphore is not None or self.election is not None or self.handoff_share > 0
 
 
 @dataclass
@@ -118,6 +143,38 @@ def shared_lock_ids(config: FleetConfig) -> List[str]:
     return [f"lock-{i}" for i in range(1, config.locks + 1)]
 
 
+def coordination_ids(config: FleetConfig) -> List[str]:
+    """The lock ids of the semaphore's permits and of the election (counters, probes)."""
+    ids: List[str] = []
+    if config.semaphore is not None:
+        name, permits = config.semaphore
+        ids += [f"{name}#{k}" for k in range(permits)]
+    if config.election is not None:
+        ids.append(config.election)
+    return ids
+
+
+def observe_tail_ms(config: FleetConfig) -> float:
+    """How long observers go on after the deadline: the checker's bound (4 intervals + slack) and
+    a little more, so that terms ending near the deadline are checked too."""
+    return 4 * config.observe_ms + config.observer_slack * 1000 + 300
+
+
+def coordination_args(config: FleetConfig, kind: str) -> List[str]:
+    if kind not in config.coordination_kinds:
+        return []
+    args: List[str] = []
+    if config.semaphore is not None:
+        name, permits = config.semaphore
+        args += ["--semaphore", f"{name}:{permits}", "--semaphore-share", str(config.semaphore_share)]
+    if config.election is not None:
+        args += ["--election", config.election, "--term-ms", f"{config.term_ms[0]:g}:{config.term_ms[1]:g}",
+                 "--observe-ms", f"{config.observe_ms:g}", "--observe-tail-ms", f"{observe_tail_ms(config):g}"]
+    if config.handoff_share > 0:
+        args += ["--handoff-share", str(config.handoff_share)]
+    return args
+
+
 def hold_ms_for(config: FleetConfig, kind: str, nth: int) -> float:
     """The hold time of the `nth` process (from 0) of `kind`."""
     return config.long_hold_ms if nth < config.long_holders.get(kind, 0) else config.hold_ms
@@ -137,6 +194,7 @@ def prepare(config: FleetConfig) -> FleetRun:
     )
     for ids in config.locks_by_kind.values():
         run.lock_ids += [lock_id for lock_id in ids if lock_id not in run.lock_ids]
+    run.lock_ids += coordination_ids(config)
     dynalease.create_table(run.lock_table, partition_key="id", endpoint_url=config.endpoint)
     dynalease.create_table(run.kv_table, partition_key="pk", sort_key="sk", endpoint_url=config.endpoint)
     return run
@@ -166,6 +224,7 @@ def start(run: FleetRun) -> None:
             args += ["--heartbeat", str(config.heartbeat)]
         if config.announce:
             args.append("--announce")
+        args += coordination_args(config, kind)
         stderr = open(os.path.join(run.out_dir, f"worker-{index:02d}-{kind}.stderr"), "w")
         # One process group for the whole fleet (the first worker leads it): one killpg ends
         # every worker, and Ctrl-C in the terminal reaches the runner only, which then does it.
@@ -333,7 +392,8 @@ def run_fleet(config: FleetConfig, on_tick: Optional[Callable[[float], None]] = 
         json.dump(counters, file, indent=2)
     probes = probe_locks(run) if config.probe_locks else None
     holds, events = checker.load([run.out_dir])
-    report = checker.check(holds, counters, events, probes)
+    unlogged_term_limit = config.unlogged_term_limit if config.unlogged_term_limit is not None else config.lease + config.probe_slack
+    report = checker.check(holds, counters, events, probes, observer_slack=config.observer_slack, unlogged_term_limit=unlogged_term_limit)
     with open(os.path.join(run.out_dir, "report.json"), "w") as file:
         json.dump(checker.report_json(report), file, indent=2)
     return FleetResult(run, report, problems)
@@ -355,12 +415,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", help="directory for logs and the report (default: a new temp dir)")
     parser.add_argument("--rust-worker", help="path of the built fleet_worker example")
     parser.add_argument("--worker-command", action="append", default=[], metavar="KIND=COMMAND")
+    parser.add_argument("--semaphore", help="NAME:N: a semaphore with N permits that a share of the acquisitions use")
+    parser.add_argument("--semaphore-share", type=float, default=0.25)
+    parser.add_argument("--election", help="NAME: an election every coordinating worker campaigns in and observes")
+    parser.add_argument("--term-ms", default="300:2000", help="MIN:MAX: how long a leader keeps its term (default %(default)s)")
+    parser.add_argument("--observe-ms", type=float, default=50.0, help="the observers' watch interval (default %(default)s)")
+    parser.add_argument("--observer-slack", type=float, default=checker.DEFAULT_OBSERVER_SLACK,
+                        help="seconds past 4 observer intervals after which a term must have been seen (default %(default)s)")
+    parser.add_argument("--handoff-share", type=float, default=0.0, help="share of plain-lock holds handed off (default 0)")
+    parser.add_argument("--coordination-kinds", default=",".join(COORDINATION_KINDS),
+                        help="kinds that take the semaphore, election and hand-off flags (default %(default)s)")
     args = parser.parse_args(argv)
 
     extra = {}
     for item in args.worker_command:
         kind, _, command = item.partition("=")
         extra[kind] = shlex.split(command)
+    semaphore: Optional[Tuple[str, int]] = None
+    if args.semaphore:
+        name, _, permits = args.semaphore.rpartition(":")
+        if not name or not permits.isdigit():
+            parser.error("--semaphore: NAME:N")
+        semaphore = (name, int(permits))
+    low, _, high = args.term_ms.partition(":")
     config = FleetConfig(
         endpoint=args.endpoint,
         worker_endpoint=args.worker_endpoint,
@@ -377,12 +454,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rust_worker=args.rust_worker,
         extra_commands=extra,
         progress=sys.stdout,
+        semaphore=semaphore,
+        semaphore_share=args.semaphore_share,
+        election=args.election,
+        term_ms=(float(low), float(high or low)),
+        observe_ms=args.observe_ms,
+        observer_slack=args.observer_slack,
+        handoff_share=args.handoff_share,
+        coordination_kinds=[kind for kind in args.coordination_kinds.split(",") if kind],
     )
     processes = sum(config.workers.values())
     print(
         f"fleet: {processes} processes ({', '.join(f'{k} x{v}' for k, v in config.workers.items())}) "
         f"competing for {config.locks} locks for {config.duration:g} s, lease {config.lease:g} s"
     )
+    if config.coordinates:
+        kinds = [kind for kind in config.workers if kind in config.coordination_kinds]
+        features = []
+        if config.semaphore is not None:
+            features.append(f"semaphore {config.semaphore[0]} ({config.semaphore[1]} permits, {config.semaphore_share:g} of acquisitions)")
+        if config.election is not None:
+            features.append(f"election {config.election} (terms {config.term_ms[0]:g}-{config.term_ms[1]:g} ms, observers every {config.observe_ms:g} ms)")
+        if config.handoff_share > 0:
+            features.append(f"hand-offs ({config.handoff_share:g} of lock holds)")
+        print(f"  {', '.join(kinds) or 'no kind'} also share: {'; '.join(features)}")
 
     # SIGTERM (e.g. from the demo script's trap) ends the run like Ctrl-C: workers are killed.
     def terminate(signum: int, frame: object) -> None:

@@ -1,6 +1,9 @@
 """A short mixed-language fleet against DynamoDB Local, checked end to end: Python sync, Python
 asyncio, Rust and Node (Promise API, dlc drop-in, original dynamodb-lock-client) workers on one
-lock table never overlap, tokens rise, no increment is lost."""
+lock table never overlap, tokens rise, no increment is lost. The Python, Rust and Node Promise
+API workers also share one semaphore (never more holders than permits), one election (terms
+rise, every observer in every language sees every term) and one hand-off mailbox (locks detached
+in one language are resumed and released in another)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import pytest
 import runner
 
 ALL_KINDS = ("py-sync", "py-async", "rust", "node-new", "node-dropin", "node-dlc")
+#: The kinds that take part in the semaphore, the election and the hand-offs.
+COORDINATING = ("py-sync", "py-async", "rust", "node-new")
 
 
 def test_a_mixed_fleet_is_safe(ddb_endpoint: str, rust_worker: str, tmp_path: Path) -> None:
@@ -33,14 +38,42 @@ def test_a_mixed_fleet_is_safe(ddb_endpoint: str, rust_worker: str, tmp_path: Pa
         lease=1.0,
         rust_worker=rust_worker,
         out_dir=str(tmp_path),
+        semaphore=("sem", 2),
+        election="leader",
+        # Every term longer than the checker's bound (4 x 50 ms + 1 s): each one must be seen
+        # by every observer that ran throughout it.
+        term_ms=(1300.0, 2000.0),
+        handoff_share=0.2,
     )
     result = runner.run_fleet(config)
     report = result.report
     print(runner.checker.format_report(report))
     assert not result.problems
+    # Also: at most 2 permit holders at once, terms rising, observers' terms rising and every
+    # term seen, every resumed hold carrying on a detached one.
     assert report.ok, report.failures()
     assert set(report.holds_by_client) == set(ALL_KINDS)
     assert all(count > 0 for count in report.holds_by_client.values())
     assert sum(report.processes_by_client.values()) == 6
+    coordination_ids = runner.coordination_ids(config)
     for lock in report.locks.values():
-        assert lock.holds > 0 and lock.counter == lock.increments, lock
+        assert lock.counter == lock.increments, lock
+        assert lock.holds > 0 or lock.lock in coordination_ids, lock
+
+    languages = runner.checker.language
+    sem = report.semaphores["sem"]
+    assert sem.max_concurrent <= 2
+    assert len({languages(kind) for kind in sem.holds_by_client}) >= 2, sem.holds_by_client
+    election = report.elections["leader"]
+    assert election.terms > 0
+    # One observer per coordinating process, each in its own language's watch.
+    assert election.observers_by_client == dict.fromkeys(COORDINATING, 1)
+    assert election.long_terms == election.terms - sum(1 for h in result_terms(result) if not h["ok"])
+    assert election.checked > 0
+    handoffs = report.handoffs
+    assert handoffs.resumed > 0 and handoffs.cross_language > 0, handoffs
+
+
+def result_terms(result: runner.FleetResult) -> list:
+    holds, _ = runner.checker.load([result.run.out_dir])
+    return [h for h in holds if h.get("election")]

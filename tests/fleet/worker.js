@@ -18,6 +18,10 @@
 //
 // Times are CLOCK_MONOTONIC nanoseconds (process.hrtime.bigint() on Linux), written as JSON
 // integers, so the checker compares them with the other languages' holds.
+//
+// node-new also takes --semaphore NAME:N, --election NAME and --handoff-share F: permits of a
+// shared semaphore, a candidate and an observer of a shared election, and hand-offs through a KV
+// mailbox to and from the other processes (docs/fleet.md, "Semaphore, election, hand-offs").
 
 const fs = require("fs");
 const path = require("path");
@@ -33,7 +37,8 @@ const CLIENT_KINDS = ["node-new", "node-dropin", "node-dlc"];
 const USAGE =
   "usage: worker.js --client node-new|node-dropin|node-dlc --endpoint URL --lock-table T --kv-table K " +
   "--kv-partition P --locks a,b --log PATH [--duration S | --deadline-ns NS] [--lease S] [--heartbeat S] " +
-  "[--hold-ms MS] [--tasks N] [--announce] [--seed N]";
+  "[--hold-ms MS] [--tasks N] [--announce] [--seed N] [--semaphore NAME:N] [--semaphore-share F] [--election NAME] " +
+  "[--term-ms MIN:MAX] [--observe-ms MS] [--observe-tail-ms MS] [--handoff-share F] (the last seven: node-new only)";
 
 const now = () => process.hrtime.bigint();
 
@@ -55,6 +60,7 @@ function parseArgs(argv) {
       options: {
         ...SHARED_OPTIONS, locks: text, log: text, duration: text, "deadline-ns": text, lease: text, heartbeat: text, "hold-ms": text, tasks: text, seed: text,
         announce: { type: "boolean", default: false },
+        semaphore: text, "semaphore-share": text, election: text, "term-ms": text, "observe-ms": text, "observe-tail-ms": text, "handoff-share": text,
       },
     }));
   } catch (error) {
@@ -83,7 +89,32 @@ function parseArgs(argv) {
     if (!/^-?\d+$/.test(values["deadline-ns"])) usage(`--deadline-ns: not an integer: ${values["deadline-ns"]}`);
     args.deadlineNs = BigInt(values["deadline-ns"]);
   }
+  const share = (value, flag, otherwise) => {
+    if (value === undefined) return otherwise;
+    const f = Number(value);
+    if (!Number.isFinite(f) || f < 0 || f > 1) usage(`${flag}: not a share in [0, 1]: ${value}`);
+    return f;
+  };
+  args.semaphore = null;
+  if (values.semaphore !== undefined) {
+    const match = /^(.+):(\d+)$/.exec(values.semaphore);
+    if (!match || Number(match[2]) < 1) usage(`--semaphore: NAME:N with N >= 1, not ${values.semaphore}`);
+    args.semaphore = { name: match[1], permits: Number(match[2]) };
+  }
+  args.semaphoreShare = share(values["semaphore-share"], "--semaphore-share", 0.25);
+  args.election = values.election === undefined || values.election === "" ? null : values.election;
+  const termMs = (values["term-ms"] === undefined ? "300:2000" : values["term-ms"]).split(":").map(Number);
+  if (termMs.length === 1) termMs.push(termMs[0]);
+  if (termMs.length !== 2 || !termMs.every((ms) => Number.isFinite(ms) && ms >= 0) || termMs[1] < termMs[0]) usage("--term-ms: MIN:MAX");
+  args.termMs = termMs;
+  args.observeMs = values["observe-ms"] === undefined ? 50 : Number(values["observe-ms"]);
+  if (!Number.isFinite(args.observeMs) || args.observeMs < 1) usage("--observe-ms: not a number >= 1");
+  args.observeTailMs = values["observe-tail-ms"] === undefined ? 1500 : Number(values["observe-tail-ms"]);
+  if (!Number.isFinite(args.observeTailMs) || args.observeTailMs < 0) usage("--observe-tail-ms: not a number >= 0");
+  args.handoffShare = share(values["handoff-share"], "--handoff-share", 0);
   if (!CLIENT_KINDS.includes(args.client)) usage(`--client must be one of ${CLIENT_KINDS.join(", ")}`);
+  const coordinates = args.semaphore !== null || args.election !== null || args.handoffShare > 0;
+  if (coordinates && args.client !== "node-new") usage(`${args.client} only takes plain locks: no --semaphore, --election or --handoff-share`);
   for (const [key, flag] of [["endpoint", "--endpoint"], ["lockTable", "--lock-table"], ["kvTable", "--kv-table"], ["kvPartition", "--kv-partition"], ["log", "--log"]]) {
     if (!args[key]) usage(`${flag} is required`);
   }
@@ -192,6 +223,8 @@ function holdRecord(lockId, token, acquired, released, lost, applied, fenced) {
 // ---------------------------------------------------------------------------------------------
 // node-new: the Promise API.
 
+const isCode = (error, code) => Boolean(error) && error.code === code;
+
 async function runNew(args, log, random) {
   const locks = new dynalease.LockClient({
     table: args.lockTable,
@@ -200,38 +233,189 @@ async function runNew(args, log, random) {
     endpoint: args.endpoint,
   });
   const kv = new dynalease.KVStore({ table: args.kvTable, partition: args.kvPartition, endpoint: args.endpoint });
+  const semaphore = args.semaphore === null ? null : locks.semaphore(args.semaphore.name, { permits: args.semaphore.permits });
+  const leaseNs = BigInt(args.leaseMs) * 1000000n;
+  let handoffs = 0;
+  let handedOff = false;
+
+  async function release(lock, lockId) {
+    try {
+      await lock.release();
+    } catch (error) {
+      log.error("release", lockId, error);
+    }
+  }
 
   async function holder() {
     for (;;) {
       const remaining = args.deadlineNs - now();
       if (remaining <= 0n) return;
-      const lockId = args.lockIds[Math.floor(random() * args.lockIds.length)];
+      // No draw without a semaphore: without the flags the picks are what they always were.
+      const permit = semaphore !== null && random() < args.semaphoreShare;
+      let lockId = permit ? args.semaphore.name : args.lockIds[Math.floor(random() * args.lockIds.length)];
       let lock;
       try {
-        const timeoutMs = Math.min(Number(remaining) / 1e6, args.leaseMs * 3);
-        lock = await locks.acquire(lockId, { timeoutMs: Math.max(1, Math.ceil(timeoutMs)) });
+        const timeoutMs = Math.max(1, Math.ceil(Math.min(Number(remaining) / 1e6, args.leaseMs * 3)));
+        lock = permit ? await semaphore.acquire({ timeoutMs }) : await locks.acquire(lockId, { timeoutMs });
       } catch (error) {
-        if (error && error.code === dynalease.codes.LOCK_NOT_ACQUIRED) continue;
-        log.error("acquire", lockId, error);
+        if (isCode(error, dynalease.codes.LOCK_NOT_ACQUIRED)) continue;
+        log.error(permit ? "semaphore" : "acquire", lockId, error);
         await sleep(50);
         continue;
       }
       const acquired = now();
+      lockId = String(lock.id); // a permit's: NAME#k
       if (args.announce) log.event("acquired", { lock: lockId, token: lock.fencingToken, acquired });
       const applied = await increment(kv, lockId, lock, log);
       await sleep(random() * args.holdMs);
+      // The process's first hold that can, then a share of the others; never with less than a
+      // lease left before the deadline.
+      let handOff = false;
+      if (!permit && args.handoffShare > 0) {
+        const chosen = random() < args.handoffShare;
+        if (args.deadlineNs - now() > leaseNs) {
+          handOff = chosen || !handedOff;
+          handedOff = true;
+        }
+      }
       const released = now();
       const lost = lock.status !== "held"; // read after `released`: held now means held then
-      log.write(holdRecord(lockId, lock.fencingToken, acquired, released, lost, applied, true));
+      const record = holdRecord(lockId, lock.fencingToken, acquired, released, lost, applied, true);
+      if (permit) Object.assign(record, { semaphore: args.semaphore.name, permits: args.semaphore.permits });
+      if (handOff && !lost) {
+        let handle = null;
+        try {
+          handle = await lock.detach();
+        } catch (error) {
+          log.error("detach", lockId, error);
+        }
+        if (handle !== null) {
+          const key = `handoff/${process.pid}-${++handoffs}`;
+          log.write({ ...record, detached: true, handoff: key });
+          const entry = { handle, lock: lockId, token: lock.fencingToken, client: args.client, pid: process.pid, at: Number(now()) };
+          try {
+            await kv.put(key, entry);
+          } catch (error) {
+            log.error("handoff", lockId, error);
+          }
+          continue;
+        }
+      }
+      log.write(record);
+      await release(lock, lockId);
+    }
+  }
+
+  // Campaigns until the deadline, keeps each term for --term-ms, resigns, and pauses so that the
+  // term passes to another process.
+  async function candidate(election, random) {
+    const name = args.election;
+    for (;;) {
+      const remaining = args.deadlineNs - now();
+      if (remaining <= 0n) return;
+      let lock;
       try {
-        await lock.release();
+        const timeoutMs = Math.max(1, Math.ceil(Math.min(Number(remaining) / 1e6, args.leaseMs * 3)));
+        lock = await election.campaign({ data: { client: args.client, pid: process.pid }, timeoutMs });
       } catch (error) {
-        log.error("release", lockId, error);
+        if (isCode(error, dynalease.codes.LOCK_NOT_ACQUIRED)) continue;
+        log.error("campaign", name, error);
+        await sleep(50);
+        continue;
+      }
+      const acquired = now();
+      if (args.announce) log.event("acquired", { lock: name, token: lock.fencingToken, acquired });
+      const applied = await increment(kv, name, lock, log);
+      await sleep(args.termMs[0] + random() * (args.termMs[1] - args.termMs[0]));
+      const released = now();
+      const lost = lock.status !== "held";
+      log.write({ ...holdRecord(name, lock.fencingToken, acquired, released, lost, applied, true), election: name });
+      await release(lock, name);
+      await sleep(200 + random() * 200);
+    }
+  }
+
+  // Logs a `leader` line whenever the term differs from the last one logged, until aborted.
+  async function observer(election, signal) {
+    const name = args.election;
+    let last; // undefined: nothing logged yet; null: nobody leads
+    while (!signal.aborted) {
+      try {
+        for await (const leader of election.watch({ signal, intervalMs: args.observeMs })) {
+          const at = now();
+          const term = leader === null ? null : leader.term;
+          if (term !== last) {
+            last = term;
+            log.write({ event: "leader", election: name, term, at });
+          }
+        }
+      } catch (error) {
+        if (signal.aborted) break;
+        log.error("observe", name, error);
+        await sleep(50);
       }
     }
   }
 
-  await Promise.all(Array.from({ length: args.tasks }, () => holder()));
+  // Takes up other processes' hand-offs until the deadline.
+  async function mailbox(random) {
+    while (now() < args.deadlineNs) {
+      let others = [];
+      try {
+        others = (await kv.list("handoff/")).filter((pair) => pair.value && typeof pair.value === "object" && pair.value.pid !== process.pid);
+      } catch (error) {
+        log.error("claim", "handoff/", error);
+      }
+      if (others.length === 0) {
+        await sleep(100 + random() * 50);
+        continue;
+      }
+      const pair = others[Math.floor(random() * others.length)];
+      const lockId = String(pair.value.lock);
+      try {
+        await kv.atomicDelete(pair.key, pair);
+      } catch (error) {
+        // Another process claimed it first; any other failure may have been our claim, and
+        // resuming a handle someone else resumed too would make two holders.
+        if (!isCode(error, dynalease.codes.KEY_MODIFIED) && !isCode(error, dynalease.codes.KEY_NOT_FOUND)) log.error("claim", lockId, error);
+        continue;
+      }
+      let lock;
+      try {
+        lock = await locks.resume(pair.value.handle);
+      } catch (error) {
+        log.error("resume", lockId, error);
+        continue;
+      }
+      const acquired = now();
+      const applied = await increment(kv, lockId, lock, log);
+      await sleep(random() * args.holdMs);
+      const released = now();
+      const lost = lock.status !== "held";
+      log.write({ ...holdRecord(lockId, lock.fencingToken, acquired, released, lost, applied, true), resumed: true, handoff: pair.key });
+      await release(lock, lockId);
+    }
+  }
+
+  // Every loop but the holders draws from a generator of its own, so that the holders' picks are
+  // the same as without the flags.
+  const loops = Array.from({ length: args.tasks }, () => holder());
+  const stop = new AbortController();
+  let observing = null;
+  if (args.election !== null) {
+    const election = locks.election(args.election);
+    log.event("observer-start", { election: args.election, interval_ms: args.observeMs });
+    observing = observer(election, stop.signal);
+    loops.push(candidate(election, rng(Math.floor(random() * 2 ** 32))));
+  }
+  if (args.handoffShare > 0) loops.push(mailbox(rng(Math.floor(random() * 2 ** 32))));
+  await Promise.all(loops);
+  if (observing !== null) {
+    await sleep(Math.max(0, Number(args.deadlineNs - now()) / 1e6 + args.observeTailMs));
+    stop.abort();
+    await observing;
+    log.event("observer-stop", { election: args.election });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
