@@ -1021,3 +1021,17 @@ async fn a_lock_past_its_deadline_refuses_fenced_writes_even_before_its_timer_ru
     assert_eq!(w.job_lease_ms().await, 1, "released at its deadline");
     assert!(lock.is_lost(), "a deadline is reported as a loss, not a release");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_semaphore_whose_own_item_write_is_lost_is_set_up_all_the_same() {
+    for fault in [Fault::LoseResponse, Fault::DropRequest] {
+        let (w, faults, transport) = world_with_own_faults().await;
+        let sem = w.client_over(transport, LockConfig::new("locks")).semaphore("pool", 2).unwrap();
+        faults.inject("PutItem", fault);
+        let permit = sem.acquire(Some(Duration::from_secs(5))).await.unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        assert_eq!(faults.pending_faults(), 0, "the create was sent");
+        let item = w.item("locks", "pool").await.expect("the semaphore's own item");
+        assert_eq!(attr_n(&item, "semaphorePermits"), 2);
+        permit.release().await.unwrap();
+    }
+}

@@ -287,42 +287,50 @@ impl Semaphore {
     /// Makes sure the table records this semaphore with our number of permits (once per
     /// semaphore object: one read, and one write the first time anyone uses it).
     async fn check_permits(&self) -> Result<()> {
-        self.checked
-            .get_or_try_init(|| async {
-                let transport = self.client.transport();
-                let recorded = match self.client.read(&self.id).await? {
-                    Some(item) => item,
-                    None => match transport.put_item(self.client.table().create_semaphore(&self.id, self.permits())).await {
-                        Ok(_) => return Ok(()),
-                        // Another client wrote it first (or an earlier send of ours did): read it.
-                        Err(Error::ConditionalCheckFailed { item: Some(item) }) => *item,
-                        Err(Error::ConditionalCheckFailed { item: None }) => self.client.read(&self.id).await?.unwrap_or_default(),
-                        // A write with an unknown outcome: whichever client's landed, read it.
-                        Err(e) if e.is_ambiguous() => self.client.read(&self.id).await?.unwrap_or_default(),
-                        Err(e) => return Err(self.client.explain(e)),
-                    },
-                };
-                match recorded.get(SEMAPHORE_PERMITS).and_then(AttributeValue::as_i64) {
-                    Some(n) if n == i64::from(self.permits()) => Ok(()),
-                    Some(n) => Err(Error::option(
-                        "permits",
-                        format!(
-                            "is {}, but semaphore {} has {n} permits in the table: every client must pass the same number (to change it, delete the semaphore's items while nobody holds a permit)",
-                            self.permits(),
-                            self.id
-                        ),
-                    )),
-                    None if recorded.is_empty() => Err(Error::invalid_value(format!(
-                        "semaphore {}'s item was deleted while it was being set up; try again",
-                        self.id
-                    ))),
-                    None => Err(Error::invalid_value(format!(
-                        "{} is a lock id in use, not a semaphore: name the semaphore differently",
-                        self.id
-                    ))),
-                }
-            })
-            .await
-            .map(|_| ())
+        self.checked.get_or_try_init(|| self.record_or_read_permits()).await.map(|_| ())
+    }
+
+    /// Writes the semaphore's own item if there is none, or reads it; then compares its
+    /// permits with ours. A create whose outcome stays unknown is looked up again: it may not
+    /// have landed, and then it is sent again (its condition makes a second landing harmless).
+    async fn record_or_read_permits(&self) -> Result<()> {
+        const TRIES: usize = 3;
+        let transport = self.client.transport();
+        let mut last_unknown = None;
+        for _ in 0..TRIES {
+            let recorded = match self.client.read(&self.id).await? {
+                Some(item) => item,
+                None => match transport.put_item(self.client.table().create_semaphore(&self.id, self.permits())).await {
+                    Ok(_) => return Ok(()),
+                    // Another client wrote it first (or an earlier send of ours did).
+                    Err(Error::ConditionalCheckFailed { item: Some(item) }) => *item,
+                    Err(Error::ConditionalCheckFailed { item: None }) => continue,
+                    Err(e) if e.is_ambiguous() => {
+                        last_unknown = Some(e);
+                        continue;
+                    }
+                    Err(e) => return Err(self.client.explain(e)),
+                },
+            };
+            return self.compare_permits(&recorded);
+        }
+        Err(last_unknown.unwrap_or_else(|| {
+            Error::invalid_value(format!("semaphore {}'s item keeps disappearing while it is being set up; try again", self.id))
+        }))
+    }
+
+    fn compare_permits(&self, recorded: &Item) -> Result<()> {
+        match recorded.get(SEMAPHORE_PERMITS).and_then(AttributeValue::as_i64) {
+            Some(n) if n == i64::from(self.permits()) => Ok(()),
+            Some(n) => Err(Error::option(
+                "permits",
+                format!(
+                    "is {}, but semaphore {} has {n} permits in the table: every client must pass the same number (to change it, delete the semaphore's items while nobody holds a permit)",
+                    self.permits(),
+                    self.id
+                ),
+            )),
+            None => Err(Error::invalid_value(format!("{} is a lock id in use, not a semaphore: name the semaphore differently", self.id))),
+        }
     }
 }
