@@ -45,7 +45,7 @@ impl Clock for TokioClock {
     }
 }
 
-/// A clock shared by a client, its locks and their heartbeats.
+/// A clock as clients, stores and the memory transport hold it (`with_clock` sets one).
 pub type SharedClock = Arc<dyn Clock>;
 
 /// The system's wall clock, shared.
