@@ -60,9 +60,9 @@ pub struct Stats {
 pub enum KvOp {
     /// A `get`, `get_with` or `exists`.
     Read,
-    /// A put of any kind (plain, create-only, compare-and-swap, data update).
+    /// A `put` or `atomic_put`.
     Write,
-    /// A delete of any kind.
+    /// A `delete` or `atomic_delete`.
     Delete,
     /// A `list`, however many pages it reads.
     List,
