@@ -2,6 +2,10 @@
 //! code, so the Rust binary, the Python wheel's console script and the npm package's `bin` all
 //! run this one implementation.
 
+// Every public item is documented: `make test` runs rustdoc with `-D warnings`.
+#![warn(missing_docs)]
+#![warn(rustdoc::broken_intra_doc_links)]
+
 mod args;
 mod kv;
 mod locks;
@@ -23,6 +27,7 @@ pub use render::Report;
 /// What the process exits with. Scripts branch on these (`--help` lists them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
+    /// The command did what it was asked.
     Done = 0,
     /// A check found a problem, or a write was refused because what it was conditioned on
     /// changed; nothing was written.
@@ -40,11 +45,14 @@ pub enum Exit {
 /// Why a command stopped: what to print, and the exit code.
 #[derive(Debug)]
 pub struct Failure {
+    /// The code the process exits with.
     pub exit: Exit,
+    /// What went wrong and what to do about it, printed on stderr.
     pub message: String,
 }
 
 impl Failure {
+    /// A failure that prints `message` and exits with `exit`.
     pub fn new(exit: Exit, message: impl Into<String>) -> Failure {
         Failure { exit, message: message.into() }
     }
@@ -64,6 +72,7 @@ impl From<Error> for Failure {
     }
 }
 
+/// What a command ends with: a report to print, or a failure.
 pub type CommandResult = Result<Report, Failure>;
 
 /// Runs the command line `args` (the program name first) to completion and returns the exit

@@ -11,23 +11,29 @@ use crate::Exit;
 /// A command's result.
 #[derive(Debug)]
 pub struct Report {
+    /// The code the process exits with ([`Exit::Problem`] when a check found something).
     pub exit: Exit,
+    /// The result for people (`--output table`), on stdout.
     pub text: String,
+    /// The same result as one JSON document (`--output json`), on stdout.
     pub json: Json,
     /// Said on stderr whatever the output format (how much was read, what was skipped).
     pub notes: Vec<String>,
 }
 
 impl Report {
+    /// A successful result, as text and as JSON.
     pub fn new(text: impl Into<String>, json: Json) -> Report {
         Report { exit: Exit::Done, text: text.into(), json, notes: Vec::new() }
     }
 
+    /// Adds a line for stderr.
     pub fn note(mut self, note: impl Into<String>) -> Report {
         self.notes.push(note.into());
         self
     }
 
+    /// Prints the result in the format asked for, then the notes on stderr.
     pub fn print(&self, output: Output) {
         match output {
             Output::Table => {

@@ -4,8 +4,13 @@
 use crate::lock::LockId;
 use crate::value::Item;
 
+/// The crate's result type: [`Error`] unless said otherwise.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Everything that can go wrong, from a bad option to an answer DynamoDB never sent.
+///
+/// Branch on [`Error::kind`] where the family is enough: it is what the bindings expose, and
+/// variants may be added.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -16,71 +21,157 @@ pub enum Error {
     /// A condition expression was false. `item` is the current item when the request asked for
     /// it (`ReturnValuesOnConditionCheckFailure: ALL_OLD`).
     #[error("the conditional request failed")]
-    ConditionalCheckFailed { item: Option<Box<Item>> },
+    ConditionalCheckFailed {
+        /// The item as it was when the condition failed; `None` when not asked for, or absent.
+        item: Option<Box<Item>>,
+    },
 
     /// A TransactWriteItems was cancelled; one DynamoDB reason code per action (`None`,
     /// `ConditionalCheckFailed`, `TransactionConflict`, ...).
     #[error("the transaction was cancelled: {}", reasons.join(", "))]
-    TransactionCanceled { reasons: Vec<String> },
+    TransactionCanceled {
+        /// DynamoDB's `CancellationReasons` codes, in the order of the transaction's actions.
+        reasons: Vec<String>,
+    },
 
+    /// The lock was not taken: another holder kept it past the timeout, or a deadline left no
+    /// time to try.
     #[error("lock {id} was not acquired: {reason}")]
-    LockNotAcquired { id: LockId, reason: String },
+    LockNotAcquired {
+        /// The lock asked for.
+        id: LockId,
+        /// Why not, as the end of a sentence (who held it, for how long the client waited).
+        reason: String,
+    },
 
+    /// A lock this process held is no longer its own: taken over after its lease ran out,
+    /// released, handed off, or past its deadline. Work under it is no longer protected.
     #[error("lock {id} was lost: {reason}")]
-    LockLost { id: LockId, reason: String },
+    LockLost {
+        /// The lock that was lost.
+        id: LockId,
+        /// What happened to it, as the end of a sentence.
+        reason: String,
+    },
 
+    /// A create-only write (no `previous`) found a live item under the key.
     #[error("key {key:?} already exists; read it and pass it as `previous` to replace it")]
-    KeyExists { key: String },
+    KeyExists {
+        /// The key as the caller gave it, without the store's partition.
+        key: String,
+    },
 
+    /// A compare-and-swap found another version than the one it was given: someone else
+    /// wrote the key since it was read.
     #[error("key {key:?} was modified since it was read; read it again and retry")]
-    KeyModified { key: String },
+    KeyModified {
+        /// The key as the caller gave it, without the store's partition.
+        key: String,
+    },
 
+    /// The key has no live item: never written, deleted, or past its TTL.
     #[error("key {key:?} does not exist")]
-    KeyNotFound { key: String },
+    KeyNotFound {
+        /// The key as the caller gave it, without the store's partition.
+        key: String,
+    },
 
+    /// DynamoDB's `ResourceNotFoundException`: no such table in this account, region and
+    /// endpoint.
     #[error("{}", table_not_found(.table, &core_name))]
-    TableNotFound { table: String },
+    TableNotFound {
+        /// The table's name; for a request on several tables, all of them, comma-separated.
+        table: String,
+    },
 
     /// The table exists but cannot serve this configuration (key schema, status). `message`
     /// may name options as `{name}` (see [`ConfigError`]).
     #[error("table {table:?}: {}", spell_names(.message, &core_name))]
-    TableSchema { table: String, message: String },
+    TableSchema {
+        /// The table's name.
+        table: String,
+        /// What does not fit, and what the client expected instead.
+        message: String,
+    },
 
     /// DynamoDB rejected the request as malformed (ValidationException).
     #[error("DynamoDB rejected {operation}: {message}")]
-    Validation { operation: &'static str, message: String },
+    Validation {
+        /// The DynamoDB operation (`PutItem`, `TransactWriteItems`, ...).
+        operation: &'static str,
+        /// DynamoDB's message.
+        message: String,
+    },
 
+    /// DynamoDB refused for capacity (`ProvisionedThroughputExceededException`,
+    /// `ThrottlingException`, ...) on every attempt the client allows.
     #[error("DynamoDB throttled {operation} {attempts} times in a row: {message}; raise the table's capacity or retry later")]
-    Throttled { operation: &'static str, attempts: u32, message: String },
+    Throttled {
+        /// The DynamoDB operation (`PutItem`, `TransactWriteItems`, ...).
+        operation: &'static str,
+        /// How many attempts were refused, the first one included.
+        attempts: u32,
+        /// DynamoDB's message for the last refusal.
+        message: String,
+    },
 
+    /// The AWS SDK found no credentials, or DynamoDB refused the ones it found; the detail
+    /// says which. Nothing was applied.
     #[error("no usable AWS credentials: {0}; configure them (environment, profile, SSO or instance role)")]
     Credentials(String),
 
     /// The request was not delivered (connection refused, DNS, TLS).
     #[error("could not reach DynamoDB for {operation}: {message}; check the endpoint, region and network")]
-    Network { operation: &'static str, message: String },
+    Network {
+        /// The DynamoDB operation (`PutItem`, `TransactWriteItems`, ...).
+        operation: &'static str,
+        /// The connection error, with its causes.
+        message: String,
+    },
 
     /// The request may or may not have been applied (timeout, connection reset after sending,
     /// server error). Engines resolve these before reporting; one that reaches the caller could
     /// not be resolved, and the write may still land.
     #[error("the outcome of {operation} is unknown: {message}; it may have been applied: read the current state before retrying")]
-    Ambiguous { operation: &'static str, message: String },
+    Ambiguous {
+        /// The DynamoDB operation (`PutItem`, `TransactWriteItems`, ...).
+        operation: &'static str,
+        /// What came instead of an answer, and why the write may have landed.
+        message: String,
+    },
 
     /// Any other error DynamoDB returned.
     #[error("DynamoDB {operation} failed with {code}: {message}")]
-    Service { operation: &'static str, code: String, message: String },
+    Service {
+        /// The DynamoDB operation (`PutItem`, `TransactWriteItems`, ...).
+        operation: &'static str,
+        /// DynamoDB's error code (`InternalServerError`, `ResourceInUseException`, ...).
+        code: String,
+        /// DynamoDB's message.
+        message: String,
+    },
 }
 
 /// The families every binding maps errors to (one exception class or error code each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
+    /// An invalid option or argument ([`Error::Config`]).
     Config,
+    /// [`Error::LockNotAcquired`].
     LockNotAcquired,
+    /// [`Error::LockLost`].
     LockLost,
+    /// [`Error::KeyExists`].
     KeyExists,
+    /// [`Error::KeyModified`].
     KeyModified,
+    /// [`Error::KeyNotFound`].
     KeyNotFound,
+    /// A missing table, or one that cannot serve this client ([`Error::TableNotFound`],
+    /// [`Error::TableSchema`]).
     Table,
+    /// Any other failure of a DynamoDB call: network, throttling, credentials, a malformed
+    /// request, or a refusal the engines did not turn into one of the families above.
     Transport,
     /// A write that may or may not have been applied (a subfamily of `Transport` in the
     /// bindings): never reported for a write that certainly did not happen.
@@ -243,6 +334,7 @@ impl Error {
         }
     }
 
+    /// The family of this error: which exception class or code the bindings report it as.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Config(_) => ErrorKind::Config,

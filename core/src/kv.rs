@@ -56,6 +56,7 @@ pub const RESERVED_KV_ATTRIBUTES: [&str; 3] = [VALUE, VERSION, TTL_ATTRIBUTE];
 /// (which `KvStore::new` calls).
 #[derive(Clone, Debug, PartialEq)]
 pub struct KvConfig {
+    /// The name of the table the store lives in; several stores can share one table.
     pub table: String,
     /// The partition key value all keys of this store live under.
     pub partition: String,
@@ -71,6 +72,9 @@ impl KvConfig {
         KvConfig { table: table.into(), partition: partition.into(), partition_key: "pk".into(), sort_key: "sk".into() }
     }
 
+    /// Checks what DynamoDB would refuse, or the store could not work with: an empty or invalid
+    /// table name, an empty or oversized partition, key attributes that are empty, equal, or named
+    /// like the store's own attributes ([`RESERVED_KV_ATTRIBUTES`]).
     pub fn validate(&self) -> Result<()> {
         if self.table.is_empty() {
             return Err(Error::config("table name is empty; pass the name of the KV table"));
@@ -106,8 +110,12 @@ impl KvConfig {
 /// A stored key, its value and the version a compare-and-swap checks.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KvPair {
+    /// The key, as the caller named it (the item's sort key value).
     pub key: String,
+    /// The value stored under it.
     pub value: Value,
+    /// A random number a write draws anew; [`KvStore::atomic_put`] and
+    /// [`KvStore::atomic_delete`] succeed only while the stored item still has it.
     pub version: i64,
     /// When DynamoDB TTL may delete it (epoch seconds); reads hide it from then on.
     pub expires: Option<i64>,
@@ -123,11 +131,15 @@ pub struct WriteOptions {
 }
 
 impl WriteOptions {
+    /// Makes the key expire `ttl` after the write: reads hide it from then on, and DynamoDB's
+    /// TTL deletes it later.
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self
     }
 
+    /// Applies the write only while `lock` is held, checked by DynamoDB in the same
+    /// transaction; otherwise it fails with [`Error::LockLost`] and writes nothing.
     pub fn fence(mut self, lock: &Lock) -> Self {
         self.fence = Some(lock.clone());
         self
@@ -157,6 +169,8 @@ enum Expectation<'a> {
 }
 
 impl KvStore {
+    /// A store with this configuration, sending through `transport`. Fails with
+    /// [`Error::Config`] if the configuration is invalid; the table is not checked until used.
     pub fn new(config: KvConfig, transport: Arc<dyn Transport>) -> Result<KvStore> {
         config.validate()?;
         let stats = Stats::new();
@@ -170,6 +184,7 @@ impl KvStore {
         self
     }
 
+    /// The configuration the store was created with.
     pub fn config(&self) -> &KvConfig {
         &self.config
     }
@@ -255,6 +270,7 @@ impl KvStore {
         Ok(item.and_then(|item| self.live_pair(&item)))
     }
 
+    /// Whether `key` holds a live (not expired) value, by a strongly consistent read.
     pub async fn exists(&self, key: &str) -> Result<bool> {
         Ok(self.get(key).await?.is_some())
     }
@@ -264,6 +280,8 @@ impl KvStore {
         self.list_with(prefix, true).await
     }
 
+    /// Like [`list`](KvStore::list); `consistent: false` reads eventually consistent (half the
+    /// cost).
     pub async fn list_with(&self, prefix: &str, consistent: bool) -> Result<Vec<KvPair>> {
         self.stats.kv(KvOp::List);
         let mut pairs = Vec::new();

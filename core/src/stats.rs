@@ -58,9 +58,13 @@ pub struct Stats {
 /// A KV store operation, as counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KvOp {
+    /// A `get`, `get_with` or `exists`.
     Read,
+    /// A `put` or `atomic_put`.
     Write,
+    /// A `delete` or `atomic_delete`.
     Delete,
+    /// A `list`, however many pages it reads.
     List,
 }
 
@@ -69,6 +73,7 @@ fn add(counter: &AtomicU64, n: u64) {
 }
 
 impl Stats {
+    /// Zeroed counters, ready to share between a client and its locks.
     pub fn new() -> Arc<Stats> {
         Arc::new(Stats::default())
     }
@@ -82,6 +87,7 @@ impl Stats {
         add(&self.wait_sum_us, waited.as_micros() as u64);
     }
 
+    /// An acquisition that gave up waiting at its timeout ([`Error::LockNotAcquired`]).
     pub fn acquire_timed_out(&self) {
         add(&self.acquire_timeouts, 1);
     }
@@ -96,10 +102,12 @@ impl Stats {
         add(&self.takeovers, 1);
     }
 
+    /// A lease renewal (background heartbeat or `Lock::renew`) that succeeded (`ok`) or failed.
     pub fn heartbeat(&self, ok: bool) {
         add(if ok { &self.heartbeats } else { &self.heartbeat_failures }, 1);
     }
 
+    /// A held lock found lost, for `reason`.
     pub fn lost(&self, reason: LossReason) {
         add(
             match reason {
@@ -111,10 +119,12 @@ impl Stats {
         );
     }
 
+    /// A release that freed the lock.
     pub fn released(&self) {
         add(&self.releases, 1);
     }
 
+    /// A KV store call, counted when it starts.
     pub fn kv(&self, op: KvOp) {
         add(
             match op {
@@ -147,6 +157,8 @@ impl Stats {
         add(&self.write_milli_units, (write_units * 1000.0).round() as u64);
     }
 
+    /// The counters now. Each is read on its own, so a snapshot taken while others count may
+    /// be a few counts apart between related counters.
     pub fn snapshot(&self) -> StatsSnapshot {
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         StatsSnapshot {
@@ -184,14 +196,18 @@ impl Stats {
 /// before); the last count is the waits longer than every bound.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WaitHistogram {
+    /// Each bucket's upper bound in milliseconds, ascending ([`WAIT_BUCKETS_MS`]).
     pub bounds_ms: Vec<u64>,
+    /// Waits per bucket: one more entry than `bounds_ms`, the last for waits past every bound.
     pub counts: Vec<u64>,
+    /// All the waits added up, for the mean.
     pub sum: Duration,
 }
 
 /// The counters of one client at one moment; every count only grows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StatsSnapshot {
+    /// Successful acquisitions: of locks, of semaphore permits, of leadership in an election.
     pub acquisitions: u64,
     /// Acquisitions that gave up at their timeout.
     pub acquire_timeouts: u64,
@@ -199,23 +215,35 @@ pub struct StatsSnapshot {
     pub contended_attempts: u64,
     /// Acquisitions that took over an expired lease.
     pub takeovers: u64,
+    /// How long successful acquisitions waited, from the call to its return.
     pub acquire_wait: WaitHistogram,
+    /// Lease renewals that succeeded, in the background or by hand.
     pub heartbeats: u64,
+    /// Lease renewals that failed; the next may still succeed within the lease.
     pub heartbeat_failures: u64,
+    /// Locks lost because no heartbeat succeeded within the lease ([`LossReason::LeaseExpired`]).
     pub lost_lease_expired: u64,
+    /// Locks lost to another client's write ([`LossReason::TakenOver`]).
     pub lost_taken_over: u64,
+    /// Locks let go at the deadline they were given ([`LossReason::Deadline`]).
     pub lost_deadline: u64,
+    /// Releases that freed a held lock.
     pub releases: u64,
     /// Calls that returned an unknown outcome.
     pub unknown_outcomes: u64,
     /// DynamoDB requests (each maybe sent several times: see `retries`).
     pub requests: u64,
+    /// Sends beyond the first of each request: the transport's retries.
     pub retries: u64,
     /// Sends DynamoDB throttled.
     pub throttles: u64,
+    /// KV reads ([`KvOp::Read`]).
     pub kv_reads: u64,
+    /// KV writes ([`KvOp::Write`]).
     pub kv_writes: u64,
+    /// KV deletes ([`KvOp::Delete`]).
     pub kv_deletes: u64,
+    /// KV listings ([`KvOp::List`]).
     pub kv_lists: u64,
     /// KV compare-and-swaps that found the key changed (or present, for a create).
     pub cas_conflicts: u64,

@@ -21,8 +21,11 @@ pub const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(120);
 /// The key schema a table must have.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TableSpec {
+    /// The table's name.
     pub name: String,
+    /// The partition (`HASH`) key attribute and its type.
     pub partition_key: KeyAttribute,
+    /// The sort (`RANGE`) key attribute and its type, if the table has one.
     pub sort_key: Option<KeyAttribute>,
     /// Turn DynamoDB TTL on for this attribute when creating (default `expires`).
     pub ttl_attribute: Option<String>,
@@ -114,6 +117,8 @@ pub async fn check_table(transport: &dyn Transport, spec: &TableSpec) -> Result<
     Ok(table)
 }
 
+/// DescribeTable: the table's key schema, status and billing; [`Error::TableNotFound`] if it
+/// does not exist.
 pub async fn describe(transport: &dyn Transport, table: &str) -> Result<TableDescription> {
     match transport.execute(Request::DescribeTable { table: table.to_owned() }).await? {
         Response::Table(description) => Ok(description),

@@ -17,16 +17,25 @@ pub type Item = BTreeMap<String, AttributeValue>;
 /// One DynamoDB attribute value (the `S`, `N`, `B`, `BOOL`, `NULL`, `L`, `M` and set types).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AttributeValue {
+    /// A string (`S`): UTF-8, may be empty outside keys.
     S(String),
     /// A number as DynamoDB's decimal string.
     N(String),
+    /// Bytes (`B`), base64 on the wire.
     B(Vec<u8>),
+    /// A boolean (`BOOL`).
     Bool(bool),
+    /// The null value (`NULL: true`).
     Null,
+    /// A list of values of any types (`L`).
     L(Vec<AttributeValue>),
+    /// A map of attribute names to values (`M`).
     M(Item),
+    /// A string set (`SS`): distinct strings, never empty.
     Ss(Vec<String>),
+    /// A number set (`NS`), each number as DynamoDB's decimal string.
     Ns(Vec<String>),
+    /// A binary set (`BS`).
     Bs(Vec<Vec<u8>>),
 }
 
@@ -36,6 +45,7 @@ impl AttributeValue {
         AttributeValue::N(n.into().to_string())
     }
 
+    /// The text of an `S`; `None` for any other type.
     pub fn as_s(&self) -> Option<&str> {
         match self {
             AttributeValue::S(s) => Some(s),
@@ -43,6 +53,7 @@ impl AttributeValue {
         }
     }
 
+    /// The bytes of a `B`; `None` for any other type.
     pub fn as_b(&self) -> Option<&[u8]> {
         match self {
             AttributeValue::B(b) => Some(b),
@@ -118,8 +129,9 @@ pub const MAX_ITEM_SIZE: usize = 400 * 1024;
 /// stored, 32 are refused, and so are 31 around an empty map.
 pub const MAX_NESTING_DEPTH: usize = 32;
 
-/// DynamoDB's limits on key values.
+/// DynamoDB's limit on a partition key value, in bytes (UTF-8 for strings).
 pub const MAX_PARTITION_KEY_BYTES: usize = 2048;
+/// DynamoDB's limit on a sort key value, in bytes (UTF-8 for strings).
 pub const MAX_SORT_KEY_BYTES: usize = 1024;
 
 /// The value of number text holding an integer that fits an `i64` (`12`, `1.0`, `1E+3`).
@@ -134,12 +146,16 @@ fn integer_value(text: &str) -> Option<i64> {
 /// A key attribute's value: DynamoDB keys are strings, numbers or bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KeyValue {
+    /// A string key.
     S(String),
+    /// A number key, as DynamoDB's decimal string.
     N(String),
+    /// A binary key.
     B(Vec<u8>),
 }
 
 impl KeyValue {
+    /// The type a table's key attribute must have to hold this value.
     pub fn key_type(&self) -> KeyType {
         match self {
             KeyValue::S(_) => KeyType::S,
@@ -229,8 +245,11 @@ impl From<Vec<u8>> for KeyValue {
 /// The scalar type of a key attribute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KeyType {
+    /// String (`S`).
     S,
+    /// Number (`N`).
     N,
+    /// Binary (`B`).
     B,
 }
 
@@ -263,6 +282,7 @@ impl Number {
         Ok(Number(text))
     }
 
+    /// The decimal text as it is sent to DynamoDB (`1e3` stays `1e3`).
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -342,12 +362,19 @@ impl From<i64> for Number {
 /// language, the console and other tools read it directly.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
+    /// JSON's `null`; DynamoDB's `NULL`.
     Null,
+    /// `true` or `false` (`BOOL`).
     Bool(bool),
+    /// An exact decimal number (`N`).
     Number(Number),
+    /// UTF-8 text (`S`).
     String(String),
+    /// Binary data (`B`), which JSON cannot hold.
     Bytes(Vec<u8>),
+    /// An ordered list of values (`L`).
     List(Vec<Value>),
+    /// Named values (`M`), like a JSON object.
     Map(BTreeMap<String, Value>),
 }
 
@@ -383,6 +410,7 @@ impl Value {
         }
     }
 
+    /// The attribute value DynamoDB stores for this value.
     pub fn to_attribute(&self) -> AttributeValue {
         match self {
             Value::Null => AttributeValue::Null,

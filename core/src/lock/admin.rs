@@ -29,6 +29,8 @@ pub enum LockState {
 }
 
 impl LockState {
+    /// The state as the command line prints it: `held`, `released`, `fail-closed`, `semaphore`
+    /// or `other`.
     pub fn name(self) -> &'static str {
         match self {
             LockState::Held => "held",
@@ -43,10 +45,15 @@ impl LockState {
 /// One item of a lock table, as an operator sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LockRecord {
+    /// The lock's id, read from the item's key attributes.
     pub id: LockId,
+    /// What kind of item it is, and where it stands.
     pub state: LockState,
+    /// The `owner` attribute: the holder as it named itself.
     pub owner: Option<String>,
+    /// `fencingToken`; `None` for fail-closed locks, which have none.
     pub fencing_token: Option<i64>,
+    /// `leaseDurationMs`: the holder's lease, 1 once released; `None` for fail-closed locks.
     pub lease_duration_ms: Option<i64>,
     /// `lockAcquiredTimeUnixMs`: when the holder last wrote, by the holder's own clock.
     pub written_unix_ms: Option<i64>,
@@ -59,6 +66,8 @@ pub struct LockRecord {
 }
 
 impl LockRecord {
+    /// Reads one item of `table`. An item no lock client wrote comes out as
+    /// [`LockState::Other`], never as an error.
     pub fn from_item(table: &LockTable, item: &Item) -> LockRecord {
         let seen = Observed::from_item(item);
         let key = |name: &str| item.get(name).and_then(KeyValue::from_attribute);
@@ -104,15 +113,18 @@ impl LockRecord {
 pub struct ListFilter {
     /// Only ids whose partition key (a string) starts with this.
     pub prefix: Option<String>,
+    /// Only items in this state.
     pub state: Option<LockState>,
 }
 
 /// One page of a lock table's items, and where the next one starts.
 #[derive(Clone, Debug)]
 pub struct ListPage {
+    /// The items of the page that passed the filter.
     pub records: Vec<LockRecord>,
     /// Items read for this page: a Scan reads (and bills) every item, filter or not.
     pub scanned: usize,
+    /// Where the next page starts (the Scan's `LastEvaluatedKey`); `None` after the last page.
     pub next: Option<Item>,
 }
 

@@ -84,10 +84,12 @@ impl LockClient {
         self
     }
 
+    /// The configuration the client was created with.
     pub fn config(&self) -> &LockConfig {
         &self.config
     }
 
+    /// The transport the client sends through, wrapped to count into this client's stats.
     pub fn transport(&self) -> &Arc<dyn Transport> {
         &self.transport
     }

@@ -31,6 +31,7 @@ pub const DEFAULT_PARTITION_KEY: &str = "id";
 pub enum Mode {
     /// A lease: the lock frees itself `lease_duration` after the holder's last heartbeat.
     FailOpen {
+        /// The lease each acquisition and heartbeat writes (`leaseDurationMs`).
         lease_duration: Duration,
         /// `None`: no heartbeats; the lock is lost `lease_duration` after acquisition.
         heartbeat_period: Option<Duration>,

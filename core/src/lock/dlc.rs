@@ -49,15 +49,20 @@ use crate::value::{AttributeValue, Item};
 /// A table as a dlc client names it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DlcTable {
+    /// The table's name (dlc's `lockTable`).
     pub table: String,
+    /// The partition key attribute (dlc's `partitionKey`).
     pub partition_key: String,
+    /// The sort key attribute (dlc's `sortKey`), if the table has one.
     pub sort_key: Option<String>,
 }
 
 /// A lock id as dlc takes it: any key value, and the sort key's value when the table has one.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DlcKey {
+    /// The partition key's value: the lock id, or its first part when the table has a sort key.
     pub partition: AttributeValue,
+    /// The sort key's value: needed when the table has a sort key, ignored otherwise.
     pub sort: Option<AttributeValue>,
 }
 
@@ -80,22 +85,34 @@ pub enum Input {
 /// `trustLocalTime`, and a monotonic clock (any origin), which times our own lease.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Now {
+    /// Milliseconds since the Unix epoch.
     pub unix_ms: i64,
+    /// Milliseconds on a clock that never goes back; only differences between readings count.
     pub mono_ms: i64,
 }
 
 /// What the caller does next.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
+    /// Send this request and feed back its outcome.
     Send(Request),
+    /// Wait this long, then feed [`Input::Timer`].
     Sleep(Duration),
     /// Nothing to do until the next input (e.g. a release queued behind a heartbeat).
     Idle,
-    /// `lease_from_mono_ms`: when the put that took the lock was sent, on the caller's
-    /// monotonic clock; the held lock's lease runs from there.
-    Acquired { guid: Vec<u8>, fencing_token: Option<i64>, lease_from_mono_ms: i64 },
+    /// The lock is ours: build a [`HeldLock`] from these.
+    Acquired {
+        /// The guid the item carries, which the first heartbeat or the release is conditioned on.
+        guid: Vec<u8>,
+        /// The item's `fencingToken`; `None` for a fail-closed lock, which has none.
+        fencing_token: Option<i64>,
+        /// When the put that took the lock was sent, on the caller's monotonic clock; the held
+        /// lock's lease runs from there.
+        lease_from_mono_ms: i64,
+    },
     /// Out of retries on a condition failure: dlc's `FailedToAcquireLock`.
     FailedToAcquire,
+    /// The release landed: the lock is free (fail-open: marked released; fail-closed: deleted).
     Released,
     /// The release's condition failed: the lock was taken over or deleted (`FailedToReleaseLock`).
     FailedToRelease,
@@ -176,6 +193,8 @@ impl TakeBack {
         Action::Sleep(self.pause)
     }
 
+    /// Advances with the outcome of the last action: [`Action::Sleep`] or [`Action::Send`] until
+    /// it ends in [`Action::Released`] or [`Action::PassError`].
     pub fn next(&mut self, input: Input, now: Now) -> Action {
         match (std::mem::replace(&mut self.state, TakeBackState::Done), input) {
             (TakeBackState::Sleeping, Input::Timer) => {
@@ -320,9 +339,15 @@ impl DlcTable {
 /// dlc's `FailOpen` options that shape its requests.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FailOpenConfig {
+    /// The lock table and its key attributes.
     pub table: DlcTable,
+    /// Written into the item's `owner` attribute, for people reading the table.
     pub owner: String,
+    /// The lease written into the item (`leaseDurationMs`): how long a contender waits out a
+    /// holder whose heartbeats stopped.
     pub lease_duration_ms: i64,
+    /// dlc's `trustLocalTime`: write `lockAcquiredTimeUnixMs`, and wait only for what is left of
+    /// a holder's lease by this host's clock instead of the whole lease.
     pub trust_local_time: bool,
     /// Condition failures retried (each goes back to the read); dlc's default is 1.
     pub retry_count: u32,
@@ -362,6 +387,7 @@ pub struct FailOpenAcquire {
 }
 
 impl FailOpenAcquire {
+    /// A machine acquiring `id` with a fresh guid; feed it [`Input::Start`] first.
     pub fn new(config: FailOpenConfig, id: DlcKey) -> FailOpenAcquire {
         let retries_left = config.retry_count;
         FailOpenAcquire {
@@ -376,6 +402,7 @@ impl FailOpenAcquire {
         }
     }
 
+    /// The guid this acquire writes, the same across its retries.
     pub fn guid(&self) -> &[u8] {
         &self.guid
     }
@@ -524,9 +551,13 @@ impl FailOpenAcquire {
 /// dlc's `FailClosed` options that shape its requests.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FailClosedConfig {
+    /// The lock table and its key attributes.
     pub table: DlcTable,
+    /// Written into the item's `owner` attribute, for people reading the table.
     pub owner: String,
+    /// dlc's `acquirePeriodMs`: the pause before trying again after the lock was found held.
     pub acquire_period: Duration,
+    /// dlc's `retryCount`: attempts after the first before [`Action::FailedToAcquire`].
     pub retry_count: u32,
     /// How long after the first undo of an acquire whose outcome stayed unknown the undo is
     /// sent once more, before the error is reported: long enough for a put still on its way
@@ -569,15 +600,19 @@ pub struct FailClosedAcquire {
 }
 
 impl FailClosedAcquire {
+    /// A machine acquiring `id` with a fresh guid; feed it [`Input::Start`] first.
     pub fn new(config: FailClosedConfig, id: DlcKey) -> FailClosedAcquire {
         let retries_left = config.retry_count;
         FailClosedAcquire { config, id, guid: new_guid(), retries_left, state: ClosedState::Idle, abandoned: false }
     }
 
+    /// The guid this acquire writes, the same across its retries.
     pub fn guid(&self) -> &[u8] {
         &self.guid
     }
 
+    /// Advances the machine with the outcome of its last action. No clock: a fail-closed lock
+    /// has no lease to time, and attempts are `acquire_period` apart.
     pub fn next(&mut self, input: Input) -> Action {
         match (std::mem::replace(&mut self.state, ClosedState::Done), input) {
             (ClosedState::Idle, Input::Start | Input::Timer) => {
@@ -682,14 +717,21 @@ impl FailClosedAcquire {
 /// How a held dlc lock behaves.
 #[derive(Clone, Debug, PartialEq)]
 pub enum HeldMode {
+    /// dlc's `FailOpen`: a lease that heartbeats renew; a contender may take the lock once a
+    /// lease passes without one.
     FailOpen {
+        /// The token the acquire wrote; heartbeats and the release keep it.
         fencing_token: i64,
+        /// The lease each heartbeat writes (`leaseDurationMs`).
         lease_duration_ms: i64,
+        /// Written into the item's `owner` attribute on every heartbeat and the release.
         owner: String,
         /// `None` (or zero, as dlc treats it): no heartbeats.
         heartbeat_period: Option<Duration>,
+        /// dlc's `trustLocalTime`: every write carries `lockAcquiredTimeUnixMs`.
         trust_local_time: bool,
     },
+    /// dlc's `FailClosed`: no lease and no heartbeats; the lock is held until its item is deleted.
     FailClosed,
 }
 
@@ -800,6 +842,8 @@ impl HeldLock {
         }
     }
 
+    /// Advances with the outcome of the last action: a timer that was due, or the answer to a
+    /// heartbeat, a release or a read that verifies one.
     pub fn next(&mut self, input: Input, now: Now) -> Action {
         let now_unix_ms = now.unix_ms;
         match (std::mem::replace(&mut self.state, HeldState::Idle), input) {

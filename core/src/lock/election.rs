@@ -46,6 +46,7 @@ impl LockClient {
 }
 
 impl Election {
+    /// The lock id every term of this election is held under.
     pub fn id(&self) -> &LockId {
         &self.id
     }

@@ -35,7 +35,9 @@ const NO_SORT_KEY: u8 = 255;
 /// `LockClient::resume`). `to_string()` gives the handle's text; [`Handle::parse`] reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Handle {
+    /// The lock table's name: only a client of that table can resume the lock.
     pub table: String,
+    /// Which lock the handle is for.
     pub id: LockId,
     /// The lock item's guid when the handle was taken.
     pub guid: Vec<u8>,
@@ -46,6 +48,7 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// True for a lease lock, false for a fail-closed one (which has no lease).
     pub fn is_fail_open(&self) -> bool {
         self.lease_duration.is_some()
     }

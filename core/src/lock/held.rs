@@ -31,10 +31,13 @@ use crate::value::{Item, Value};
 /// Where a lock stands, as seen by its holder.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LockStatus {
+    /// Held: its lease (a fail-closed lock has none) has not run out, and no other client is
+    /// known to have taken it.
     Held,
     /// The lease ran out or another client took the lock; the reason says which. A lost lock
     /// that is released afterwards (possible when nobody took it over) stays `Lost`.
     Lost(String),
+    /// Released by this holder.
     Released,
     /// Handed to another process with [`Lock::detach`]: this object no longer acts for it.
     Detached,
@@ -207,6 +210,7 @@ impl Lock {
         Lock { inner }
     }
 
+    /// Which lock this is.
     pub fn id(&self) -> &LockId {
         &self.inner.site.id
     }
@@ -245,6 +249,7 @@ impl Lock {
         self.inner.released.load(Ordering::Acquire)
     }
 
+    /// True once the lock is lost ([`LockStatus::Lost`]); see [`status`](Lock::status).
     pub fn is_lost(&self) -> bool {
         matches!(self.status(), LockStatus::Lost(_))
     }

@@ -33,15 +33,19 @@ const GUID_BYTES: usize = 64;
 /// A lock's identity: the partition key value, and the sort key value when the table has one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LockId {
+    /// The partition key's value.
     pub partition: KeyValue,
+    /// The sort key's value; needed exactly when the table has a sort key.
     pub sort: Option<KeyValue>,
 }
 
 impl LockId {
+    /// The id of a lock in a table without a sort key.
     pub fn new(partition: impl Into<KeyValue>) -> LockId {
         LockId { partition: partition.into(), sort: None }
     }
 
+    /// The id of a lock in a table with a sort key.
     pub fn with_sort(partition: impl Into<KeyValue>, sort: impl Into<KeyValue>) -> LockId {
         LockId { partition: partition.into(), sort: Some(sort.into()) }
     }
@@ -167,8 +171,12 @@ pub enum NewData {
 /// Builds the requests for one lock table configuration.
 #[derive(Clone, Debug)]
 pub struct LockTable {
+    /// The table's name.
     pub table: String,
+    /// The partition key attribute ([`DEFAULT_PARTITION_KEY`](crate::lock::DEFAULT_PARTITION_KEY)
+    /// unless configured otherwise).
     pub partition_key: String,
+    /// The sort key attribute, if the table has one.
     pub sort_key: Option<String>,
 }
 
@@ -182,6 +190,7 @@ impl LockTable {
         }
     }
 
+    /// The primary key of `id`'s item.
     pub fn key(&self, id: &LockId) -> Item {
         lock_key(&self.partition_key, id.partition.clone().into(), self.sort_key.as_deref(), id.sort.clone().map(Into::into))
     }
@@ -200,6 +209,7 @@ impl LockTable {
         Condition::eq(Name::raw(GUID), val(":guid", AttributeValue::B(guid.to_vec())))
     }
 
+    /// A strongly consistent read of `id`'s item.
     pub fn read(&self, id: &LockId) -> GetItem {
         GetItem { table: self.table.clone(), key: self.key(id), consistent_read: true }
     }

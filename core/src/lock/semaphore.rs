@@ -45,8 +45,11 @@ pub struct Semaphore {
 pub struct PermitHolder {
     /// The permit's number, 0 to N - 1; its lock id is the semaphore's with `#number` appended.
     pub permit: u32,
+    /// The holder's `owner` attribute: the holder as it named itself.
     pub owner: String,
+    /// The permit's fencing token, which rises with every holder.
     pub fencing_token: Option<i64>,
+    /// The lock data its holder wrote, if any.
     pub data: Option<Value>,
 }
 
@@ -107,10 +110,12 @@ fn permit_id(id: &LockId, k: u32) -> Result<LockId> {
 }
 
 impl Semaphore {
+    /// The semaphore's own lock id, which its permits' ids extend.
     pub fn id(&self) -> &LockId {
         &self.id
     }
 
+    /// How many holders it admits at once.
     pub fn permits(&self) -> u32 {
         self.permits.len() as u32
     }

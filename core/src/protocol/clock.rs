@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Where the engines read wall-clock time: [`SystemClock`] in production, [`TokioClock`] in
+/// tests with paused time.
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Milliseconds since the Unix epoch.
     fn now_unix_ms(&self) -> u64;
@@ -31,6 +33,7 @@ pub struct TokioClock {
 }
 
 impl TokioClock {
+    /// A clock that reads `start_unix_ms` now and advances with `tokio::time::Instant`.
     pub fn starting_at(start_unix_ms: u64) -> Self {
         TokioClock { start_unix_ms, start: tokio::time::Instant::now() }
     }
@@ -42,8 +45,10 @@ impl Clock for TokioClock {
     }
 }
 
+/// A clock as clients, stores and the memory transport hold it (`with_clock` sets one).
 pub type SharedClock = Arc<dyn Clock>;
 
+/// The system's wall clock, shared.
 pub fn system() -> SharedClock {
     Arc::new(SystemClock)
 }

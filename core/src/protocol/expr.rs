@@ -17,7 +17,9 @@ use crate::value::AttributeValue;
 /// reserved words (`guid`, `fencingToken`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Name {
+    /// What the expression text says: `#name` for an alias, or the attribute name itself.
     pub placeholder: Cow<'static, str>,
+    /// The attribute's name in the item.
     pub attribute: String,
 }
 
@@ -37,7 +39,9 @@ impl Name {
 /// A value bound to an `ExpressionAttributeValues` placeholder such as `:guid`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Placeholder {
+    /// The placeholder in the expression text, starting with `:`.
     pub placeholder: Cow<'static, str>,
+    /// The value sent for it in `ExpressionAttributeValues`.
     pub value: AttributeValue,
 }
 
@@ -47,13 +51,20 @@ pub fn val(placeholder: &'static str, value: AttributeValue) -> Placeholder {
     Placeholder { placeholder: Cow::Borrowed(placeholder), value }
 }
 
+/// A comparison of an attribute with a value, as in `fencingToken = :fencingToken`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CompareOp {
+    /// Equal (`=`).
     Eq,
+    /// Not equal (`<>`); also true when the attribute is absent.
     Ne,
+    /// Less than (`<`).
     Lt,
+    /// Less than or equal (`<=`).
     Le,
+    /// Greater than (`>`).
     Gt,
+    /// Greater than or equal (`>=`).
     Ge,
 }
 
@@ -74,20 +85,30 @@ impl CompareOp {
 /// A condition (or filter) expression.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Condition {
+    /// `attribute_exists(name)`: the item exists and has the attribute.
     Exists(Name),
+    /// `attribute_not_exists(name)`: no such attribute; on a key attribute, no such item.
     NotExists(Name),
+    /// `name <op> :value`; false when the attribute is absent, except for `<>`.
     Compare(Name, CompareOp, Placeholder),
+    /// `begins_with(name, :prefix)`, for strings and bytes.
     BeginsWith(Name, Placeholder),
+    /// True when every part is.
     And(Vec<Condition>),
+    /// True when any part is.
     Or(Vec<Condition>),
+    /// `not (...)`: true when the inner condition is false.
     Not(Box<Condition>),
 }
 
 impl Condition {
+    /// `name = :value`.
     pub fn eq(name: Name, value: Placeholder) -> Condition {
         Condition::Compare(name, CompareOp::Eq, value)
     }
 
+    /// Both conditions; appends to an existing `And` instead of nesting, so the rendered text
+    /// stays flat.
     pub fn and(self, other: Condition) -> Condition {
         match self {
             Condition::And(mut all) => {
@@ -98,6 +119,8 @@ impl Condition {
         }
     }
 
+    /// Either condition; appends to an existing `Or` instead of nesting, so the rendered text
+    /// stays flat.
     pub fn or(self, other: Condition) -> Condition {
         match self {
             Condition::Or(mut any) => {
@@ -140,39 +163,55 @@ impl Condition {
 /// What an update sets an attribute to.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SetValue {
+    /// `name = :value`.
     Value(Placeholder),
     /// `if_not_exists(name, :start) + :increment`: counters that survive a missing attribute.
-    IncrementFrom { start: Placeholder, increment: Placeholder },
+    IncrementFrom {
+        /// The value counted from when the attribute is absent.
+        start: Placeholder,
+        /// What is added.
+        increment: Placeholder,
+    },
 }
 
+/// One clause item of an update expression.
 #[derive(Clone, Debug, PartialEq)]
 pub enum UpdateAction {
+    /// `SET name = ...`: creates or replaces the attribute.
     Set(Name, SetValue),
+    /// `REMOVE name`: deletes the attribute; nothing happens if it is absent.
     Remove(Name),
 }
 
 /// An update expression: `SET ...` and `REMOVE ...` clauses.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Update {
+    /// The actions in order; rendering groups them into one `SET` and one `REMOVE` clause.
     pub actions: Vec<UpdateAction>,
 }
 
 impl Update {
+    /// Adds `SET name = :value`.
     pub fn set(mut self, name: Name, value: Placeholder) -> Update {
         self.actions.push(UpdateAction::Set(name, SetValue::Value(value)));
         self
     }
 
+    /// Adds `SET name = if_not_exists(name, :start) + :increment`: a counter that starts from
+    /// `start` when the attribute is absent.
     pub fn increment(mut self, name: Name, start: Placeholder, increment: Placeholder) -> Update {
         self.actions.push(UpdateAction::Set(name, SetValue::IncrementFrom { start, increment }));
         self
     }
 
+    /// Adds `REMOVE name`.
     pub fn remove(mut self, name: Name) -> Update {
         self.actions.push(UpdateAction::Remove(name));
         self
     }
 
+    /// Renders `SET ...` then `REMOVE ...`, registering names and values in `attrs`; an empty
+    /// update renders as an empty string.
     pub fn render(&self, attrs: &mut ExpressionAttributes) -> String {
         let mut sets = Vec::new();
         let mut removes = Vec::new();
@@ -201,7 +240,9 @@ impl Update {
 /// one request.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ExpressionAttributes {
+    /// `ExpressionAttributeNames`: `#placeholder` to attribute name.
     pub names: BTreeMap<String, String>,
+    /// `ExpressionAttributeValues`: `:placeholder` to value.
     pub values: BTreeMap<String, AttributeValue>,
 }
 

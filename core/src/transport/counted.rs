@@ -20,10 +20,12 @@ pub struct Counted {
 }
 
 impl Counted {
+    /// Sends through `inner`, counting into `stats`.
     pub fn new(inner: Arc<dyn Transport>, stats: Arc<Stats>) -> Counted {
         Counted { inner, stats }
     }
 
+    /// The stats it counts into.
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
     }

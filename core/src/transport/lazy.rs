@@ -13,6 +13,8 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::transport::{native, Target, TargetOptions, Transport};
 
+/// A transport picked from connection options when made, built on its first use, and shared
+/// by the clients of the process with the same target (see the module's documentation).
 #[derive(Debug)]
 pub struct LazyTransport {
     target: Target,
@@ -30,6 +32,7 @@ impl LazyTransport {
         Ok(LazyTransport { target: Target::new(options)?, call_timeout, max_retries, built: Mutex::new(None) })
     }
 
+    /// Where requests go, as the options said.
     pub fn target(&self) -> &Target {
         &self.target
     }

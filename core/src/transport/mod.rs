@@ -29,14 +29,19 @@ pub const MEMORY_SCHEME: &str = "memory://";
 /// `memory://NAME` is the in-process table of that name, anything else the AWS SDK.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Target {
+    /// The in-process table store of this name ([`memory::MemoryTransport::named`]).
     Memory(String),
+    /// DynamoDB through the AWS SDK, with this configuration.
     Native(native::NativeConfig),
 }
 
 /// The connection options every binding's clients take.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TargetOptions {
+    /// Where to send requests: `None` for AWS's endpoint of the region, a URL for DynamoDB Local
+    /// or a proxy, or `memory://NAME` for the in-process table store `NAME`.
     pub endpoint_url: Option<String>,
+    /// The AWS region; `None` takes it from the standard chain (`AWS_REGION`, the profile).
     pub region: Option<String>,
     /// The deadline of one DynamoDB call (default [`native::DEFAULT_CALL_TIMEOUT`]).
     pub call_timeout: Option<Duration>,
@@ -80,6 +85,8 @@ impl Target {
         Ok(Target::Native(config))
     }
 
+    /// Builds the transport: the named memory store, or an SDK client (which reads the AWS
+    /// configuration chain, hence async).
     pub async fn connect(&self) -> Result<Arc<dyn Transport>> {
         Ok(match self {
             Target::Memory(name) => Arc::new(memory::MemoryTransport::named(name)),
@@ -98,6 +105,8 @@ impl Target {
 /// - the response variant matches the request variant.
 #[async_trait]
 pub trait Transport: Send + Sync + std::fmt::Debug {
+    /// Sends `request` and returns DynamoDB's answer, or the error it maps to (see the
+    /// trait's contract).
     async fn execute(&self, request: Request) -> Result<Response>;
 
     /// [`execute`](Transport::execute), counting into `stats` what the request cost: its sends,
@@ -129,6 +138,7 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
 /// Typed calls over [`Transport::execute`], so engines never match on [`Response`].
 #[async_trait]
 pub trait TransportExt: Transport {
+    /// GetItem: the item, or `None` when there is none.
     async fn get_item(&self, request: crate::request::GetItem) -> Result<Option<crate::value::Item>> {
         match self.execute(Request::GetItem(request)).await? {
             Response::GetItem(item) => Ok(item),
@@ -136,6 +146,7 @@ pub trait TransportExt: Transport {
         }
     }
 
+    /// BatchGetItem: the items found, and the keys left for another request.
     async fn batch_get(&self, request: crate::request::BatchGet) -> Result<crate::request::BatchGetPage> {
         match self.execute(Request::BatchGet(request)).await? {
             Response::BatchGet(page) => Ok(page),
@@ -143,18 +154,22 @@ pub trait TransportExt: Transport {
         }
     }
 
+    /// PutItem: the old item if `return_values` asked for it.
     async fn put_item(&self, request: crate::request::PutItem) -> Result<Option<crate::value::Item>> {
         self.write(Request::PutItem(request)).await
     }
 
+    /// UpdateItem: the item before or after, if `return_values` asked for it.
     async fn update_item(&self, request: crate::request::UpdateItem) -> Result<Option<crate::value::Item>> {
         self.write(Request::UpdateItem(request)).await
     }
 
+    /// DeleteItem: the deleted item if `return_values` asked for it.
     async fn delete_item(&self, request: crate::request::DeleteItem) -> Result<Option<crate::value::Item>> {
         self.write(Request::DeleteItem(request)).await
     }
 
+    /// Query: one page of a partition.
     async fn query(&self, request: crate::request::Query) -> Result<crate::request::QueryPage> {
         match self.execute(Request::Query(request)).await? {
             Response::Query(page) => Ok(page),
@@ -162,6 +177,7 @@ pub trait TransportExt: Transport {
         }
     }
 
+    /// Scan: one page of the table.
     async fn scan(&self, request: crate::request::Scan) -> Result<crate::request::QueryPage> {
         match self.execute(Request::Scan(request)).await? {
             Response::Query(page) => Ok(page),
@@ -169,6 +185,7 @@ pub trait TransportExt: Transport {
         }
     }
 
+    /// TransactWriteItems: `Ok` when every action was applied.
     async fn transact_write(&self, request: crate::request::TransactWrite) -> Result<()> {
         match self.execute(Request::TransactWrite(request)).await? {
             Response::TransactWrite => Ok(()),

@@ -84,6 +84,8 @@ impl MemoryTransport {
         registry.entry(name.to_owned()).or_default().clone()
     }
 
+    /// The clock the store times ClientRequestToken expiry by (share it with clients to
+    /// move both in tests).
     pub fn clock(&self) -> SharedClock {
         self.shared.clock.clone()
     }

@@ -214,6 +214,7 @@ impl NativeTransport {
         &self.client
     }
 
+    /// The configuration the transport was built from.
     pub fn config(&self) -> &NativeConfig {
         &self.config
     }
