@@ -12,7 +12,10 @@ function describe(value) {
 /** `value` if it is of `type` (or absent: then null); a CONFIG error naming the option if not. */
 function typed(what, name, value, type) {
   if (value === undefined || value === null) return null;
-  if (typeof value !== type) throw new DynaleaseError(codes.CONFIG, `${what}: ${name} must be a ${type} (got ${describe(value)})`);
+  if (typeof value !== type) {
+    const article = /^[aeiou]/.test(type) ? "an" : "a";
+    throw new DynaleaseError(codes.CONFIG, `${what}: ${name} must be ${article} ${type} (got ${describe(value)})`);
+  }
   return value;
 }
 
