@@ -64,10 +64,13 @@ const quoted = (word) => `'${word}'`;
  * what `answer(output, write)` writes as typed keys. Resolves when the command ends.
  */
 function onTerminal(args, answer) {
-  const command = [process.execPath, BIN, ...args, "--endpoint-url", endpoint].map(quoted).join(" ");
+  // exec: the shell script starts the command with gives way to it, so that Ctrl-C reaches the
+  // command alone (a shell that stayed would take SIGINT too, and die of it).
+  const command = `exec ${[process.execPath, BIN, ...args, "--endpoint-url", endpoint].map(quoted).join(" ")}`;
   return new Promise((resolve, reject) => {
     // -e: script exits with the command's code; -q: no banner; the typescript goes nowhere.
-    const child = spawn("script", ["-qec", command, "/dev/null"], { env: ENV, stdio: ["pipe", "pipe", "pipe"], timeout: CHILD_TIMEOUT_MS });
+    const env = { ...ENV, SHELL: "/bin/sh" };
+    const child = spawn("script", ["-qec", command, "/dev/null"], { env, stdio: ["pipe", "pipe", "pipe"], timeout: CHILD_TIMEOUT_MS });
     let output = "";
     const write = (keys) => child.stdin.write(keys);
     child.stdout.on("data", (chunk) => {
@@ -83,6 +86,15 @@ function onTerminal(args, answer) {
       resolve({ code, signal, text: output });
     });
   });
+}
+
+/** `promise`, or a failure after `ms` (instead of a test that never ends). */
+function within(promise, ms, what) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
 /** Waits until `predicate()` holds, checking every 50 ms, for at most `ms`. */
@@ -280,7 +292,7 @@ describe("table, locks and kv against DynamoDB Local", () => {
       const freed = await forceRelease(table, "job", token);
       expectCode(freed, 0, "release --force --yes --expect-token");
       assert.ok(freed.stdout.includes(`released lock job (token ${token})`), freed.text);
-      const reason = await lost;
+      const reason = await within(lost, 60000, "the holder learns it lost the lock");
       assert.equal(reason.code, codes.LOCK_LOST);
       assert.equal(holder.status, "lost");
       assert.equal(locks.stats().lostTakenOver, 1);
