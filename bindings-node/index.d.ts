@@ -246,6 +246,78 @@ export interface LambdaLockOptions {
   marginMs?: number;
 }
 
+/**
+ * What a client did, from `LockClient.stats()` / `KVStore.stats()`: counts since the client was
+ * made (each only grows), capacity units, and the acquisition-wait histogram. The counts are the
+ * core's counters, named in camelCase (`lost_lease_expired` is `lostLeaseExpired`).
+ */
+export interface Stats {
+  /** Locks, terms and permits acquired. */
+  readonly acquisitions: number;
+  /** Acquisitions that gave up at their timeout. */
+  readonly acquireTimeouts: number;
+  /** Acquisition writes refused because the lock was held. */
+  readonly contendedAttempts: number;
+  /** Acquisitions that took over an expired lease. */
+  readonly takeovers: number;
+  readonly heartbeats: number;
+  readonly heartbeatFailures: number;
+  /** Locks lost because no heartbeat succeeded within the lease. */
+  readonly lostLeaseExpired: number;
+  /** Locks lost because another writer replaced the item (taken over, a forced release, gc). */
+  readonly lostTakenOver: number;
+  /** Locks that reached the deadline they were given (`lambdaLock`). */
+  readonly lostDeadline: number;
+  readonly releases: number;
+  /** Calls that ended with ERR_DYNALEASE_OUTCOME_UNKNOWN. */
+  readonly unknownOutcomes: number;
+  /** DynamoDB requests (each maybe sent more than once: see `retries`). */
+  readonly requests: number;
+  readonly retries: number;
+  /** Sends DynamoDB throttled. */
+  readonly throttles: number;
+  readonly kvReads: number;
+  readonly kvWrites: number;
+  readonly kvDeletes: number;
+  readonly kvLists: number;
+  /** Compare-and-swaps that found the key changed (or present, for a create). */
+  readonly casConflicts: number;
+  /** Read capacity units consumed, as DynamoDB reported them (0 on "memory://"). */
+  readonly readUnits: number;
+  /** Write capacity units consumed, as reported, plus one per failed conditional write (0 on "memory://"). */
+  readonly writeUnits: number;
+  readonly acquireWait: WaitHistogram;
+}
+
+/**
+ * How long acquisitions waited: `counts[i]` waits took at most `boundsMs[i]` ms (and more than
+ * the bound before); the last of `counts` (one longer than `boundsMs`) took longer than every bound.
+ */
+export interface WaitHistogram {
+  readonly boundsMs: readonly number[];
+  readonly counts: readonly number[];
+  /** All the waits together, in milliseconds. */
+  readonly sumMs: number;
+}
+
+export interface EmfOptions {
+  /** The CloudWatch namespace of the metrics. */
+  namespace: string;
+  /** Dimensions put on every metric, by name (`{ Service: "orders" }`). */
+  dimensions?: { [name: string]: string };
+  /** An earlier `stats()` of the same client: publish what happened since, not the totals. */
+  since?: Stats;
+}
+
+/**
+ * A CloudWatch embedded-metric-format document, on one line: print it to a Lambda function's
+ * log (`console.log`) and CloudWatch records each count (by the core's snake_case names:
+ * `acquisitions`, `lost_lease_expired`, ..., `read_units`, `write_units`, and
+ * `acquire_wait_mean_ms` when something was acquired) as a metric of `namespace`. `source` is
+ * what `stats()` returned, or the client itself (its counts now).
+ */
+export declare function toEmf(source: Stats | LockClient | KVStore, options: EmfOptions): string;
+
 export declare class LockClient {
   constructor(options: LockClientOptions);
   readonly table: string;
@@ -259,6 +331,8 @@ export declare class LockClient {
   readonly pollIntervalMs: number;
   readonly maxPollIntervalMs: number;
   readonly maxRetries: number;
+  /** What this client, and every lock, election and semaphore it handed out, did so far. */
+  stats(): Stats;
   acquire(id: LockId, options?: AcquireOptions): Promise<LeaseLock>;
   tryAcquire(id: LockId): Promise<LeaseLock | null>;
   /** Takes up a lock handed off with `detach()`; ERR_DYNALEASE_LOCK_LOST if it is no longer held under that handle. */
@@ -310,6 +384,8 @@ export declare class KVStore {
   readonly partition: string;
   readonly callTimeoutMs: number;
   readonly maxRetries: number;
+  /** What this store did so far (KV reads, writes, deletes, lists, CAS conflicts, requests, capacity). */
+  stats(): Stats;
   put(key: string, value: Value, options?: WriteOptions): Promise<KVPair>;
   get(key: string): Promise<KVPair | null>;
   exists(key: string): Promise<boolean>;

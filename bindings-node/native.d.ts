@@ -75,6 +75,11 @@ export declare class Election {
 
 export declare class KVStore {
   constructor(options: KvStoreOptions)
+  /**
+   * What this store did so far (a snapshot of the core's counters; all zero before its
+   * first request).
+   */
+  stats(): StatsSnapshot
   get table(): string
   get partition(): string
   get callTimeoutMs(): number
@@ -136,6 +141,11 @@ export declare class Lock {
 export declare class LockClient {
   /** Validates the options; nothing is sent until the first acquire. */
   constructor(options: LockClientOptions)
+  /**
+   * What this client and everything it handed out did so far (a snapshot of the core's
+   * counters).
+   */
+  stats(): StatsSnapshot
   /** Prepares an acquisition (`id`: DynamoDB-JSON lock id) that can be cancelled. */
   acquisition(id: string, timeoutMs?: number | undefined | null): Acquisition
   /**
@@ -180,6 +190,34 @@ export declare class Semaphore {
   holders(): Promise<Array<PermitHolder>>
 }
 
+/** A client's counters at one moment. */
+export declare class StatsSnapshot {
+  /** Every integer counter (`StatsSnapshot::counters`), in the core's order. */
+  get counters(): Array<Counter>
+  /** Read capacity units consumed, as DynamoDB reported them. */
+  get readUnits(): number
+  /** Write capacity units consumed, as reported, plus one per failed conditional write. */
+  get writeUnits(): number
+  get acquireWait(): WaitHistogram
+  /** What happened between `earlier` (a snapshot of the same client) and this one. */
+  since(earlier: StatsSnapshot): StatsSnapshot
+  /** The counts as one CloudWatch embedded-metric-format document, on one line. */
+  toEmf(namespace: string, dimensions: Array<Dimension>, timestampMs: number): string
+}
+
+/**
+ * Runs the command line `argv` (the program name first) to completion and returns its exit
+ * code. Blocks the JS thread until the command ends, as a command line may: nothing else runs
+ * in a process that is only the `bin`.
+ */
+export declare function cliMain(argv: Array<string>): number
+
+/** One integer counter, by the core's stable snake_case name. */
+export interface Counter {
+  name: string
+  value: number
+}
+
 /**
  * Creates the table if it does not exist and waits until it is ACTIVE; checks the key schema
  * of an existing one.
@@ -200,6 +238,12 @@ export interface CreateTableOptions {
   callTimeoutMs?: number
   /** Repeats of a failed call when that is safe (default 7; 0 sends each request once). */
   maxRetries?: number
+}
+
+/** A CloudWatch dimension: its name and value. */
+export interface Dimension {
+  name: string
+  value: string
 }
 
 /**
@@ -305,4 +349,14 @@ export interface PermitHolder {
   owner: string
   fencingToken?: number
   data?: string
+}
+
+/**
+ * Acquisition waits: `counts[i]` waits took at most `boundsMs[i]` (and more than the bound
+ * before); the last count is the waits longer than every bound. `sumMs` is their total.
+ */
+export interface WaitHistogram {
+  boundsMs: Array<number>
+  counts: Array<number>
+  sumMs: number
 }

@@ -8,6 +8,8 @@
 const native = require("../native.js");
 const { fromDynamo, lockIdFromText, lockIdToText, toDynamo } = require("./codec.js");
 const { callNative, codes, DynaleaseError } = require("./errors.js");
+const { checkOptions, checkSignal, describe, typed } = require("./options.js");
+const { statsFrom } = require("./stats.js");
 
 // The options each constructor takes, with the type each must have.
 // Where requests go and how each DynamoDB call is bounded: every constructor takes these.
@@ -28,45 +30,9 @@ const SEMAPHORE_OPTIONS = { permits: "number" };
 const PERMIT_OPTIONS = { timeoutMs: "number", signal: "signal" };
 const LAMBDA_LOCK_OPTIONS = { timeoutMs: "number", marginMs: "number" };
 
-function describe(value) {
-  return value === null ? "null" : Array.isArray(value) ? "an array" : typeof value;
-}
-
-/** `value` if it is of `type` (or absent: then null); a CONFIG error naming the option if not. */
-function typed(what, name, value, type) {
-  if (value === undefined || value === null) return null;
-  if (typeof value !== type) throw new DynaleaseError(codes.CONFIG, `${what}: ${name} must be a ${type} (got ${describe(value)})`);
-  return value;
-}
-
-// Unknown options are mistakes (a typo silently ignored would change lock behaviour), and so are
-// options of the wrong type.
-function checkOptions(what, options, allowed, required = []) {
-  if (options === null || typeof options !== "object") {
-    throw new DynaleaseError(codes.CONFIG, `${what} needs an options object`);
-  }
-  for (const [key, value] of Object.entries(options)) {
-    if (!Object.hasOwn(allowed, key)) {
-      throw new DynaleaseError(codes.CONFIG, `${what}: unknown option ${JSON.stringify(key)}; the options are ${Object.keys(allowed).join(", ")}`);
-    }
-    if (allowed[key] === "signal") checkSignal(value);
-    else if (allowed[key] !== "any") typed(what, key, value, allowed[key]);
-  }
-  for (const key of required) {
-    if (typeof options[key] !== "string") throw new DynaleaseError(codes.CONFIG, `${what}: ${key} is required (a string)`);
-  }
-  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined && v !== null));
-}
-
 function checkKey(what, key) {
   if (typeof key !== "string") throw new DynaleaseError(codes.CONFIG, `${what}: key must be a string (got ${describe(key)})`);
   return key;
-}
-
-function checkSignal(signal) {
-  if (signal !== undefined && signal !== null && !(typeof signal.aborted === "boolean" && typeof signal.addEventListener === "function")) {
-    throw new DynaleaseError(codes.CONFIG, "signal must be an AbortSignal");
-  }
 }
 
 /** The ERR_DYNALEASE_LOCK_LOST error of lock `id` (ids may hold bigints, which JSON lacks). */
@@ -185,6 +151,15 @@ class LockClient {
   get pollIntervalMs() { return this.#native.pollIntervalMs; }
   get maxPollIntervalMs() { return this.#native.maxPollIntervalMs; }
   get maxRetries() { return this.#native.maxRetries; }
+
+  /**
+   * What this client, and every lock, election and semaphore it handed out, did so far: a
+   * frozen plain object of counts (camelCase names of the core's counters), `readUnits`,
+   * `writeUnits` and `acquireWait`. Each call is a new snapshot; counts only grow.
+   */
+  stats() {
+    return statsFrom(this.#native.stats(), this);
+  }
 
   /**
    * Acquires the lock, waiting up to `timeoutMs` (default: as long as it takes). Rejects with
@@ -481,6 +456,14 @@ class KVStore {
   get partition() { return this.#native.partition; }
   get callTimeoutMs() { return this.#native.callTimeoutMs; }
   get maxRetries() { return this.#native.maxRetries; }
+
+  /**
+   * What this store did so far: reads, writes, deletes, lists, compare-and-swap conflicts, the
+   * requests they took and the capacity consumed (the same shape as `LockClient.stats()`).
+   */
+  stats() {
+    return statsFrom(this.#native.stats(), this);
+  }
 
   /** Writes unconditionally. Options: ttlMs (expire after), lock (only while it is held). */
   async put(key, value, { ttlMs, lock } = {}) {

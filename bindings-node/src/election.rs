@@ -6,16 +6,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dynalease::lock::{Leader as CoreLeader, LeaderWatch as CoreLeaderWatch, LockConfig, LockId};
+use dynalease::lock::{Leader as CoreLeader, LeaderWatch as CoreLeaderWatch, LockId};
 use napi::bindgen_prelude::PromiseRaw;
 use napi::{Env, Result};
 use napi_derive::napi;
 use tokio::sync::watch;
 
 use crate::codec::{lock_id_to_json, value_from_text, value_to_text};
-use crate::connection::Connection;
 use crate::errors::{aborted, CoreResultExt};
-use crate::locks::{millis, Acquisition, LockClient, Wanted};
+use crate::locks::{millis, Acquisition, SharedClient, Wanted};
 
 /// Who leads: the leader's owner, its term (the fencing token of its lock) and the data it
 /// campaigned with (DynamoDB JSON), as the election's item shows them.
@@ -34,14 +33,13 @@ fn leader_to_js(leader: Option<CoreLeader>) -> Option<Leader> {
 /// checked the client and the name).
 #[napi]
 pub struct Election {
-    config: LockConfig,
-    connection: Arc<Connection>,
+    client: Arc<SharedClient>,
     id: LockId,
 }
 
 impl Election {
-    pub(crate) fn new(config: LockConfig, connection: Arc<Connection>, id: LockId) -> Election {
-        Election { config, connection, id }
+    pub(crate) fn new(client: Arc<SharedClient>, id: LockId) -> Election {
+        Election { client, id }
     }
 }
 
@@ -59,15 +57,15 @@ impl Election {
     pub fn campaign(&self, data: Option<String>, timeout_ms: Option<f64>) -> Result<Acquisition> {
         let data = data.map(|text| value_from_text(&text)).transpose().js()?;
         let timeout = timeout_ms.map(|t| millis("timeoutMs", t)).transpose()?;
-        Ok(Acquisition::new(self.config.clone(), self.connection.clone(), Wanted::Campaign { id: self.id.clone(), data }, timeout))
+        Ok(Acquisition::new(self.client.clone(), Wanted::Campaign { id: self.id.clone(), data }, timeout))
     }
 
     /// The current leader (one consistent read), or null when nobody leads.
     #[napi(ts_return_type = "Promise<Leader | null>")]
     pub fn leader<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Option<Leader>>> {
-        let (config, connection, id) = (self.config.clone(), self.connection.clone(), self.id.clone());
+        let (client, id) = (self.client.clone(), self.id.clone());
         env.spawn_future(async move {
-            let election = LockClient::client(config, connection).await?.election(id).js()?;
+            let election = client.get().await?.election(id).js()?;
             Ok(leader_to_js(election.leader().await.js()?))
         })
     }
@@ -79,8 +77,7 @@ impl Election {
         let interval = interval_ms.map(|ms| millis("intervalMs", ms)).transpose()?;
         let (cancel, _) = watch::channel(false);
         Ok(LeaderWatch {
-            config: self.config.clone(),
-            connection: self.connection.clone(),
+            client: self.client.clone(),
             id: self.id.clone(),
             interval,
             watch: Arc::new(tokio::sync::Mutex::new(None)),
@@ -93,8 +90,7 @@ impl Election {
 /// change; `cancel()` settles a pending `next()` (rejecting it as aborted) and ends the watch.
 #[napi]
 pub struct LeaderWatch {
-    config: LockConfig,
-    connection: Arc<Connection>,
+    client: Arc<SharedClient>,
     id: LockId,
     interval: Option<Duration>,
     /// The core watch, made by the first `next()` (the transport is built asynchronously), and
@@ -107,7 +103,7 @@ pub struct LeaderWatch {
 impl LeaderWatch {
     #[napi(ts_return_type = "Promise<Leader | null>")]
     pub fn next<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Option<Leader>>> {
-        let (config, connection, id, interval) = (self.config.clone(), self.connection.clone(), self.id.clone(), self.interval);
+        let (client, id, interval) = (self.client.clone(), self.id.clone(), self.interval);
         let state = self.watch.clone();
         let mut cancelled = self.cancel.subscribe();
         env.spawn_future(async move {
@@ -115,7 +111,7 @@ impl LeaderWatch {
             let next = async move {
                 let mut watch = watch.lock().await;
                 if watch.is_none() {
-                    let election = LockClient::client(config, connection).await?.election(id).js()?;
+                    let election = client.get().await?.election(id).js()?;
                     *watch = Some(election.watch(interval).js()?);
                 }
                 let watch = watch.as_mut().expect("made above");

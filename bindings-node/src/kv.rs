@@ -4,16 +4,19 @@
 use std::sync::Arc;
 
 use dynalease::kv::{KvConfig, KvPair, KvStore as CoreKvStore, WriteOptions};
+use dynalease::stats::Stats;
 use dynalease::Error;
 use napi::bindgen_prelude::PromiseRaw;
 use napi::{Env, Result};
 use napi_derive::napi;
 use serde_json::json;
+use tokio::sync::OnceCell;
 
 use crate::codec::{attribute_to_json, parse, value_from_text};
 use crate::connection::{connection_of, Connection};
 use crate::errors::CoreResultExt;
 use crate::locks::{millis, Lock};
+use crate::stats::StatsSnapshot;
 
 #[napi(object)]
 pub struct KvStoreOptions {
@@ -49,6 +52,8 @@ fn pair_from_text(text: &str) -> dynalease::Result<KvPair> {
 pub struct KvStore {
     config: KvConfig,
     connection: Arc<Connection>,
+    /// The core store, made on first use and kept, so that `stats()` counts every call.
+    core: Arc<OnceCell<CoreKvStore>>,
 }
 
 fn write_options(ttl_ms: Option<f64>, lock: Option<&Lock>) -> Result<WriteOptions> {
@@ -63,11 +68,15 @@ fn write_options(ttl_ms: Option<f64>, lock: Option<&Lock>) -> Result<WriteOption
 }
 
 impl KvStore {
+    /// The core store (cheap to clone); a failure to build the transport is retried next time.
     fn store(&self) -> impl std::future::Future<Output = Result<CoreKvStore>> + Send + 'static {
-        let (config, connection) = (self.config.clone(), self.connection.clone());
+        let (config, connection, core) = (self.config.clone(), self.connection.clone(), self.core.clone());
         async move {
-            let transport = connection.transport().await.js()?;
-            CoreKvStore::new(config, transport).js()
+            let made = core.get_or_try_init(|| async {
+                let transport = connection.transport().await.js()?;
+                CoreKvStore::new(config, transport).js()
+            });
+            Ok(made.await?.clone())
         }
     }
 }
@@ -84,7 +93,14 @@ impl KvStore {
         };
         config.validate().js()?;
         let connection = connection_of!(options)?;
-        Ok(KvStore { config, connection })
+        Ok(KvStore { config, connection, core: Arc::new(OnceCell::new()) })
+    }
+
+    /// What this store did so far (a snapshot of the core's counters; all zero before its
+    /// first request).
+    #[napi]
+    pub fn stats(&self) -> StatsSnapshot {
+        StatsSnapshot::from(self.core.get().map_or_else(|| Stats::default().snapshot(), CoreKvStore::stats))
     }
 
     #[napi(getter)]

@@ -6,17 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dynalease::lock::{Handle, Lock as CoreLock, LockClient as CoreLockClient, LockConfig, LockId, LockStatus};
+use dynalease::stats::{Stats, StatsSnapshot as CoreStatsSnapshot};
 use dynalease::{Error, Value};
 use napi::bindgen_prelude::PromiseRaw;
 use napi::{Env, Result};
 use napi_derive::napi;
-use tokio::sync::watch;
+use tokio::sync::{watch, OnceCell};
 
 use crate::codec::{lock_id_from_text, lock_id_to_json, value_from_text, value_to_text};
 use crate::connection::{connection_of, Connection};
 use crate::election::Election;
 use crate::errors::{aborted, CoreResultExt};
 use crate::semaphore::{Semaphore, SharedSemaphore};
+use crate::stats::StatsSnapshot;
 
 #[napi(object)]
 pub struct LockClientOptions {
@@ -56,18 +58,38 @@ pub fn millis(option: &str, value: f64) -> Result<Duration> {
     Ok(Duration::from_micros((value * 1000.0) as u64))
 }
 
-#[napi]
-pub struct LockClient {
+/// One `LockClient`'s core client, made on first use (the transport is built asynchronously)
+/// and kept: the core counts per client, so every lock, election and semaphore this client
+/// hands out must act through the same one for `stats()` to see them all.
+pub(crate) struct SharedClient {
     config: LockConfig,
     connection: Arc<Connection>,
+    core: OnceCell<CoreLockClient>,
 }
 
-impl LockClient {
-    /// The core client, on the connection's transport (built on first use).
-    pub(crate) async fn client(config: LockConfig, connection: Arc<Connection>) -> Result<CoreLockClient> {
-        let transport = connection.transport().await.js()?;
-        CoreLockClient::new(config, transport).js()
+impl SharedClient {
+    fn new(config: LockConfig, connection: Arc<Connection>) -> Arc<SharedClient> {
+        Arc::new(SharedClient { config, connection, core: OnceCell::new() })
     }
+
+    /// The core client (cheap to clone); a failure to build the transport is retried next time.
+    pub(crate) async fn get(&self) -> Result<CoreLockClient> {
+        let made = self.core.get_or_try_init(|| async {
+            let transport = self.connection.transport().await.js()?;
+            CoreLockClient::new(self.config.clone(), transport).js()
+        });
+        Ok(made.await?.clone())
+    }
+
+    /// What the client did so far: all zero before its first request.
+    fn stats(&self) -> CoreStatsSnapshot {
+        self.core.get().map_or_else(|| Stats::default().snapshot(), CoreLockClient::stats)
+    }
+}
+
+#[napi]
+pub struct LockClient {
+    shared: Arc<SharedClient>,
 }
 
 #[napi]
@@ -94,7 +116,14 @@ impl LockClient {
         };
         config.validate().js()?;
         let connection = connection_of!(options)?;
-        Ok(LockClient { config, connection })
+        Ok(LockClient { shared: SharedClient::new(config, connection) })
+    }
+
+    /// What this client and everything it handed out did so far (a snapshot of the core's
+    /// counters).
+    #[napi]
+    pub fn stats(&self) -> StatsSnapshot {
+        StatsSnapshot::from(self.shared.stats())
     }
 
     /// Prepares an acquisition (`id`: DynamoDB-JSON lock id) that can be cancelled.
@@ -102,7 +131,7 @@ impl LockClient {
     pub fn acquisition(&self, id: String, timeout_ms: Option<f64>) -> Result<Acquisition> {
         let id = lock_id_from_text(&id).js()?;
         let timeout = timeout_ms.map(|t| millis("timeoutMs", t)).transpose()?;
-        Ok(Acquisition::new(self.config.clone(), self.connection.clone(), Wanted::Lock(id), timeout))
+        Ok(Acquisition::new(self.shared.clone(), Wanted::Lock(id), timeout))
     }
 
     /// Acquires a lock for work that must end `marginMs` before `remainingMs` runs out (a Lambda
@@ -120,9 +149,9 @@ impl LockClient {
         let timeout = millis("timeoutMs", timeout_ms)?;
         let remaining = millis("context.getRemainingTimeInMillis()", remaining_ms)?;
         let margin = millis("marginMs", margin_ms)?;
-        let (config, connection) = (self.config.clone(), self.connection.clone());
+        let shared = self.shared.clone();
         env.spawn_future(async move {
-            let client = LockClient::client(config, connection).await?;
+            let client = shared.get().await?;
             Ok(Lock { inner: client.acquire_within(id, Some(timeout), remaining, margin).await.js()? })
         })
     }
@@ -132,9 +161,9 @@ impl LockClient {
     #[napi(ts_return_type = "Promise<Lock>")]
     pub fn resume<'env>(&self, env: &'env Env, handle: String) -> Result<PromiseRaw<'env, Lock>> {
         let handle = Handle::parse(&handle).js()?;
-        let (config, connection) = (self.config.clone(), self.connection.clone());
+        let shared = self.shared.clone();
         env.spawn_future(async move {
-            let client = LockClient::client(config, connection).await?;
+            let client = shared.get().await?;
             Ok(Lock { inner: client.resume(&handle).await.js()? })
         })
     }
@@ -143,8 +172,8 @@ impl LockClient {
     #[napi]
     pub fn election(&self, name: String) -> Result<Election> {
         let id = lock_id_from_text(&name).js()?;
-        let id = self.config.election_id(id).js()?;
-        Ok(Election::new(self.config.clone(), self.connection.clone(), id))
+        let id = self.shared.config.election_id(id).js()?;
+        Ok(Election::new(self.shared.clone(), id))
     }
 
     /// The counting semaphore `name` (DynamoDB-JSON lock id) with `permits` permits.
@@ -156,75 +185,74 @@ impl LockClient {
             let max = dynalease::lock::MAX_PERMITS;
             return Err(Error::invalid_value(format!("permits must be a whole number from 1 to {max} (got {permits})"))).js();
         }
-        let (id, _) = self.config.semaphore_ids(id, permits as u32).js()?;
-        let shared = SharedSemaphore::new(self.config.clone(), self.connection.clone(), id, permits as u32);
-        Ok(Semaphore::new(shared))
+        let (id, _) = self.shared.config.semaphore_ids(id, permits as u32).js()?;
+        Ok(Semaphore::new(SharedSemaphore::new(self.shared.clone(), id, permits as u32)))
     }
 
     /// Takes the lock if it is free, with one request; resolves to null if it is held.
     #[napi(ts_return_type = "Promise<Lock | null>")]
     pub fn try_acquire<'env>(&self, env: &'env Env, id: String) -> Result<PromiseRaw<'env, Option<Lock>>> {
         let id = lock_id_from_text(&id).js()?;
-        let (config, connection) = (self.config.clone(), self.connection.clone());
+        let shared = self.shared.clone();
         env.spawn_future(async move {
-            let client = LockClient::client(config, connection).await?;
+            let client = shared.get().await?;
             Ok(client.try_acquire(id).await.js()?.map(|inner| Lock { inner }))
         })
     }
 
     #[napi(getter)]
     pub fn table(&self) -> String {
-        self.config.table.clone()
+        self.shared.config.table.clone()
     }
 
     #[napi(getter)]
     pub fn partition_key(&self) -> String {
-        self.config.partition_key.clone()
+        self.shared.config.partition_key.clone()
     }
 
     #[napi(getter)]
     pub fn sort_key(&self) -> Option<String> {
-        self.config.sort_key.clone()
+        self.shared.config.sort_key.clone()
     }
 
     #[napi(getter)]
     pub fn lease_duration_ms(&self) -> Option<f64> {
-        self.config.lease().map(|d| d.as_secs_f64() * 1000.0)
+        self.shared.config.lease().map(|d| d.as_secs_f64() * 1000.0)
     }
 
     #[napi(getter)]
     pub fn heartbeat_period_ms(&self) -> Option<f64> {
-        self.config.heartbeat().map(|d| d.as_secs_f64() * 1000.0)
+        self.shared.config.heartbeat().map(|d| d.as_secs_f64() * 1000.0)
     }
 
     #[napi(getter)]
     pub fn fail_closed(&self) -> bool {
-        self.config.fail_closed
+        self.shared.config.fail_closed
     }
 
     #[napi(getter)]
     pub fn owner(&self) -> String {
-        self.config.owner.clone()
+        self.shared.config.owner.clone()
     }
 
     #[napi(getter)]
     pub fn call_timeout_ms(&self) -> f64 {
-        self.connection.call_timeout_ms()
+        self.shared.connection.call_timeout_ms()
     }
 
     #[napi(getter)]
     pub fn poll_interval_ms(&self) -> f64 {
-        self.config.poll_interval.as_secs_f64() * 1000.0
+        self.shared.config.poll_interval.as_secs_f64() * 1000.0
     }
 
     #[napi(getter)]
     pub fn max_poll_interval_ms(&self) -> f64 {
-        self.config.max_poll_interval.as_secs_f64() * 1000.0
+        self.shared.config.max_poll_interval.as_secs_f64() * 1000.0
     }
 
     #[napi(getter)]
     pub fn max_retries(&self) -> u32 {
-        self.connection.max_retries()
+        self.shared.connection.max_retries()
     }
 }
 
@@ -243,17 +271,16 @@ pub(crate) enum Wanted {
 /// caller's AbortSignal fires).
 #[napi]
 pub struct Acquisition {
-    config: LockConfig,
-    connection: Arc<Connection>,
+    client: Arc<SharedClient>,
     wanted: Wanted,
     timeout: Option<Duration>,
     cancel: Arc<watch::Sender<bool>>,
 }
 
 impl Acquisition {
-    pub(crate) fn new(config: LockConfig, connection: Arc<Connection>, wanted: Wanted, timeout: Option<Duration>) -> Acquisition {
+    pub(crate) fn new(client: Arc<SharedClient>, wanted: Wanted, timeout: Option<Duration>) -> Acquisition {
         let (cancel, _) = watch::channel(false);
-        Acquisition { config, connection, wanted, timeout, cancel: Arc::new(cancel) }
+        Acquisition { client, wanted, timeout, cancel: Arc::new(cancel) }
     }
 }
 
@@ -261,15 +288,15 @@ impl Acquisition {
 impl Acquisition {
     #[napi(ts_return_type = "Promise<Lock>")]
     pub fn run<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Lock>> {
-        let (config, connection, timeout) = (self.config.clone(), self.connection.clone(), self.timeout);
+        let (client, timeout) = (self.client.clone(), self.timeout);
         let wanted = self.wanted.clone();
         let mut cancelled = self.cancel.subscribe();
         env.spawn_future(async move {
             let acquire = async {
                 match wanted {
-                    Wanted::Lock(id) => LockClient::client(config, connection).await?.acquire(id, timeout).await.js(),
+                    Wanted::Lock(id) => client.get().await?.acquire(id, timeout).await.js(),
                     Wanted::Campaign { id, data } => {
-                        let election = LockClient::client(config, connection).await?.election(id).js()?;
+                        let election = client.get().await?.election(id).js()?;
                         election.campaign(data, timeout).await.js()
                     }
                     Wanted::Permit(semaphore) => semaphore.get().await?.acquire(timeout).await.js(),

@@ -4,16 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dynalease::lock::{LockConfig, LockId, PermitHolder as CorePermitHolder, Semaphore as CoreSemaphore};
+use dynalease::lock::{LockId, PermitHolder as CorePermitHolder, Semaphore as CoreSemaphore};
 use napi::bindgen_prelude::PromiseRaw;
 use napi::{Env, Result};
 use napi_derive::napi;
 use tokio::sync::OnceCell;
 
 use crate::codec::{lock_id_to_json, value_to_text};
-use crate::connection::Connection;
 use crate::errors::CoreResultExt;
-use crate::locks::{millis, Acquisition, Lock, LockClient, Wanted};
+use crate::locks::{millis, Acquisition, Lock, SharedClient, Wanted};
 
 /// The most permits a semaphore can have (`dynalease::lock::MAX_PERMITS`).
 #[napi]
@@ -22,8 +21,7 @@ pub const MAX_PERMITS: u32 = dynalease::lock::MAX_PERMITS;
 /// A semaphore's core object, made on first use and kept: it checks the permits the table
 /// records once, not on every call.
 pub(crate) struct SharedSemaphore {
-    config: LockConfig,
-    connection: Arc<Connection>,
+    client: Arc<SharedClient>,
     id: LockId,
     permits: u32,
     core: OnceCell<CoreSemaphore>,
@@ -31,14 +29,13 @@ pub(crate) struct SharedSemaphore {
 
 impl SharedSemaphore {
     /// `id` and `permits` as the core accepted them (`LockClient.semaphore` checked them).
-    pub(crate) fn new(config: LockConfig, connection: Arc<Connection>, id: LockId, permits: u32) -> Arc<SharedSemaphore> {
-        Arc::new(SharedSemaphore { config, connection, id, permits, core: OnceCell::new() })
+    pub(crate) fn new(client: Arc<SharedClient>, id: LockId, permits: u32) -> Arc<SharedSemaphore> {
+        Arc::new(SharedSemaphore { client, id, permits, core: OnceCell::new() })
     }
 
     pub(crate) async fn get(&self) -> Result<CoreSemaphore> {
         let made = self.core.get_or_try_init(|| async {
-            let client = LockClient::client(self.config.clone(), self.connection.clone()).await?;
-            client.semaphore(self.id.clone(), self.permits).js()
+            self.client.get().await?.semaphore(self.id.clone(), self.permits).js()
         });
         Ok(made.await?.clone())
     }
@@ -95,7 +92,7 @@ impl Semaphore {
     pub fn acquisition(&self, timeout_ms: Option<f64>) -> Result<Acquisition> {
         let timeout: Option<Duration> = timeout_ms.map(|t| millis("timeoutMs", t)).transpose()?;
         let shared = &self.shared;
-        Ok(Acquisition::new(shared.config.clone(), shared.connection.clone(), Wanted::Permit(shared.clone()), timeout))
+        Ok(Acquisition::new(shared.client.clone(), Wanted::Permit(shared.clone()), timeout))
     }
 
     /// Takes a free permit with one read and one write; resolves to null when all are held.

@@ -4,7 +4,9 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocument } from "@aws-sdk/lib-dynamodb";
 import type * as DlcTypes from "dynamodb-lock-client";
 import * as dynalease from "dynalease";
-import { FailClosed, FailOpen, KVStore, LockClient, codes, createTable, DynaleaseError } from "dynalease";
+import { FailClosed, FailOpen, KVStore, LockClient, codes, createTable, DynaleaseError, toEmf } from "dynalease";
+import { instrument } from "dynalease/otel";
+import { metrics } from "@opentelemetry/api";
 
 // Drop-in: what @types/dynamodb-lock-client users write compiles unchanged.
 const v2 = new AWS.DynamoDB.DocumentClient();
@@ -101,6 +103,27 @@ async function coordination(): Promise<string> {
   return `${before}${detached}${termNumber}${first}${count}${String(name)}${result}${sync}${election.name}`;
 }
 
+// Operating it: stats, the OpenTelemetry bridge, CloudWatch's embedded metric format.
+async function operating(): Promise<string> {
+  const locks = new LockClient({ table: "locks", endpoint: "memory://types" });
+  const kv = new KVStore({ table: "kv", partition: "p", endpoint: "memory://types" });
+  const before: dynalease.Stats = locks.stats();
+  await (await locks.acquire("job-3")).release();
+  const after = locks.stats();
+  const counts: number = after.acquisitions + after.lostLeaseExpired + after.lostTakenOver + after.casConflicts + kv.stats().kvWrites;
+  const units: number = after.readUnits + after.writeUnits;
+  const wait: dynalease.WaitHistogram = after.acquireWait;
+  const slow: number = wait.counts[wait.counts.length - 1] + wait.boundsMs.length + wait.sumMs;
+  const line: string = toEmf(after, { namespace: "Locks", dimensions: { Service: "orders" }, since: before });
+  const now: string = toEmf(kv, { namespace: "Locks" });
+  const bridge = instrument({ orders: locks, cache: kv }, { meter: metrics.getMeter("app"), prefix: "app.locks." });
+  instrument([locks, kv]).stop();
+  instrument(locks, {});
+  bridge.stop();
+  return `${counts}${units}${slow}${line}${now}`;
+}
+
+void operating;
 void dropInPromises;
 void promiseApi;
 void coordination;
