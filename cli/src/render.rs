@@ -34,17 +34,19 @@ impl Report {
     }
 
     /// Prints the result in the format asked for, then the notes on stderr.
+    /// Writes the report. A closed pipe (`dynalease ... | head -1`) ends the output quietly:
+    /// the reader has what it wanted.
     pub fn print(&self, output: Output) {
-        match output {
-            Output::Table => {
-                if !self.text.is_empty() {
-                    println!("{}", self.text.trim_end());
-                }
-            }
-            Output::Json => println!("{}", serde_json::to_string_pretty(&self.json).unwrap_or_default()),
-        }
+        use std::io::Write;
+        let text = match output {
+            Output::Table if self.text.is_empty() => String::new(),
+            Output::Table => format!("{}\n", self.text.trim_end()),
+            Output::Json => format!("{}\n", serde_json::to_string_pretty(&self.json).unwrap_or_default()),
+        };
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        let mut stderr = std::io::stderr().lock();
         for note in &self.notes {
-            eprintln!("{note}");
+            let _ = writeln!(stderr, "{note}");
         }
     }
 }
