@@ -30,8 +30,33 @@ fn install_logging(py: Python<'_>) {
     });
     // Another extension in the process may own the `log` facade already; then it stays theirs.
     if let Ok(logger) = logger {
-        if let Ok(handle) = logger.install() {
+        let handle = logger.reset_handle();
+        if log::set_boxed_logger(Box::new(UntilExit(logger))).is_ok() {
+            log::set_max_level(log::LevelFilter::Trace);
             let _ = LOG_RESET.set(handle);
+        }
+    }
+}
+
+/// Forwards records to Python until the interpreter starts to exit: a record logged after that
+/// by one of the runtime's threads (a lock dropped at exit and released in the background)
+/// would take the GIL of a finalizing interpreter, which crashes the process.
+struct UntilExit(pyo3_log::Logger);
+
+impl log::Log for UntilExit {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        !runtime::exiting() && self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !runtime::exiting() {
+            self.0.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        if !runtime::exiting() {
+            self.0.flush();
         }
     }
 }

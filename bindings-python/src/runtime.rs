@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -77,14 +77,25 @@ impl Drop for AwaitableTask {
 /// awaitable task is alive. Such a task hands its result to asyncio and then takes the GIL once
 /// more to tidy up; if the interpreter is finalizing by then, CPython ends that thread in the
 /// middle of Rust code and the process aborts.
+///
+/// From then on no thread of ours takes the GIL for logging or callbacks ([`exiting`]).
 #[pyfunction]
 pub fn _quiesce(py: Python<'_>) {
+    EXITING.store(true, Ordering::Release);
     py.detach(|| {
         let deadline = std::time::Instant::now() + Duration::from_secs(1);
         while AWAITABLE_TASKS.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
     });
+}
+
+/// Set when the interpreter starts to exit (`atexit`).
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// True once the interpreter has started to exit: threads of ours must not take the GIL.
+pub fn exiting() -> bool {
+    EXITING.load(Ordering::Acquire)
 }
 
 fn build() -> Runtime {
@@ -142,6 +153,10 @@ where
 /// a callback that calls the sync API would otherwise block a worker inside the runtime, which
 /// tokio forbids.
 pub fn call_in_thread(callback: Py<PyAny>, argument: String) {
+    if exiting() {
+        // The interpreter is finalizing: a thread that took the GIL now would crash it.
+        return;
+    }
     std::thread::Builder::new()
         .name("dynalease-callback".into())
         .spawn(move || {
