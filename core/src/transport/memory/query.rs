@@ -36,29 +36,13 @@ impl State {
             None => Bound::Unbounded,
         };
 
-        let mut page = QueryPage { items: Vec::new(), last_evaluated_key: None };
         let Some(items) = table.partitions.get(&partition) else {
-            return Ok(page);
+            return Ok(QueryPage { items: Vec::new(), last_evaluated_key: None });
         };
         let in_range = items.range((start, Bound::Unbounded)).filter(|(sort, _)| {
             prefix.as_ref().is_none_or(|prefix| sort.as_ref().is_some_and(|s| s.starts_with(prefix)))
         });
-        let (mut evaluated, mut bytes) = (0, 0);
-        for (_, item) in in_range {
-            // Limit and the 1 MB page count items read, before the filter drops any.
-            evaluated += 1;
-            bytes += item_size(item);
-            if request.filter.as_ref().is_none_or(|filter| holds(filter, Some(item))) {
-                page.items.push(item.clone());
-            }
-            // DynamoDB does not look ahead: a page that stops at the limit always carries a
-            // LastEvaluatedKey, even when no item follows.
-            if evaluated >= limit || bytes >= QUERY_PAGE_BYTES {
-                page.last_evaluated_key = Some(table.key_attributes_of(item));
-                break;
-            }
-        }
-        Ok(page)
+        Ok(table.page(in_range.map(|(_, item)| item), request.filter.as_ref(), limit))
     }
 }
 
@@ -80,27 +64,35 @@ impl State {
             })?),
             None => None,
         };
-        let mut page = QueryPage { items: Vec::new(), last_evaluated_key: None };
         let all = table.partitions.iter().flat_map(|(partition, items)| {
             items.iter().map(move |(sort, item)| (PrimaryKey { partition: partition.clone(), sort: sort.clone() }, item))
         });
-        let (mut evaluated, mut bytes) = (0, 0);
-        for (_, item) in all.filter(|(key, _)| start.as_ref().is_none_or(|start| key > start)) {
-            evaluated += 1;
-            bytes += item_size(item);
-            if request.filter.as_ref().is_none_or(|filter| holds(filter, Some(item))) {
-                page.items.push(item.clone());
-            }
-            if evaluated >= limit || bytes >= QUERY_PAGE_BYTES {
-                page.last_evaluated_key = Some(table.key_attributes_of(item));
-                break;
-            }
-        }
-        Ok(page)
+        let after_start = all.filter(|(key, _)| start.as_ref().is_none_or(|start| key > start)).map(|(_, item)| item);
+        Ok(table.page(after_start, request.filter.as_ref(), limit))
     }
 }
 
 impl Table {
+    /// One page of `items` (in key order from where the request starts): `Limit` and the 1 MB
+    /// page count the items read, before `filter` drops any. DynamoDB does not look ahead: a
+    /// page that stops at the limit always carries a LastEvaluatedKey, even when no item follows.
+    fn page<'a>(&self, items: impl Iterator<Item = &'a Item>, filter: Option<&Condition>, limit: usize) -> QueryPage {
+        let mut page = QueryPage { items: Vec::new(), last_evaluated_key: None };
+        let (mut evaluated, mut bytes) = (0, 0);
+        for item in items {
+            evaluated += 1;
+            bytes += item_size(item);
+            if filter.is_none_or(|filter| holds(filter, Some(item))) {
+                page.items.push(item.clone());
+            }
+            if evaluated >= limit || bytes >= QUERY_PAGE_BYTES {
+                page.last_evaluated_key = Some(self.key_attributes_of(item));
+                break;
+            }
+        }
+        page
+    }
+
     /// The partition and optional sort key prefix of a Query, checked against the schema.
     fn key_condition(&self, operation: &'static str, query: &Query) -> Result<(KeyPart, Option<KeyPart>)> {
         let (name, value) = &query.partition;
