@@ -6,7 +6,8 @@
 //
 // Run by bench/run (make bench), which installs every package into a private environment
 // (.cache/bench-node) first: the pinned peers, and dynalease from the tarballs users would get
-// (the main package and the linux-x64-gnu platform package with the release addon).
+// (the main package and the linux-x64-gnu platform package with the addon built in the dist
+// profile, as shipped).
 //
 //   node bench/node_bench.js --env .cache/bench-node --endpoint http://127.0.0.1:PORT \
 //       [--ops 200] [--handover-rounds 200] [--peer-handover-rounds 3] [--many 1000] \

@@ -140,12 +140,13 @@ def render(py: dict, py_sizes: dict, node: dict) -> str:
         "10 s lease and a heartbeat every 3.3 s.\n")
     add("Peers, each on the same DynamoDB Local in the same run:\n")
     add("- Python: `python_dynamodb_lock` 0.9.1 with boto3 1.44.5 (**pdl**), against dynalease's sync and asyncio clients "
-        "(the release wheel).")
+        "(the wheel `make wheel` builds, in the cargo profile `dist`).")
     add("- Node: `dynamodb-lock-client` 0.7.3 over an AWS SDK v2 `DocumentClient` (aws-sdk 2.1693.0, kept-alive "
         "connections; **dlc v2**) and over an SDK v3 `DynamoDBDocument` (@aws-sdk 3.1162.0; **dlc v3**), against "
         "dynalease's drop-in `FailOpen` given the very same client objects, and dynalease's Promise API "
         "(`new LockClient({...})`, native transport). dynalease is installed from the npm tarballs as published "
-        "(main package + linux-x64-gnu platform package with the release addon).\n")
+        "(main package + linux-x64-gnu platform package with the addon built in the cargo profile `dist`: fat LTO, "
+        "one codegen unit).\n")
     add("Ratios are dynalease / peer (lower is better except for cycles/s). Figures from a shared 2-core machine are "
         "noisy; ratios between clients of the same run are what to compare.\n")
 
