@@ -366,7 +366,10 @@ def render(py: dict, py_sizes: dict, node: dict) -> str:
             names = " and ".join([", ".join(missed[:-1]), missed[-1]] if len(missed) > 1 else missed)
             add(f"The drop-in's {names} misses have no such limit: it makes dlc's requests through the same SDK "
                 "client, so the SDK's share is the same for both. The notes under figures 4 to 6 say where the "
-                "difference is. Memory per held lock is the native lock machine's state beside dlc's JS object.\n")
+                "difference is. Most of the memory difference is not the locks' state: RSS counts the pages of the "
+                "native addon that the process touched (file-backed, shared by every process that loads the addon), "
+                "and the one addon also carries the Promise API's AWS SDK, TLS stack and async runtime, which the "
+                "drop-in does not use (napi starts the runtime's threads at require all the same).\n")
         if "waiting" in kinds:
             add("The waiting misses are dynalease's own: the note under figure 8 gives the waiter's read rate early "
                 "in the wait and later on.\n")
