@@ -140,12 +140,13 @@ def render(py: dict, py_sizes: dict, node: dict) -> str:
         "10 s lease and a heartbeat every 3.3 s.\n")
     add("Peers, each on the same DynamoDB Local in the same run:\n")
     add("- Python: `python_dynamodb_lock` 0.9.1 with boto3 1.44.5 (**pdl**), against dynalease's sync and asyncio clients "
-        "(the release wheel).")
+        "(the wheel `make wheel` builds, in the cargo profile `dist`).")
     add("- Node: `dynamodb-lock-client` 0.7.3 over an AWS SDK v2 `DocumentClient` (aws-sdk 2.1693.0, kept-alive "
         "connections; **dlc v2**) and over an SDK v3 `DynamoDBDocument` (@aws-sdk 3.1162.0; **dlc v3**), against "
         "dynalease's drop-in `FailOpen` given the very same client objects, and dynalease's Promise API "
         "(`new LockClient({...})`, native transport). dynalease is installed from the npm tarballs as published "
-        "(main package + linux-x64-gnu platform package with the release addon).\n")
+        "(main package + linux-x64-gnu platform package with the addon built in the cargo profile `dist`: fat LTO, "
+        "one codegen unit).\n")
     add("Ratios are dynalease / peer (lower is better except for cycles/s). Figures from a shared 2-core machine are "
         "noisy; ratios between clients of the same run are what to compare.\n")
 
@@ -365,7 +366,10 @@ def render(py: dict, py_sizes: dict, node: dict) -> str:
             names = " and ".join([", ".join(missed[:-1]), missed[-1]] if len(missed) > 1 else missed)
             add(f"The drop-in's {names} misses have no such limit: it makes dlc's requests through the same SDK "
                 "client, so the SDK's share is the same for both. The notes under figures 4 to 6 say where the "
-                "difference is. Memory per held lock is the native lock machine's state beside dlc's JS object.\n")
+                "difference is. Most of the memory difference is not the locks' state: RSS counts the pages of the "
+                "native addon that the process touched (file-backed, shared by every process that loads the addon), "
+                "and the one addon also carries the Promise API's AWS SDK, TLS stack and async runtime, which the "
+                "drop-in does not use (napi starts the runtime's threads at require all the same).\n")
         if "waiting" in kinds:
             add("The waiting misses are dynalease's own: the note under figure 8 gives the waiter's read rate early "
                 "in the wait and later on.\n")
