@@ -239,7 +239,9 @@ function remainingTime(context) {
   if (typeof remaining !== "number") {
     throw new DynaleaseError(codes.CONFIG, `lambdaLock: context.getRemainingTimeInMillis() must return a number (got ${describe(remaining)})`);
   }
-  return remaining;
+  // Past its deadline an invocation reports less than nothing: no time left (Python does the
+  // same), which the core refuses as LOCK_NOT_ACQUIRED, within the margin.
+  return remaining < 0 ? 0 : remaining;
 }
 
 /**

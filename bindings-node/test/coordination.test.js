@@ -566,6 +566,8 @@ for (const backend of BACKENDS) {
         await held.release();
         await assert.rejects(locks.lambdaLock(id, context(500), fn), { code: codes.LOCK_NOT_ACQUIRED, message: /margin/ });
         await assert.rejects(locks.lambdaLock(id, context(3000), fn, { marginMs: 5000 }), { code: codes.LOCK_NOT_ACQUIRED });
+        // An invocation past its deadline reports a negative time left: none left, as in Python.
+        await assert.rejects(locks.lambdaLock(id, context(-5), fn), { code: codes.LOCK_NOT_ACQUIRED, message: /margin/ });
         // A wait for a lock released meanwhile succeeds.
         const again = await clients().acquire(id);
         const running = locks.lambdaLock(id, context(60000), (lock) => lock.fencingToken, { timeoutMs: 60000 });
