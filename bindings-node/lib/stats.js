@@ -4,7 +4,7 @@
 // core names and counts everything (`dynalease::stats`); here its snake_case counter names
 // become camelCase keys, mechanically, so no counter is named twice.
 
-const { codes, DynaleaseError } = require("./errors.js");
+const { callNative, codes, DynaleaseError } = require("./errors.js");
 const { checkOptions, describe } = require("./options.js");
 
 // The native snapshot behind each object stats() returned, and the client it came from (for
@@ -66,7 +66,7 @@ function toEmf(source, options) {
     if (earlier.client !== client) throw new DynaleaseError(codes.CONFIG, "toEmf: since must be an earlier stats() of the same client");
     counts = snapshot.since(earlier.snapshot);
   }
-  return counts.toEmf(namespace, named, Date.now());
+  return callNative(() => counts.toEmf(namespace, named, Date.now()));
 }
 
 module.exports = { camelCase, countersOf, statsFrom, toEmf };

@@ -297,6 +297,9 @@ describe("toEmf", () => {
       [() => toEmf({ ...stats }, { namespace: "N" }), "toEmf takes what stats() returned, or the LockClient or KVStore itself (got object)"],
       [() => toEmf(null, { namespace: "N" }), "toEmf takes what stats() returned, or the LockClient or KVStore itself (got null)"],
       [() => toEmf({ stats: () => ({}) }, { namespace: "N" }), "toEmf takes what stats() returned"],
+      // The core refuses what CloudWatch would reject or misread.
+      [() => toEmf(stats, { namespace: "N", dimensions: { acquisitions: "x" } }), 'EMF dimension "acquisitions" is also a metric\'s name'],
+      [() => toEmf(stats, { namespace: " " }), "the EMF namespace is empty"],
     ];
     for (const [call, message] of cases) {
       assert.throws(call, (error) => {

@@ -12,7 +12,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyInt, PyList, PyString};
 
-use crate::errors::config_error;
+use crate::errors::{config_error, CoreResultExt};
 use crate::kv::KVStoreBase;
 use crate::locks::LockClientBase;
 
@@ -178,16 +178,7 @@ pub fn emf(source: &Bound<'_, PyAny>, namespace: &str, dimensions: Option<&Bound
     let dimensions = dimension_pairs(dimensions)?;
     let borrowed: Vec<(&str, &str)> = dimensions.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-    let document = snapshot.to_emf(namespace, &borrowed, now_ms);
-    // A dimension named like a metric (or `_aws`) would replace that member, and CloudWatch would
-    // reject the document. Until the core refuses such names itself, check what it built.
-    let directives = document["_aws"]["CloudWatchMetrics"].as_array().into_iter().flatten();
-    let metrics: Vec<&str> = directives.flat_map(|d| d["Metrics"].as_array().into_iter().flatten()).filter_map(|m| m["Name"].as_str()).collect();
-    for (name, value) in &borrowed {
-        if metrics.contains(name) || document.get(*name).and_then(|v| v.as_str()) != Some(*value) {
-            return Err(config_error(format!("dimension {name:?} is also a metric's name (or EMF's `_aws`); name it otherwise")));
-        }
-    }
+    let document = snapshot.to_emf(namespace, &borrowed, now_ms).py()?;
     Ok(document.to_string())
 }
 

@@ -339,8 +339,29 @@ impl StatsSnapshot {
     /// Lambda function's log and CloudWatch records each count as a metric of `namespace`, with
     /// `dimensions` (name, value) on every one. Counts are published as they are: pass
     /// [`since`](StatsSnapshot::since) of the last published snapshot to publish per invocation.
-    pub fn to_emf(&self, namespace: &str, dimensions: &[(&str, &str)], timestamp_ms: u64) -> serde_json::Value {
+    ///
+    /// Refused with [`Error::Config`] (nothing is built) where CloudWatch would reject or
+    /// misread the document: an empty namespace, more than 30 dimensions, an empty dimension
+    /// name or value, or a dimension named like a metric or like EMF's own `_aws`.
+    pub fn to_emf(&self, namespace: &str, dimensions: &[(&str, &str)], timestamp_ms: u64) -> Result<serde_json::Value, Error> {
         use serde_json::{json, Map, Value};
+        const MAX_DIMENSIONS: usize = 30;
+        if namespace.trim().is_empty() {
+            return Err(Error::config("the EMF namespace is empty: name the CloudWatch namespace the metrics go to"));
+        }
+        if dimensions.len() > MAX_DIMENSIONS {
+            return Err(Error::config(format!("{} EMF dimensions; CloudWatch takes at most {MAX_DIMENSIONS}", dimensions.len())));
+        }
+        let metric_names: Vec<&str> =
+            self.counters().iter().map(|(name, _)| *name).chain(["read_units", "write_units", "acquire_wait_mean_ms", "_aws"]).collect();
+        for (name, value) in dimensions {
+            if name.is_empty() || value.is_empty() {
+                return Err(Error::config(format!("EMF dimension {name:?} = {value:?}: names and values must not be empty")));
+            }
+            if metric_names.contains(name) {
+                return Err(Error::config(format!("EMF dimension {name:?} is also a metric's name (or EMF's `_aws`); name it otherwise")));
+            }
+        }
         let mut document = Map::new();
         let mut metrics = Vec::new();
         let mut put = |name: &str, value: Value, unit: &str| {
@@ -367,7 +388,7 @@ impl StatsSnapshot {
                 "CloudWatchMetrics": [{"Namespace": namespace, "Dimensions": [dimension_names], "Metrics": metrics}],
             }),
         );
-        Value::Object(document)
+        Ok(Value::Object(document))
     }
 }
 
@@ -406,7 +427,7 @@ mod tests {
         stats.request(1, 0, 1.0, 2.0);
         let period = stats.snapshot().since(&before);
         assert_eq!((period.acquisitions, period.requests, period.write_units), (1, 1, 2.0));
-        let emf = period.to_emf("Locks", &[("Service", "exports")], 1_700_000_000_000);
+        let emf = period.to_emf("Locks", &[("Service", "exports")], 1_700_000_000_000).unwrap();
         assert_eq!(emf["acquisitions"], 1);
         assert_eq!(emf["Service"], "exports");
         let declared = &emf["_aws"]["CloudWatchMetrics"][0];
@@ -415,6 +436,23 @@ mod tests {
         let names: Vec<&str> = declared["Metrics"].as_array().unwrap().iter().map(|m| m["Name"].as_str().unwrap()).collect();
         for name in names {
             assert!(emf.get(name).is_some(), "{name} is declared and present");
+        }
+    }
+
+    #[test]
+    fn emf_refuses_what_cloudwatch_would_reject() {
+        let stats = Stats::default().snapshot();
+        let many: Vec<(String, String)> = (0..31).map(|i| (format!("d{i}"), "v".to_owned())).collect();
+        let many: Vec<(&str, &str)> = many.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        for (namespace, dimensions, says) in [
+            ("", vec![], "namespace is empty"),
+            ("Locks", many, "at most 30"),
+            ("Locks", vec![("acquisitions", "x")], "also a metric's name"),
+            ("Locks", vec![("_aws", "x")], "also a metric's name"),
+            ("Locks", vec![("Service", "")], "must not be empty"),
+        ] {
+            let error = stats.to_emf(namespace, &dimensions, 0).unwrap_err();
+            assert!(matches!(error, Error::Config(_)) && error.to_string().contains(says), "{error}");
         }
     }
 
