@@ -229,6 +229,11 @@ impl LockTable {
     pub fn create_semaphore(&self, id: &LockId, permits: u32) -> PutItem {
         let mut item = self.key(id);
         item.insert(SEMAPHORE_PERMITS.into(), AttributeValue::int(i64::from(permits)));
+        self.put_if_absent(item)
+    }
+
+    /// Writes `item` only if its key has no item yet; a failed condition returns the one there.
+    fn put_if_absent(&self, item: Item) -> PutItem {
         PutItem {
             table: self.table.clone(),
             item,
@@ -368,13 +373,7 @@ impl LockTable {
         if let NewData::Replace(Some(data)) = data {
             item.insert(LOCK_DATA.into(), data.to_attribute());
         }
-        PutItem {
-            table: self.table.clone(),
-            item,
-            condition: Some(self.absent()),
-            return_values: ReturnValues::None,
-            return_old_on_condition_failure: true,
-        }
+        self.put_if_absent(item)
     }
 
     /// Fail-closed release deletes the item. Guards: we still hold it.
