@@ -11,7 +11,7 @@
 //
 //   node bench/node_bench.js --env .cache/bench-node --endpoint http://127.0.0.1:PORT \
 //       [--ops 200] [--handover-rounds 200] [--peer-handover-rounds 3] [--many 1000] \
-//       [--hold-seconds 60] [--cold-runs 5] [--wait-seconds 60] [--short-wait-rounds N] \
+//       [--hold-seconds 60] [--many-runs 3] [--cycle-runs 3] [--cold-runs 5] [--wait-seconds 60] [--short-wait-rounds N] \
 //       [--long-wait-rounds N] [--cost-ops 10] [--python python3] [--tarballs a.tgz,b.tgz]
 //
 // (--short-wait-rounds defaults to a tenth of --handover-rounds, at least 5; --long-wait-rounds
@@ -36,6 +36,10 @@ const REGION = "us-east-1";
 const TABLE = "bench-locks"; // one table: dlc and dynalease share the item format
 const CREDENTIALS = { accessKeyId: "bench", secretAccessKey: "bench" };
 const HANDOVER_SETTLE_MS = 200; // lets the waiter find the lock held before the release
+// Handovers release up to one poll interval later than asked, at random (python_bench.py says why).
+const RELEASE_SPREAD_MS = 50;
+// Figures 2 and 4 run the Promise API a second time, reading its stats() after every cycle.
+const STATS_READ = "dynalease Promise API, stats() read every cycle";
 
 // Each client under test: which lock library, over which DynamoDB client.
 const CLIENTS = {
@@ -49,10 +53,10 @@ const CLIENTS = {
 function parseArgs(argv) {
   const args = {
     role: "main", env: null, endpoint: null, client: null, ops: 200, handoverRounds: 200, peerHandoverRounds: 3,
-    many: 1000, holdSeconds: 60, coldRuns: 5, python: "python3", tarballs: "",
-    waitSeconds: 60, shortWaitRounds: null, longWaitRounds: null, costOps: 10, waitTimeoutMs: 60000,
+    many: 1000, holdSeconds: 60, manyRuns: 3, cycleRuns: 3, coldRuns: 5, python: "python3", tarballs: "",
+    waitSeconds: 60, shortWaitRounds: null, longWaitRounds: null, costOps: 10, waitTimeoutMs: 60000, readStats: "no",
   };
-  const numbers = new Set(["ops", "handoverRounds", "peerHandoverRounds", "many", "holdSeconds", "coldRuns",
+  const numbers = new Set(["ops", "handoverRounds", "peerHandoverRounds", "many", "holdSeconds", "manyRuns", "cycleRuns", "coldRuns",
     "waitSeconds", "shortWaitRounds", "longWaitRounds", "costOps", "waitTimeoutMs"]);
   // `--name value` and `--name=value`, as argparse takes them (bench/run passes its options to both).
   argv = argv.flatMap((arg) => (/^--[^=]+=/.test(arg) ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg]));
@@ -418,7 +422,7 @@ async function handoverRounds(name, rounds, { waitMs = HANDOVER_SETTLE_MS, waite
       waiter.stdin.write(`${id}\n`);
       const [word, started] = (await readLine()).split(" ");
       if (word !== "waiting") throw new Error(`handover waiter (${name}): ${word}`);
-      await sleep(Math.max(0, waitMs - Number(monotonicNs() - BigInt(started)) / 1e6));
+      await sleep(Math.max(0, waitMs + Math.random() * RELEASE_SPREAD_MS - Number(monotonicNs() - BigInt(started)) / 1e6));
       const releasedAt = monotonicNs();
       let releaseFailed = 0;
       await holder.release(lock).catch((error) => {
@@ -566,6 +570,15 @@ function coldStart(name, runs) {
 
 async function cyclesRole() {
   const c = construct(args.client, load(args.client), args.endpoint);
+  if (args.readStats === "yes") {
+    // Counting is always on; this also reads a whole snapshot after every cycle, far more often
+    // than any exporter reads it (OpenTelemetry collects every 60 s by default).
+    const release = c.release;
+    c.release = async (lock) => {
+      await release(lock);
+      c.native.stats();
+    };
+  }
   const perId16 = Math.max(1, Math.floor(args.ops / 16)) * 4;
   const result = { 1: await timedCycles(c, ids("c1", 1), args.ops), 16: await timedCycles(c, ids("c16", 16), perId16) };
   process.stdout.write(JSON.stringify(result) + "\n");
@@ -653,6 +666,8 @@ function sizes() {
   if (tarballs.length) {
     out["dynalease npm tarballs (main package + linux-x64-gnu platform package)"] = tarballs.reduce((sum, file) => sum + fs.statSync(file).size, 0);
   }
+  const binding = path.dirname(envRequire.resolve("@dynalease/binding-linux-x64-gnu/package.json"));
+  out["dynalease native addon (the .node file in the platform package)"] = fs.statSync(path.join(binding, "dynalease.linux-x64-gnu.node")).size;
   out["dynalease installed (with the platform package and joi)"] = installedBytes(["dynalease", "@dynalease/binding-linux-x64-gnu"]);
   out["dynamodb-lock-client + aws-sdk v2 installed"] = installedBytes(["dynamodb-lock-client", "aws-sdk"]);
   out["dynamodb-lock-client + SDK v3 (client-dynamodb, lib-dynamodb) installed"] = installedBytes(["dynamodb-lock-client", "@aws-sdk/client-dynamodb", "@aws-sdk/lib-dynamodb"]);
@@ -679,9 +694,25 @@ async function main() {
   log("A. capacity units per operation");
   results.capacity = await capacity(proxies, args.costOps);
 
+  // Each client's cycles run `cycleRuns` times, every client once per round, so that a busy
+  // moment of the machine falls on one run of each rather than on all runs of one; every
+  // figure is the median of its runs (a run's CPU is a fraction of a second, and noisy).
   log("2/4. uncontended cycles");
+  const cycleArgs = { ...Object.fromEntries(names.map((name) => [name, [name, []]])), [STATS_READ]: ["dynalease Promise API", ["--read-stats", "yes"]] };
+  const cycleRuns = Object.fromEntries(Object.keys(cycleArgs).map((key) => [key, []]));
+  for (let run = 0; run < args.cycleRuns; run++) {
+    for (const [key, [name, extra]] of Object.entries(cycleArgs)) {
+      cycleRuns[key].push(child("cycles", name, ["--ops", String(args.ops), ...extra]));
+    }
+  }
   results.cycles = {};
-  for (const name of names) results.cycles[name] = child("cycles", name, ["--ops", String(args.ops)]);
+  for (const [key, runs] of Object.entries(cycleRuns)) {
+    results.cycles[key] = {};
+    for (const ids of Object.keys(runs[0])) {
+      results.cycles[key][ids] = { runs: runs.length };
+      for (const field of Object.keys(runs[0][ids])) results.cycles[key][ids][field] = median(runs.map((r) => r[ids][field]));
+    }
+  }
 
   log("3. handover");
   results.handover = {};
@@ -699,10 +730,26 @@ async function main() {
   results.cold_start = {};
   for (const name of names) results.cold_start[name] = coldStart(name, args.coldRuns);
 
+  // The drop-ins and dlc, whose RSS ratio is a verdict, run `manyRuns` times, interleaved so
+  // that a drift in the machine's memory or load falls on both; each figure is the median.
   log(`6. ${args.many} locks for ${args.holdSeconds} s, one client at a time`);
   results.many_locks = { count: args.many, hold_seconds: args.holdSeconds };
+  const manyRuns = Object.fromEntries(names.map((name) => [name, []]));
+  for (let run = 0; run < args.manyRuns; run++) {
+    for (const name of names.filter((n) => run === 0 || CLIENTS[n].lib !== "native")) {
+      manyRuns[name].push(child("many", name, ["--many", String(args.many), "--hold-seconds", String(args.holdSeconds)]));
+    }
+  }
   for (const name of names) {
-    results.many_locks[name] = child("many", name, ["--many", String(args.many), "--hold-seconds", String(args.holdSeconds)]);
+    const runs = manyRuns[name];
+    results.many_locks[name] = {
+      runs: runs.length,
+      rss_mb: median(runs.map((r) => r.rss_mb)),
+      rss_mb_range: [Math.min(...runs.map((r) => r.rss_mb)), Math.max(...runs.map((r) => r.rss_mb))],
+      rss_before_mb: median(runs.map((r) => r.rss_before_mb)),
+      cpu_percent: median(runs.map((r) => r.cpu_percent)),
+      lost: Math.max(...runs.map((r) => r.lost)),
+    };
   }
 
   results.sizes = sizes();

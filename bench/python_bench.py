@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import datetime
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -26,6 +27,12 @@ from python_dynamodb_lock.python_dynamodb_lock import DynamoDBLockClient, Dynamo
 from counting_proxy import CountingProxy, summarize
 
 LEASE = 10.0  # seconds, for every client
+STATS_READ = "dynalease sync, stats() read every cycle"  # figures 2 and 4
+# Handovers release up to one poll interval (50 ms) later than asked, at random: a polling
+# waiter reads on a 50 ms grid from its start, and a release always at the same offset from
+# that start would land at the same phase of it every round (the best or the worst case), where
+# in use releases fall at every phase.
+RELEASE_SPREAD_S = 0.05
 REGION = "us-east-1"
 
 
@@ -192,7 +199,7 @@ def handover_rounds(endpoint: str, rounds: int, holder_cycle: Callable[[str], Ca
             waiter.stdin.flush()
             word, _, started = waiter.stdout.readline().strip().partition(" ")
             assert word == "waiting", f"handover waiter: {word!r}"
-            time.sleep(max(0.0, wait_s - (time.monotonic_ns() - int(started)) / 1e9))
+            time.sleep(max(0.0, wait_s + random.uniform(0.0, RELEASE_SPREAD_S) - (time.monotonic_ns() - int(started)) / 1e9))
             released_at = time.monotonic_ns()
             release()
             acquired_at = int(waiter.stdout.readline())
@@ -475,6 +482,8 @@ def main() -> None:
     parser.add_argument("--peer-handover-rounds", type=int, default=5)
     parser.add_argument("--many", type=int, default=1000)
     parser.add_argument("--hold-seconds", type=float, default=60.0)
+    parser.add_argument("--many-runs", type=int, default=3, help="Node's figure 6 only (its verdict pairs)")
+    parser.add_argument("--cycle-runs", type=int, default=3, help="Node's figures 2 and 4 only (one process per run)")
     parser.add_argument("--cold-runs", type=int, default=5)
     # Waiting: one wait this long through a counting proxy, and handovers after 1 s and 20 s
     # waits (dynalease's waiters run more 1 s rounds; peers run --peer-handover-rounds).
@@ -509,6 +518,12 @@ def main() -> None:
     def sync_cycle(lock_id: str) -> None:
         sync.acquire(lock_id).release()
 
+    # Counting is always on; this also reads a whole snapshot after every cycle, far more often
+    # than any exporter reads it (OpenTelemetry collects every 60 s by default).
+    def sync_cycle_reading_stats(lock_id: str) -> None:
+        sync.acquire(lock_id).release()
+        sync.stats()
+
     async def async_runs() -> dict:
         locks = dynalease.AsyncLockClient("bench-locks", lease_duration=LEASE, endpoint_url=endpoint, region=REGION)
         return {
@@ -521,6 +536,8 @@ def main() -> None:
         "python_dynamodb_lock": {"1": timed_cycles(peer.cycle, ids("p1", 1), args.ops), "16": timed_cycles(peer.cycle, ids("p16", 16), max(1, args.ops // 16) * 4)},
         "dynalease sync": {"1": timed_cycles(sync_cycle, ids("s1", 1), args.ops), "16": timed_cycles(sync_cycle, ids("s16", 16), max(1, args.ops // 16) * 4)},
         "dynalease asyncio": asyncio.run(async_runs()),
+        STATS_READ: {"1": timed_cycles(sync_cycle_reading_stats, ids("m1", 1), args.ops),
+                     "16": timed_cycles(sync_cycle_reading_stats, ids("m16", 16), max(1, args.ops // 16) * 4)},
     }
 
     def dynalease_holder(lock_id: str) -> Callable[[], None]:

@@ -68,8 +68,25 @@ impl From<Error> for Failure {
             ErrorKind::Transport => Exit::Service,
             ErrorKind::OutcomeUnknown => Exit::Unknown,
         };
-        Failure { exit, message: error.to_string() }
+        let message = match &error {
+            // The core's text names the libraries' create_table(); here it is a command.
+            Error::TableNotFound { table } => format!(
+                "table {table:?} does not exist in this account and region: create it with `dynalease table create {table}`, or check the table name, --region and --endpoint-url"
+            ),
+            other => other.message(&flag_name),
+        };
+        Failure { exit, message }
     }
+}
+
+/// Core option names as this tool's flags, for the messages that name them.
+fn flag_name(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "endpoint_url" => "--endpoint-url",
+        "sort_key" => "--sort-key",
+        "interval" => "--interval",
+        _ => return None,
+    })
 }
 
 /// What a command ends with: a report to print, or a failure.

@@ -63,6 +63,10 @@ fn table_create_is_idempotent_and_check_says_what_to_change() {
     assert!(text(&wrong).contains("FIX: a KV table needs") && text(&wrong).contains("FIX: turn TTL on"), "{}", text(&wrong));
     let missing = dynalease(&["table", "check", "no-such-table-here"]);
     assert_eq!(missing.status.code(), Some(3), "{}", text(&missing));
+    // Any command on a missing table says which command creates it.
+    let listed = dynalease(&["locks", "list", "no-such-table-here"]);
+    assert_eq!(listed.status.code(), Some(3), "{}", text(&listed));
+    assert!(text(&listed).contains("create it with `dynalease table create no-such-table-here`"), "{}", text(&listed));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -300,6 +300,21 @@ fn spell_names(text: &str, spell: &dyn Fn(&str) -> Option<&'static str>) -> Stri
     out
 }
 
+/// A duration as messages show it: `250ms`, `1.5s`, `10s`, `0s` (not Debug's `0ns` or
+/// `333.333333ms`).
+pub(crate) fn duration_text(duration: std::time::Duration) -> String {
+    let trim = |text: String| text.trim_end_matches('0').trim_end_matches('.').to_owned();
+    if duration.is_zero() {
+        "0s".to_owned()
+    } else if duration < std::time::Duration::from_millis(1) {
+        format!("{}µs", duration.as_micros().max(1))
+    } else if duration < std::time::Duration::from_secs(1) {
+        format!("{}ms", trim(format!("{:.1}", duration.as_secs_f64() * 1e3)))
+    } else {
+        format!("{}s", trim(format!("{:.3}", duration.as_secs_f64())))
+    }
+}
+
 fn table_not_found(table: &str, spell: &dyn Fn(&str) -> Option<&'static str>) -> String {
     format!(
         "table {table:?} does not exist in this account and region; create it with {}() or check the table name, region and endpoint",
@@ -389,6 +404,18 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        use std::time::Duration;
+        assert_eq!(duration_text(Duration::ZERO), "0s");
+        assert_eq!(duration_text(Duration::from_micros(300)), "300µs");
+        assert_eq!(duration_text(Duration::from_millis(200)), "200ms");
+        assert_eq!(duration_text(Duration::from_secs(10) / 3 / 10), "333.3ms");
+        assert_eq!(duration_text(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(duration_text(Duration::from_secs(10) / 3), "3.333s");
+        assert_eq!(duration_text(Duration::from_secs(30)), "30s");
+    }
 
     fn shout(name: &str) -> Option<&'static str> {
         (name == "lease_duration").then_some("LEASE")

@@ -39,6 +39,7 @@ Importing ``dynalease`` never imports OpenTelemetry; only this module does.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 try:
@@ -48,6 +49,8 @@ except ImportError as _missing:  # without the extra (a private name: the module
     raise ImportError(
         "dynalease.otel needs the OpenTelemetry API: pip install 'dynalease[otel]' (and an SDK to export with)"
     ) from _missing
+
+import dynalease
 
 from . import __version__
 from ._native import _KVStoreBase, _LockClientBase
@@ -59,6 +62,10 @@ Client = Union[_LockClientBase, _KVStoreBase]
 
 #: The key of ``stats()`` that holds the wait histogram (the other keys are counts).
 _WAIT = "acquire_wait"
+
+#: OpenTelemetry's instrument-name grammar, which every name the prefix makes must keep (the SDK
+#: would otherwise log a warning and drop the instrument: metrics silently missing).
+_INSTRUMENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_./-]{0,254}")
 
 
 def client_name(client: Client) -> str:
@@ -118,8 +125,22 @@ def instrument(
     named = _named(clients)
     if meter is None:
         meter = metrics.get_meter("dynalease", __version__)
+    elif not callable(getattr(meter, "create_observable_counter", None)):
+        raise TypeError(
+            f"meter must be an OpenTelemetry Meter (opentelemetry.metrics.get_meter(name)), not {type(meter).__name__}"
+        )
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
     # The counts are the same for every client (the core's list): read them off one.
     sample = named[0][1].stats()
+    names = [f"{prefix}.{key}" for key in sample if key != _WAIT]
+    names += [f"{prefix}.{_WAIT}.{suffix}" for suffix in ("bucket", "count", "sum")]
+    for name in names:  # all checked before the first is registered
+        if not _INSTRUMENT_NAME.fullmatch(name):
+            raise dynalease.ConfigError(
+                f"prefix {prefix!r} makes {name!r}, which is not an OpenTelemetry instrument name "
+                "(a letter, then letters, digits, '_', '.', '-' or '/', at most 255)"
+            )
     created: List[ObservableCounter] = []
 
     def observe(read: Callable[[Dict[str, Any]], Iterable[Tuple[float, Dict[str, str]]]]) -> Callable[[CallbackOptions], Iterable[Observation]]:

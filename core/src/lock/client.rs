@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::clock::{self, SharedClock};
-use crate::error::{Error, Result};
+use crate::error::{duration_text, Error, Result};
 use crate::lock::config::{LockConfig, Mode};
 use crate::lock::handle::Handle;
 use crate::lock::held::{loss_reason, Acquired, Lock};
@@ -159,7 +159,7 @@ impl LockClient {
         if remaining <= margin {
             return Err(Error::LockNotAcquired {
                 id,
-                reason: format!("only {remaining:?} is left, within the {margin:?} margin; give the work more time or lower the margin"),
+                reason: format!("only {} is left, within the {} margin; give the work more time or lower the margin", duration_text(remaining), duration_text(margin)),
             });
         }
         self.acquire_until(id, timeout, Instant::now() + (remaining - margin)).await
@@ -465,7 +465,7 @@ impl LockClient {
 
     pub(super) fn not_acquired(&self, id: &LockId, timeout: Option<Duration>, seen: Option<&Observed>) -> Error {
         let holder = seen.map(Observed::describe_holder).unwrap_or_else(|| "held by another client".into());
-        let waited = timeout.map(|t| format!(" after waiting {t:?}")).unwrap_or_default();
+        let waited = timeout.map(|t| format!(" after waiting {}", duration_text(t))).unwrap_or_default();
         Error::LockNotAcquired { id: id.clone(), reason: format!("{holder}{waited}; retry later or raise the timeout") }
     }
 

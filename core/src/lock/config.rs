@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{duration_text, Error, Result};
 use crate::lock::item::{LockId, RESERVED_ATTRIBUTES};
 use crate::value::{MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES};
 
@@ -216,14 +216,14 @@ impl LockConfig {
             if lease_duration < Duration::from_millis(2) {
                 return Err(Error::option(
                     "lease_duration",
-                    format!("must be at least 2 ms (got {:?}); a lease of 1 ms marks a released lock", self.lease_duration),
+                    format!("must be at least 2 ms (got {}); a lease of 1 ms marks a released lock", duration_text(self.lease_duration)),
                 ));
             }
             if let Some(period) = heartbeat_period {
                 if period >= lease_duration {
                     return Err(Error::option(
                         "heartbeat_period",
-                        format!("({period:?}) must be shorter than {{lease_duration}} ({lease_duration:?}), or the lease expires between heartbeats; a third of the lease is a good choice, 0 turns heartbeats off"),
+                        format!("({}) must be shorter than {{lease_duration}} ({}), or the lease expires between heartbeats; a third of the lease is a good choice, 0 turns heartbeats off", duration_text(period), duration_text(lease_duration)),
                     ));
                 }
             }

@@ -16,7 +16,7 @@ use tokio::sync::{watch, MutexGuard};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::error::{Error, Result};
+use crate::error::{duration_text, Error, Result};
 use crate::lock::config::{LockConfig, Mode};
 use crate::lock::handle::Handle;
 use crate::lock::item::{freed_by_our_release, new_guid, LockId, Observed};
@@ -525,7 +525,7 @@ impl Inner {
             self.mark_lost("it reached the deadline it was given, and was let go (released)".into(), LossReason::Deadline);
         }
         if self.lease_deadline().is_some_and(|deadline| now >= deadline) {
-            self.mark_lost(format!("no heartbeat succeeded within the {:?} lease", self.lease()), LossReason::LeaseExpired);
+            self.mark_lost(format!("no heartbeat succeeded within the {} lease", duration_text(self.lease())), LossReason::LeaseExpired);
         }
         if std::process::id() != self.pid {
             self.mark_lost(format!("it is held by process {}, not by this forked child", self.pid), LossReason::TakenOver);

@@ -14,7 +14,7 @@ use rand::seq::SliceRandom;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-use crate::error::{Error, Result};
+use crate::error::{duration_text, Error, Result};
 use crate::lock::client::{AcquireWith, Attempt, LockClient, Watch};
 use crate::lock::config::LockConfig;
 use crate::lock::held::Lock;
@@ -176,7 +176,7 @@ impl Semaphore {
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
                 let held = format!("all {} permits of semaphore {} are held", self.permits(), self.id);
-                let waited = timeout.map(|t| format!(" after waiting {t:?}")).unwrap_or_default();
+                let waited = timeout.map(|t| format!(" after waiting {}", duration_text(t))).unwrap_or_default();
                 return Err(Error::LockNotAcquired { id: self.id.clone(), reason: format!("{held}{waited}; retry later or raise the timeout") });
             }
             let shorten_by = crate::random::with_rng(|rng| rand::Rng::random_range(rng, 0.0..=0.25));

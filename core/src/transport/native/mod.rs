@@ -40,7 +40,7 @@ use aws_sdk_dynamodb::config::{Credentials, ProvideCredentials};
 use aws_sdk_dynamodb::Client;
 use tracing::{debug, warn};
 
-use crate::error::{Error, Result};
+use crate::error::{duration_text, Error, Result};
 use crate::request::{Request, Response};
 use crate::stats::Stats;
 use crate::transport::Transport;
@@ -254,7 +254,7 @@ impl NativeTransport {
                 Ok(Err(verdict)) => verdict,
                 // Dropping the attempt aborts it wherever it was, possibly after DynamoDB
                 // received it.
-                Err(_) => context.lost_in_transit(format!("no response within {:?}", self.config.call_timeout)),
+                Err(_) => context.lost_in_transit(format!("no response within {}", duration_text(self.config.call_timeout))),
             };
             if matches!(verdict, Verdict::Throttled(_)) {
                 *throttled += 1;
