@@ -38,8 +38,6 @@ const CREDENTIALS = { accessKeyId: "bench", secretAccessKey: "bench" };
 const HANDOVER_SETTLE_MS = 200; // lets the waiter find the lock held before the release
 // Handovers release up to one poll interval later than asked, at random (python_bench.py says why).
 const RELEASE_SPREAD_MS = 50;
-// Figures 2 and 4 run the Promise API a second time, reading its stats() after every cycle.
-const STATS_READ = "dynalease Promise API, stats() read every cycle";
 
 // Each client under test: which lock library, over which DynamoDB client.
 const CLIENTS = {
@@ -570,14 +568,20 @@ function coldStart(name, runs) {
 
 async function cyclesRole() {
   const c = construct(args.client, load(args.client), args.endpoint);
-  if (args.readStats === "yes") {
-    // Counting is always on; this also reads a whole snapshot after every cycle, far more often
-    // than any exporter reads it (OpenTelemetry collects every 60 s by default).
-    const release = c.release;
-    c.release = async (lock) => {
-      await release(lock);
-      c.native.stats();
-    };
+  if (args.readStats === "compare") {
+    // The cost of reading stats(): plain runs and runs that also read a whole snapshot after
+    // every cycle (far more often than an exporter: OpenTelemetry collects every 60 s by
+    // default), taking turns in this one process, so that process-to-process variance stays out.
+    const plain = [];
+    const reading = [];
+    const readingClient = { ...c, release: async (lock) => { await c.release(lock); c.native.stats(); } };
+    await timedCycles(c, ids("sw", 1), args.ops);
+    for (let round = 0; round < 3; round++) {
+      plain.push((await timedCycles(c, ids(`sp${round}`, 1), args.ops)).cpu_ms_per_cycle);
+      reading.push((await timedCycles(readingClient, ids(`sr${round}`, 1), args.ops)).cpu_ms_per_cycle);
+    }
+    process.stdout.write(JSON.stringify({ plain: median(plain), reading: median(reading), runs: 3 }) + "\n");
+    process.exit(0);
   }
   const perId16 = Math.max(1, Math.floor(args.ops / 16)) * 4;
   const result = { 1: await timedCycles(c, ids("c1", 1), args.ops), 16: await timedCycles(c, ids("c16", 16), perId16) };
@@ -698,7 +702,7 @@ async function main() {
   // moment of the machine falls on one run of each rather than on all runs of one; every
   // figure is the median of its runs (a run's CPU is a fraction of a second, and noisy).
   log("2/4. uncontended cycles");
-  const cycleArgs = { ...Object.fromEntries(names.map((name) => [name, [name, []]])), [STATS_READ]: ["dynalease Promise API", ["--read-stats", "yes"]] };
+  const cycleArgs = Object.fromEntries(names.map((name) => [name, [name, []]]));
   const cycleRuns = Object.fromEntries(Object.keys(cycleArgs).map((key) => [key, []]));
   for (let run = 0; run < args.cycleRuns; run++) {
     for (const [key, [name, extra]] of Object.entries(cycleArgs)) {
@@ -713,6 +717,9 @@ async function main() {
       for (const field of Object.keys(runs[0][ids])) results.cycles[key][ids][field] = median(runs.map((r) => r[ids][field]));
     }
   }
+
+  log("4. the cost of reading stats()");
+  results.stats_read = { "dynalease Promise API": child("cycles", "dynalease Promise API", ["--ops", String(args.ops), "--read-stats", "compare"]) };
 
   log("3. handover");
   results.handover = {};
