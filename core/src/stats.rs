@@ -346,6 +346,10 @@ impl StatsSnapshot {
     pub fn to_emf(&self, namespace: &str, dimensions: &[(&str, &str)], timestamp_ms: u64) -> Result<serde_json::Value, Error> {
         use serde_json::{json, Map, Value};
         const MAX_DIMENSIONS: usize = 30;
+        // The metrics beside the counters; a dimension may not take any of their names.
+        const READ_UNITS: &str = "read_units";
+        const WRITE_UNITS: &str = "write_units";
+        const WAIT_MEAN: &str = "acquire_wait_mean_ms";
         if namespace.trim().is_empty() {
             return Err(Error::config("the EMF namespace is empty: name the CloudWatch namespace the metrics go to"));
         }
@@ -353,7 +357,7 @@ impl StatsSnapshot {
             return Err(Error::config(format!("{} EMF dimensions; CloudWatch takes at most {MAX_DIMENSIONS}", dimensions.len())));
         }
         let metric_names: Vec<&str> =
-            self.counters().iter().map(|(name, _)| *name).chain(["read_units", "write_units", "acquire_wait_mean_ms", "_aws"]).collect();
+            self.counters().iter().map(|(name, _)| *name).chain([READ_UNITS, WRITE_UNITS, WAIT_MEAN, "_aws"]).collect();
         for (name, value) in dimensions {
             if name.is_empty() || value.is_empty() {
                 return Err(Error::config(format!("EMF dimension {name:?} = {value:?}: names and values must not be empty")));
@@ -371,11 +375,11 @@ impl StatsSnapshot {
         for (name, value) in self.counters() {
             put(name, json!(value), "Count");
         }
-        put("read_units", json!(self.read_units), "Count");
-        put("write_units", json!(self.write_units), "Count");
+        put(READ_UNITS, json!(self.read_units), "Count");
+        put(WRITE_UNITS, json!(self.write_units), "Count");
         let waits: u64 = self.acquire_wait.counts.iter().sum();
         if waits > 0 {
-            put("acquire_wait_mean_ms", json!(self.acquire_wait.sum.as_secs_f64() * 1000.0 / waits as f64), "Milliseconds");
+            put(WAIT_MEAN, json!(self.acquire_wait.sum.as_secs_f64() * 1000.0 / waits as f64), "Milliseconds");
         }
         for (name, value) in dimensions {
             document.insert((*name).to_owned(), json!(value));
